@@ -1,0 +1,79 @@
+"""The plugin interface: a generator family, where its checkpoints come from, and its catalog.
+
+A plugin module (built-in in `plugins/`, or a third-party package registered under the
+entry-point group `rewriting.generators`) exposes one `Plugin`. The zoo turns a `ModelEntry`
+into a local file (download, cache, hash check) and calls `Plugin.build` on what it read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rewriting.generator import Generator
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """A file in a Hugging Face Hub model repository."""
+
+    repo_id: str
+    filename: str
+    revision: str = "main"
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class UrlFile:
+    """A file on a plain web server; `sha256` may be a prefix (torch.hub's naming convention)."""
+
+    url: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class PackageFile:
+    """A resource shipped inside an installed Python package."""
+
+    package: str
+    resource: str
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A checkpoint on the local disk."""
+
+    path: str
+
+
+Source = HubFile | UrlFile | PackageFile | LocalFile
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One concrete pretrained checkpoint of a family, as listed by `python -m rewriting models`."""
+
+    name: str
+    family: str
+    source: Source
+    license: str
+    description: str = ""
+    default_layer: str | None = None
+    size_bytes: int | None = None
+    #: Family-specific build options (for example a default truncation).
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: Build a generator from a loaded checkpoint object (whatever `torch.load` or safetensors gave).
+BuildFn = Callable[[Any, ModelEntry, str], Generator]
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A generator family: how to build it from a checkpoint, and its pretrained models."""
+
+    family: str
+    build: BuildFn
+    models: tuple[ModelEntry, ...] = ()
+    description: str = ""

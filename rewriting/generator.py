@@ -1,0 +1,161 @@
+"""What the engine needs to know about a generator: its network, rewritable layers and sampler.
+
+Plugins subclass `Generator`; the engine never sees a concrete architecture. A rewritable layer
+is read as an associative memory: its *key* is the input feature at a location, its *value* the
+output feature, and `weight` the memory W that maps one to the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from .errors import RewritingError
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One rewritable layer.
+
+    `module` is the module whose forward maps keys to values; `weight` the parameter path of W.
+    `key_axis` is the axis of W indexed by key channels. `linear` means the value is a
+    convolution-like linear function of W (each output channel applies the same linear map to
+    its own slice of W), so the solver can use the closed form.
+    """
+
+    name: str
+    module: str
+    weight: str
+    key_axis: int
+    key_channels: int
+    value_channels: int
+    key_grid: tuple[int, int]
+    value_grid: tuple[int, int]
+    linear: bool
+
+    @property
+    def stride(self) -> int:
+        """How many value cells one key cell spans along each axis (2 on upsampling layers)."""
+        return self.value_grid[0] // self.key_grid[0]
+
+
+def layer_key(module: nn.Module, inputs: tuple) -> torch.Tensor:
+    """The key map [N, C_in, H, W] a layer module computes from its forward inputs."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        return inputs[0]
+    return module.rewrite_key(*inputs)
+
+
+def layer_value(
+    module: nn.Module, key: torch.Tensor, weight: torch.Tensor, inputs: tuple
+) -> torch.Tensor:
+    """The value map the layer produces from `key` with weight `weight` (f(k; W) in the paper)."""
+    if isinstance(module, nn.ConvTranspose2d):
+        return F.conv_transpose2d(
+            key, weight, module.bias, module.stride, module.padding, module.output_padding,
+            module.groups, module.dilation,
+        )
+    if isinstance(module, nn.Conv2d):
+        return F.conv2d(
+            key, weight, module.bias, module.stride, module.padding, module.dilation, module.groups
+        )
+    return module.rewrite_value(key, weight, *inputs)
+
+
+def paper_latents(z_dim: int, indices: Sequence[int], seed: int = 1) -> torch.Tensor:
+    """Sample N is row N of RandomState(seed).standard_normal((rows, z_dim)), as float32.
+
+    This is the numbering of the paper's interface; NumPy's legacy generator gives the same
+    numbers on every platform, and row N does not depend on how many rows are drawn.
+    """
+    indices = [int(i) for i in indices]
+    if not indices:
+        return torch.zeros(0, z_dim)
+    if min(indices) < 0:
+        raise RewritingError(f"sample numbers must be non-negative, got {min(indices)}")
+    rows = np.random.RandomState(seed).standard_normal((max(indices) + 1, z_dim))
+    return torch.from_numpy(rows.astype(np.float32)[indices])
+
+
+class Generator:
+    """A loaded generator: `net(z, truncation)` gives raw output; layers say what may be rewritten.
+
+    Plugins set the attributes and may override `latents`, `to_image` and `check_truncation`.
+    The base network is never modified by the engine: edits are passed as weight overrides.
+    """
+
+    family: str = ""
+    #: Whether the family has a truncation trick, and its default when it does.
+    default_truncation: float | None = None
+    #: Largest sample number a request may name.
+    max_sample: int = 1_000_000
+
+    def __init__(
+        self,
+        name: str,
+        net: nn.Module,
+        layers: Sequence[LayerSpec],
+        default_layer: str,
+        z_dim: int,
+        weights_sha256: str,
+        image_size: tuple[int, int],
+    ) -> None:
+        self.name = name
+        self.net = net.eval().requires_grad_(False)
+        self.layers = {spec.name: spec for spec in layers}
+        self.default_layer = default_layer
+        self.z_dim = z_dim
+        self.weights_sha256 = weights_sha256
+        self.image_size = image_size
+
+    def layer(self, name: str | None) -> LayerSpec:
+        """The named rewritable layer (the default when None), or a clear error."""
+        name = name or self.default_layer
+        if name not in self.layers:
+            raise RewritingError(
+                f"model {self.name!r} has no rewritable layer {name!r}; "
+                f"layers: {', '.join(self.layers)}"
+            )
+        return self.layers[name]
+
+    def parameter(self, path: str) -> torch.Tensor:
+        """The base value of a parameter by its path."""
+        return self.net.get_parameter(path)
+
+    def check_truncation(self, truncation: float | None) -> float | None:
+        """Validate a requested truncation; None means the family's default."""
+        if self.default_truncation is None:
+            if truncation not in (None, 1.0):
+                raise RewritingError(f"model {self.name!r} has no truncation trick")
+            return None
+        truncation = self.default_truncation if truncation is None else float(truncation)
+        if not 0.0 <= truncation <= 1.0:
+            raise RewritingError(f"truncation must be between 0 and 1, got {truncation}")
+        return truncation
+
+    def latents(self, indices: Sequence[int], seed: int = 1) -> torch.Tensor:
+        """Latent codes of the given sample numbers."""
+        return paper_latents(self.z_dim, indices, seed)
+
+    def synthesize(
+        self,
+        z: torch.Tensor,
+        truncation: float | None = None,
+        weights: Mapping[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Raw generator output for latents `z`, with `weights` overriding base parameters."""
+        with torch.no_grad():
+            if weights:
+                return functional_call(self.net, dict(weights), (z,), {"truncation": truncation})
+            return self.net(z, truncation=truncation)
+
+    def to_image(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw output in [-1, 1] to uint8 images [N, H, W, 3]."""
+        pixels = ((raw.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return pixels.permute(0, 2, 3, 1).contiguous()

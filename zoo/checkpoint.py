@@ -1,0 +1,44 @@
+"""Read a checkpoint file safely: safetensors, or torch.load with weights_only=True, never pickle."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from rewriting.errors import RewritingError
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_checkpoint(path: str | Path) -> Any:
+    """The tensors of a checkpoint; a corrupt, truncated or code-carrying file is a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise RewritingError(f"checkpoint {path} does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(path)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (SafetensorError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        raise RewritingError(
+            f"cannot read checkpoint {path}: the file is corrupt, truncated or not a "
+            f"weights-only checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+        ) from None
+    except Exception as err:  # the weights-only unpickler refuses arbitrary code this way
+        raise RewritingError(
+            f"refusing to load {path}: it is not a plain tensor checkpoint "
+            f"({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+        ) from None

@@ -1,0 +1,108 @@
+"""The registry: every generator family and pretrained model the tool knows, found by plugin.
+
+Built-in plugins are the modules of the `plugins` package that define `PLUGIN`; third-party
+packages add theirs under the entry-point group `rewriting.generators` (the entry point names a
+`Plugin` object, or a module that defines `PLUGIN`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import pkgutil
+import threading
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+
+import plugins
+from plugins.base import LocalFile, ModelEntry, Plugin
+from rewriting.errors import RewritingError
+from rewriting.generator import Generator
+
+from .checkpoint import file_sha256, read_checkpoint
+from .fetch import Progress, resolve
+
+ENTRY_POINT_GROUP = "rewriting.generators"
+
+
+def _as_plugin(obj: object, origin: str) -> Plugin:
+    if isinstance(obj, ModuleType):
+        obj = getattr(obj, "PLUGIN", None)
+    if not isinstance(obj, Plugin):
+        raise RewritingError(f"{origin} does not provide a plugins.base.Plugin")
+    return obj
+
+
+@cache
+def all_plugins() -> dict[str, Plugin]:
+    """Every plugin by family name: built-in ones first, then installed third-party ones."""
+    found: dict[str, Plugin] = {}
+    for info in pkgutil.iter_modules(plugins.__path__):
+        module = importlib.import_module(f"plugins.{info.name}")
+        if isinstance(getattr(module, "PLUGIN", None), Plugin):
+            found[module.PLUGIN.family] = module.PLUGIN
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        plugin = _as_plugin(point.load(), f"entry point {point.name!r} ({point.value})")
+        found.setdefault(plugin.family, plugin)
+    return found
+
+
+def _suggest(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.4)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def plugin(family: str) -> Plugin:
+    """The plugin of a generator family, or a clear error naming the known ones."""
+    known = all_plugins()
+    if family not in known:
+        raise RewritingError(
+            f"unknown generator family {family!r}{_suggest(family, list(known))} "
+            f"(known: {', '.join(known)})"
+        )
+    return known[family]
+
+
+def list_models(pattern: str = "*") -> list[ModelEntry]:
+    """Pretrained models whose name matches the glob `pattern`, e.g. ``"stylegan2*"``."""
+    entries = [m for p in all_plugins().values() for m in p.models]
+    return [m for m in entries if fnmatch.fnmatchcase(m.name, pattern)]
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The catalog entry of a model name, or a clear error that suggests close names."""
+    entries = {m.name: m for m in list_models()}
+    if name not in entries:
+        raise RewritingError(
+            f"unknown model {name!r}{_suggest(name, list(entries))} "
+            "(`python -m rewriting models` lists them)"
+        )
+    return entries[name]
+
+
+def build_from_file(path: str | Path, family: str, name: str | None = None) -> Generator:
+    """Build a generator of `family` from a local checkpoint file."""
+    path = Path(path)
+    entry = ModelEntry(
+        name=name or path.stem, family=family, source=LocalFile(str(path)), license="unknown"
+    )
+    return plugin(family).build(read_checkpoint(path), entry, file_sha256(path))
+
+
+_loaded: dict[str, Generator] = {}
+_lock = threading.Lock()
+
+
+def load_model(name: str, progress: Progress | None = None) -> Generator:
+    """Load a catalog model once per process; the result is shared and must not be modified."""
+    with _lock:
+        if name not in _loaded:
+            entry = model_entry(name)
+            path = resolve(entry.source, progress)
+            _loaded[name] = plugin(entry.family).build(
+                read_checkpoint(path), entry, file_sha256(path)
+            )
+        return _loaded[name]
