@@ -1,0 +1,144 @@
+"""Edits as low-rank deltas dW = Lambda D on named layers: apply, stack, revert, save, load.
+
+The base model is never changed in place. An `EditStack` holds one visitor's deltas and gives
+the weights to render with, recomputed as W0 + dW_1 + ... + dW_n from the untouched base, so
+reverting an edit leaves the weights bit-identical to never having applied it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from . import __version__
+from .errors import RewritingError
+from .generator import Generator
+from .solve import expand
+
+DELTA_FORMAT = "rewriting-delta/1"
+
+
+@dataclass
+class Delta:
+    """dW = expand(lam, directions) on the weight `weight` of layer `layer`."""
+
+    layer: str
+    weight: str
+    key_axis: int
+    lam: torch.Tensor
+    directions: torch.Tensor
+    model: str
+    weights_sha256: str
+    method: str = "rank"
+    request: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def rank(self) -> int:
+        return int(self.directions.shape[0])
+
+    def dense(self) -> torch.Tensor:
+        """The full update dW in the weight's own layout."""
+        return expand(self.lam, self.directions, self.key_axis)
+
+    def metadata(self) -> dict[str, str]:
+        """Provenance stored beside the tensors."""
+        return {
+            "format": DELTA_FORMAT,
+            "tool_version": __version__,
+            "model": self.model,
+            "weights_sha256": self.weights_sha256,
+            "layer": self.layer,
+            "weight": self.weight,
+            "key_axis": str(self.key_axis),
+            "rank": str(self.rank),
+            "method": self.method,
+            "request": json.dumps(self.request, sort_keys=True),
+            "metrics": json.dumps(self.metrics, sort_keys=True),
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the delta as safetensors: `lambda`, `directions`, and the metadata."""
+        tensors = {"lambda": self.lam.contiguous(), "directions": self.directions.contiguous()}
+        save_file(tensors, str(path), metadata=self.metadata())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Delta:
+        """Read a delta file; anything else is a clear error."""
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                meta = handle.metadata() or {}
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+        except (SafetensorError, OSError) as err:
+            raise RewritingError(f"cannot read delta {path}: {err}") from None
+        if meta.get("format") != DELTA_FORMAT or set(tensors) != {"lambda", "directions"}:
+            raise RewritingError(f"{path} is not a delta file written by this tool")
+        try:
+            return cls(
+                layer=meta["layer"],
+                weight=meta["weight"],
+                key_axis=int(meta["key_axis"]),
+                lam=tensors["lambda"],
+                directions=tensors["directions"],
+                model=meta["model"],
+                weights_sha256=meta["weights_sha256"],
+                method=meta.get("method", "rank"),
+                request=json.loads(meta.get("request", "{}")),
+                metrics=json.loads(meta.get("metrics", "{}")),
+            )
+        except (KeyError, ValueError) as err:
+            raise RewritingError(f"delta {path} has malformed metadata ({err})") from None
+
+    def check_applies_to(self, generator: Generator) -> None:
+        """Refuse a delta made for another model or other weights."""
+        if self.model != generator.name or self.weights_sha256 != generator.weights_sha256:
+            raise RewritingError(
+                f"this delta was made for model {self.model!r} (weights "
+                f"{self.weights_sha256[:12]}), not {generator.name!r} "
+                f"(weights {generator.weights_sha256[:12]})"
+            )
+        spec = generator.layer(self.layer)
+        base = generator.parameter(spec.weight)
+        if spec.weight != self.weight or self.dense().shape != base.shape:
+            raise RewritingError(f"delta for layer {self.layer} does not fit that layer's weight")
+
+
+class EditStack:
+    """One visitor's edits on a shared, read-only generator."""
+
+    def __init__(self, generator: Generator, deltas: Iterable[Delta] = ()) -> None:
+        self.generator = generator
+        self.deltas: list[Delta] = []
+        for delta in deltas:
+            self.push(delta)
+
+    def push(self, delta: Delta) -> None:
+        """Apply an edit on top of the others."""
+        delta.check_applies_to(self.generator)
+        self.deltas.append(delta)
+
+    def revert(self, index: int) -> Delta:
+        """Remove the edit at `index` (others stay); returns it."""
+        if not -len(self.deltas) <= index < len(self.deltas):
+            raise RewritingError(f"there is no edit number {index} to revert")
+        return self.deltas.pop(index)
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """Edited weights to override the base with: W0 + dW_1 + ... in the order applied."""
+        edited: dict[str, torch.Tensor] = {}
+        for delta in self.deltas:
+            current = edited.get(delta.weight, self.generator.parameter(delta.weight))
+            edited[delta.weight] = current + delta.dense()
+        return edited
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The full edited state of the network (base tensors where nothing was edited)."""
+        state = {k: v.detach() for k, v in self.generator.net.state_dict().items()}
+        state.update(self.weights())
+        return {k: v.contiguous() for k, v in state.items()}

@@ -1,0 +1,85 @@
+"""Masks: boxes or painted PNG data URLs in image pixels, brought to a layer's grid."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from .errors import RewritingError
+
+MaskSpec = Sequence[int] | str
+
+
+def _decode_png(url: str) -> Image.Image:
+    if not url.startswith("data:image/") or ";base64," not in url:
+        raise RewritingError("a mask must be a box [top, left, bottom, right] or a PNG data URL")
+    try:
+        return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1], validate=True)))
+    except (binascii.Error, UnidentifiedImageError, ValueError):
+        raise RewritingError("the mask's data URL does not hold a readable image") from None
+
+
+def painted(image: Image.Image, paper: bool = False) -> np.ndarray:
+    """Paint coverage in [0, 1] of a mask image.
+
+    Ours: painted where alpha is non-zero, or where the pixel is not black when there is no
+    alpha. The paper's files: the red channel after dropping alpha.
+    """
+    if paper:
+        return np.asarray(image.convert("RGBA"))[..., 0].astype(np.float32) / 255.0
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        return (np.asarray(image.convert("RGBA"))[..., 3] > 0).astype(np.float32)
+    return (np.asarray(image.convert("RGB")).max(axis=-1) > 0).astype(np.float32)
+
+
+def mask_image(spec: MaskSpec, image_size: tuple[int, int], paper: bool = False) -> torch.Tensor:
+    """The mask as coverage [H, W] in [0, 1] at the image's resolution; empty or outside: error."""
+    height, width = image_size
+    if isinstance(spec, str):
+        cover = torch.from_numpy(painted(_decode_png(spec), paper))[None, None]
+        mask = F.interpolate(cover, size=image_size, mode="bilinear", antialias=True)[0, 0]
+        mask = mask.clamp(0, 1)
+    else:
+        if (
+            not isinstance(spec, (list, tuple))
+            or len(spec) != 4
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in spec)
+        ):
+            raise RewritingError(
+                f"a box mask is four integers [top, left, bottom, right], got {spec!r}"
+            )
+        top, left, bottom, right = spec
+        if not (0 <= top < bottom <= height and 0 <= left < right <= width):
+            raise RewritingError(
+                f"box {list(spec)} is empty or lies outside the {height}x{width} image "
+                "(need 0 <= top < bottom <= height and 0 <= left < right <= width)"
+            )
+        mask = torch.zeros(image_size)
+        mask[top:bottom, left:right] = 1.0
+    if float(mask.max()) <= 0.0:
+        raise RewritingError("the mask is empty: nothing is painted")
+    return mask
+
+
+def to_grid(mask: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Average a mask [H, W] over the cells of a feature grid: soft coverage per cell."""
+    return F.adaptive_avg_pool2d(mask[None, None].float(), grid)[0, 0]
+
+
+def bounding_box(mask: torch.Tensor, stride: int = 1, threshold: float = 0.0) -> tuple[int, ...]:
+    """Box (top, left, bottom, right) around cells above `threshold`, widened to `stride` steps."""
+    rows = torch.nonzero(mask.amax(dim=1) > threshold).flatten()
+    cols = torch.nonzero(mask.amax(dim=0) > threshold).flatten()
+    if len(rows) == 0:
+        raise RewritingError("the mask covers no cell of the layer's grid")
+    top, left = int(rows[0]) // stride * stride, int(cols[0]) // stride * stride
+    bottom = -(-(int(rows[-1]) + 1) // stride) * stride
+    right = -(-(int(cols[-1]) + 1) // stride) * stride
+    return top, left, min(bottom, mask.shape[0]), min(right, mask.shape[1])

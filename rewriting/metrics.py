@@ -1,0 +1,63 @@
+"""How an edit changed the images: inside versus outside where the context key fires."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .features import read_layer
+from .generator import Generator, LayerSpec
+from .render import render
+from .stats import KeyStats
+
+#: Locations fire when the context response exceeds this quantile over the statistics sample.
+FIRE_QUANTILE = 0.99
+
+
+def firing_threshold(stats: KeyStats, key: torch.Tensor, quantile: float = FIRE_QUANTILE) -> float:
+    """The response level that `quantile` of the statistics sample's locations stay below."""
+    return float(torch.quantile(stats.key_sample.double() @ key.double(), quantile))
+
+
+def firing_masks(
+    generator: Generator,
+    spec: LayerSpec,
+    key: torch.Tensor,
+    threshold: float,
+    numbers: Sequence[int],
+    truncation: float | None,
+    weights: Mapping[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Boolean maps [N, H, W] at image resolution where the context key fires."""
+    keys = read_layer(generator, spec, generator.latents(numbers), truncation, weights).keys
+    response = torch.einsum("nchw,c->nhw", keys.double(), key.double())
+    fired = (response > threshold).float()[:, None]
+    return F.interpolate(fired, size=generator.image_size, mode="nearest")[:, 0].bool()
+
+
+def change_inside_outside(
+    generator: Generator,
+    spec: LayerSpec,
+    key: torch.Tensor,
+    threshold: float,
+    numbers: Sequence[int],
+    truncation: float | None,
+    before: Mapping[str, torch.Tensor],
+    after: Mapping[str, torch.Tensor],
+) -> dict[str, float]:
+    """Mean absolute pixel change (0-255) inside and outside the firing locations."""
+    original = render(generator, numbers, truncation, before).float()
+    edited = render(generator, numbers, truncation, after).float()
+    change = (edited - original).abs().mean(-1)
+    fires = firing_masks(generator, spec, key, threshold, numbers, truncation, before)
+    inside = float(change[fires].mean()) if fires.any() else 0.0
+    outside = float(change[~fires].mean()) if (~fires).any() else 0.0
+    return {
+        "change_inside": inside,
+        "change_outside": outside,
+        "selectivity": inside / max(outside, 1e-9),
+        "fires_fraction": float(fires.float().mean()),
+        "held_out_samples": len(numbers),
+    }

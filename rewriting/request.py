@@ -1,0 +1,178 @@
+"""Edit requests: this tool's JSON format and the paper's saved-edit format.
+
+Ours::
+
+    {"model": "dcgan-digiface", "layer": "main.6", "rank": 1,
+     "copy": {"sample": 1, "mask": [24, 16, 40, 48]},
+     "paste": {"sample": 7, "mask": [40, 16, 56, 48]},
+     "context": [{"sample": 7, "mask": [40, 16, 56, 48]}, ...]}
+
+with optional `method` ("rank" or "dense"), `truncation`, `regularization` and `erase` (a
+channel count, or true for the default, instead of `copy`). The paper's interface saved
+`{"object": [n, mask], "paste": [n, mask], "key": [[n, mask], ...]}` without model or layer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import RewritingError
+from .masks import MaskSpec
+
+METHODS = ("rank", "dense")
+DEFAULT_ERASE_CHANNELS = 30
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A brush selection: a sample number and its mask; `paper` masks use the red channel."""
+
+    sample: int
+    mask: MaskSpec
+    paper: bool = False
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """Everything one edit needs; `layer` None means the model's recommended layer."""
+
+    model: str
+    paste: Selection
+    context: tuple[Selection, ...] = ()
+    copy: Selection | None = None
+    layer: str | None = None
+    rank: int = 1
+    method: str = "rank"
+    truncation: float | None = None
+    erase: int | None = None
+    regularization: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The request in this tool's format (round-trips through `parse_request`)."""
+        out: dict[str, Any] = {"model": self.model, "layer": self.layer, "rank": self.rank}
+        if self.copy is not None:
+            out["copy"] = _selection_json(self.copy)
+        out["paste"] = _selection_json(self.paste)
+        out["context"] = [_selection_json(s) for s in self.context]
+        out["method"] = self.method
+        for key in ("truncation", "erase", "regularization"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+    def samples(self) -> list[int]:
+        """Every sample number the request refers to."""
+        chosen = [self.paste] + list(self.context) + ([self.copy] if self.copy else [])
+        return [s.sample for s in chosen]
+
+
+def _selection_json(selection: Selection) -> dict[str, Any]:
+    data = asdict(selection)
+    if not data.pop("paper"):
+        return data
+    return {**data, "paper_mask": True}
+
+
+def _selection(value: Any, where: str, paper: bool = False) -> Selection:
+    if paper:
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise RewritingError(f"{where} must be [sample, mask]")
+        sample, mask = value
+    else:
+        if not isinstance(value, dict) or "sample" not in value or "mask" not in value:
+            raise RewritingError(f'{where} must be {{"sample": N, "mask": ...}}')
+        sample, mask = value["sample"], value["mask"]
+        paper = bool(value.get("paper_mask", False))
+    if not isinstance(sample, int) or isinstance(sample, bool) or sample < 0:
+        raise RewritingError(f"{where}: sample must be a non-negative integer, got {sample!r}")
+    if not isinstance(mask, (str, list)):
+        raise RewritingError(f"{where}: mask must be a box or a PNG data URL")
+    return Selection(sample, mask if isinstance(mask, str) else list(mask), paper)
+
+
+def _number(data: dict, key: str, kind: type, default: Any) -> Any:
+    value = data.get(key, default)
+    if value is None or value is default:
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise RewritingError(f"{key} must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def parse_request(data: Any, model: str | None = None, layer: str | None = None) -> EditRequest:
+    """Validate a decoded JSON request (either format); `model`/`layer` override or fill in."""
+    if not isinstance(data, dict):
+        raise RewritingError("an edit request must be a JSON object")
+    if "object" in data or "key" in data:
+        if layer is None:
+            raise RewritingError("the paper's edit files do not record the layer: give --layer")
+        if model is None:
+            raise RewritingError("the paper's edit files do not record the model: give --model")
+        for key in ("object", "paste", "key"):
+            if key not in data:
+                raise RewritingError(f"the paper's edit format needs {key!r}")
+        if not isinstance(data["key"], list):
+            raise RewritingError("'key' must be a list of [sample, mask] pairs")
+        return EditRequest(
+            model=model,
+            layer=layer,
+            copy=_selection(data["object"], "object", paper=True),
+            paste=_selection(data["paste"], "paste", paper=True),
+            context=tuple(
+                _selection(item, f"key[{i}]", paper=True) for i, item in enumerate(data["key"])
+            ),
+        )
+    model = model or data.get("model")
+    if not isinstance(model, str) or not model:
+        raise RewritingError('the request needs "model" (a model name)')
+    if "paste" not in data:
+        raise RewritingError('the request needs "paste": where the new rule is shown')
+    erase = data.get("erase")
+    if erase is True:
+        erase = DEFAULT_ERASE_CHANNELS
+    elif erase is not None and (not isinstance(erase, int) or isinstance(erase, bool) or erase < 1):
+        raise RewritingError(f"erase must be true or a positive channel count, got {erase!r}")
+    if erase is None and "copy" not in data:
+        raise RewritingError('the request needs "copy" (or "erase")')
+    if erase is not None and "copy" in data:
+        raise RewritingError('give either "copy" or "erase", not both')
+    context = data.get("context", [])
+    if not isinstance(context, list):
+        raise RewritingError('"context" must be a list of selections')
+    method = data.get("method", "rank")
+    if method not in METHODS:
+        raise RewritingError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    rank = _number(data, "rank", int, 1)
+    if rank < 1:
+        raise RewritingError(f"rank must be at least 1, got {rank}")
+    layer = layer or data.get("layer")
+    if layer is not None and not isinstance(layer, str):
+        raise RewritingError(f"layer must be a layer name, got {layer!r}")
+    return EditRequest(
+        model=model,
+        layer=layer,
+        rank=rank,
+        method=method,
+        copy=_selection(data["copy"], "copy") if erase is None else None,
+        paste=_selection(data["paste"], "paste"),
+        context=tuple(_selection(item, f"context[{i}]") for i, item in enumerate(context)),
+        truncation=_number(data, "truncation", float, None),
+        erase=erase,
+        regularization=_number(data, "regularization", float, None),
+    )
+
+
+def read_request(path: str | Path, model: str | None = None, layer: str | None = None):
+    """Read and validate a request file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RewritingError(f"request file {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RewritingError(f"request file {path} is not valid JSON: {err}") from None
+    return parse_request(data, model, layer)

@@ -1,0 +1,168 @@
+"""One edit from request to delta: statistics, directions, goal, solve (the paper's Execute).
+
+`execute` never modifies the generator or the given edit stack: it returns a `Delta` that the
+caller pushes onto its own stack, so a failed edit leaves everything as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .delta import Delta, EditStack
+from .directions import context_directions, context_key
+from .errors import RewritingError
+from .features import LayerReading, read_layer
+from .generator import Generator, LayerSpec, layer_value
+from .goal import Goal, erase_channels, erase_goal, paste_goal
+from .masks import mask_image, to_grid
+from .metrics import firing_threshold
+from .request import EditRequest, Selection
+from .solve import DEFAULT_REGULARIZATION, Solution, solve
+from .stats import KeyStats, key_stats
+
+#: An update larger than this fraction of the layer's weight norm is refused as ill-conditioned.
+MAX_DELTA_RATIO = 1.0
+
+
+@dataclass
+class EditResult:
+    """The delta of an executed edit, its solution report and what it was computed from."""
+
+    delta: Delta
+    solution: Solution
+    spec: LayerSpec
+    truncation: float | None
+    context_key: torch.Tensor
+    threshold: float
+
+
+def _sample_inputs(inputs: tuple, index: int, batch: int) -> tuple:
+    """The module inputs of one sample out of a batched forward pass."""
+    return tuple(
+        x[index : index + 1] if isinstance(x, torch.Tensor) and x.shape[:1] == (batch,) else x
+        for x in inputs
+    )
+
+
+def _context_keys(
+    reading: LayerReading, rows: dict[int, int], masks: list[tuple[Selection, torch.Tensor]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys [n, C_in] under the context masks and their mask weights [n]."""
+    keys, weights = [], []
+    for selection, mask in masks:
+        cells = mask > 0
+        sample_keys = reading.keys[rows[selection.sample]]  # [C_in, h, w]
+        keys.append(sample_keys[:, cells].T)
+        weights.append(mask[cells])
+    return torch.cat(keys), torch.cat(weights)
+
+
+def execute(
+    generator: Generator,
+    request: EditRequest,
+    stack: EditStack | None = None,
+    stats: KeyStats | None = None,
+    stats_progress: Callable[[int, int], None] | None = None,
+    max_delta_ratio: float = MAX_DELTA_RATIO,
+) -> EditResult:
+    """Solve the request on top of `stack`'s edits and return the new delta (not applied)."""
+    started = time.perf_counter()
+    spec = generator.layer(request.layer)
+    truncation = generator.check_truncation(request.truncation)
+    too_big = [n for n in request.samples() if n > generator.max_sample]
+    if too_big:
+        raise RewritingError(
+            f"sample {too_big[0]} is out of range (0..{generator.max_sample} for this model)"
+        )
+    if request.rank > spec.key_channels:
+        raise RewritingError(
+            f"rank {request.rank} exceeds layer {spec.name}'s {spec.key_channels} key channels"
+        )
+
+    def grids(selection: Selection) -> tuple[torch.Tensor, torch.Tensor]:
+        image = mask_image(selection.mask, generator.image_size, selection.paper)
+        return to_grid(image, spec.key_grid), to_grid(image, spec.value_grid)
+
+    paste_key_mask, paste_value_mask = grids(request.paste)
+    copy_masks = grids(request.copy) if request.copy else None
+    context = [(s, grids(s)[0]) for s in request.context] or [(request.paste, paste_key_mask)]
+
+    weights = stack.weights() if stack else {}
+    numbers = sorted(set(request.samples()))
+    rows = {n: i for i, n in enumerate(numbers)}
+    reading = read_layer(generator, spec, generator.latents(numbers), truncation, weights)
+    if stats is None:
+        stats = key_stats(generator, spec, truncation, progress=stats_progress)
+
+    ctx_keys, ctx_weights = _context_keys(reading, rows, context)
+    rule_directions = context_directions(stats.second_moment, ctx_keys, ctx_weights, request.rank)
+    mean_key = (ctx_keys.double() * ctx_weights[:, None]).sum(0) / ctx_weights.sum()
+    key = context_key(rule_directions, mean_key)
+    directions = (
+        torch.eye(spec.key_channels, dtype=torch.float64)
+        if request.method == "dense"
+        else rule_directions
+    )
+
+    module = generator.net.get_submodule(spec.module)
+    weight = weights.get(spec.weight, generator.parameter(spec.weight)).detach()
+    b = rows[request.paste.sample]
+    keys_b = reading.keys[b : b + 1]
+    inputs_b = _sample_inputs(reading.inputs, b, len(numbers))
+    if request.erase is not None:
+        masks = torch.stack([m for _, m in context])
+        ctx_maps = reading.keys[[rows[s.sample] for s, _ in context]]
+        channels = erase_channels(ctx_maps, masks, stats.key_energy, request.erase)
+        erased = keys_b.clone()
+        erased[:, channels] = 0
+        with torch.no_grad():
+            target = layer_value(module, erased, weight, inputs_b)[0]
+        goal: Goal = erase_goal(target, paste_value_mask, spec.stride)
+    else:
+        a = rows[request.copy.sample]
+        goal = paste_goal(
+            reading.values[a], copy_masks[1], reading.values[b], paste_value_mask, spec.stride
+        )
+
+    regularization = (
+        DEFAULT_REGULARIZATION if request.regularization is None else request.regularization
+    )
+    solution = solve(
+        module, spec, weight, directions, keys_b, inputs_b, goal, stats.second_moment,
+        regularization, dense=request.method == "dense",
+    )
+    if not solution.delta_norm_ratio <= max_delta_ratio:
+        raise RewritingError(
+            f"ill-conditioned edit: ||dW|| / ||W0|| = {solution.delta_norm_ratio:.2f} exceeds "
+            f"{max_delta_ratio}; paste a smaller region, add context where the rule applies, "
+            "or raise the regularization"
+        )
+    metrics = {
+        "residual": solution.residual,
+        "delta_norm_ratio": solution.delta_norm_ratio,
+        "rank": int(directions.shape[0]),
+        "method": request.method,
+        "solver": solution.solver,
+        "regularization": regularization,
+        "seconds_solve": solution.seconds,
+        "seconds_execute": time.perf_counter() - started,
+    }
+    delta = Delta(
+        layer=spec.name,
+        weight=spec.weight,
+        key_axis=spec.key_axis,
+        lam=solution.lam.contiguous(),
+        directions=directions.float().contiguous(),
+        model=generator.name,
+        weights_sha256=generator.weights_sha256,
+        method=request.method,
+        request=request.to_json(),
+        metrics=metrics,
+    )
+    return EditResult(
+        delta, solution, spec, truncation, key.float(), firing_threshold(stats, key)
+    )

@@ -1,0 +1,177 @@
+"""Solve for the update W1 = W0 + Lambda D that makes the layer write the goal values.
+
+    Lambda* = argmin ||V* - f(K*; W0 + Lambda D)||^2 over the goal box
+              + gamma * P * sum_taps Lambda^T (D C D^T) Lambda
+
+The second term is the expected squared change the update makes to values over the key
+distribution (C = E[k k^T]), scaled by the P goal locations: it keeps an ill-posed goal (one the
+context key cannot reach) from blowing up the weights. When f is linear in W it is a linear
+least-squares problem, solved in closed form; otherwise Lambda alone is optimised (L-BFGS).
+`dense` is the same objective with D = I: an unconstrained update of the whole layer.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .generator import LayerSpec, layer_value
+from .goal import Goal
+
+DEFAULT_REGULARIZATION = 0.05
+
+
+def expand(lam: torch.Tensor, directions: torch.Tensor, key_axis: int) -> torch.Tensor:
+    """dW = Lambda D along the key axis: `lam` is [r, *rest] (the weight with its key axis
+    replaced by r), `directions` is D [r, C_in]."""
+    dw = torch.tensordot(directions.to(lam.dtype), lam, dims=([0], [0]))
+    return dw.movedim(0, key_axis)
+
+
+@dataclass
+class Solution:
+    """Lambda [r, *rest], and how well it meets the goal."""
+
+    lam: torch.Tensor
+    residual: float
+    delta_norm_ratio: float
+    seconds: float
+    solver: str
+
+
+def value_axis(spec: LayerSpec, weight: torch.Tensor) -> int:
+    """The weight axis indexed by output (value) channels: the first non-key axis of that size."""
+    for axis, size in enumerate(weight.shape):
+        if axis != spec.key_axis and size == spec.value_channels:
+            return axis
+    raise ValueError(f"layer {spec.name}: no weight axis of size {spec.value_channels}")
+
+
+def _closed_form(
+    module: nn.Module,
+    spec: LayerSpec,
+    weight: torch.Tensor,
+    directions: torch.Tensor,
+    keys: torch.Tensor,
+    inputs: tuple,
+    goal: Goal,
+    ridge: torch.Tensor,
+) -> torch.Tensor:
+    """Exact least squares on the linear output.
+
+    Every output channel applies the same linear map A to its own slice of Lambda, so one
+    layer evaluation yields as many columns of A as there are output channels: column m is
+    read off channel m of f(dW_m) - f(0), where dW_m puts basis element m in that channel.
+    """
+    region = goal.region()
+    moved_axes = [a for a in range(weight.dim()) if a != spec.key_axis]
+    out_pos = moved_axes.index(value_axis(spec, weight))
+    rest = list(weight.movedim(spec.key_axis, 0).shape[1:])
+    channels = rest.pop(out_pos)
+    rank = directions.shape[0]
+    taps = math.prod(rest)
+    size = rank * taps
+    with torch.no_grad():
+        offset = layer_value(module, keys, torch.zeros_like(weight), inputs)[0][:, region]
+        columns = []
+        for first in range(0, size, channels):
+            count = min(channels, size - first)
+            basis = torch.zeros(channels, size, dtype=weight.dtype)
+            basis[torch.arange(count), torch.arange(first, first + count)] = 1.0
+            lam = basis.reshape(channels, rank, *rest).movedim(0, 1 + out_pos)
+            response = layer_value(module, keys, expand(lam, directions, spec.key_axis), inputs)
+            columns.append((response[0][:, region] - offset)[:count])
+        design = torch.cat(columns).double().T  # [P, r * taps]
+        base = layer_value(module, keys, weight, inputs)[0]
+    residual = (goal.target - base)[:, region].double()  # [C_out, P]
+    points = int(region.sum())
+    gram = design.T @ design + points * torch.kron(ridge, torch.eye(taps, dtype=torch.float64))
+    lam = torch.linalg.solve(gram, design.T @ residual.T)  # [r * taps, C_out]
+    return lam.T.reshape(channels, rank, *rest).movedim(0, 1 + out_pos).float()
+
+
+def _iterative(
+    module: nn.Module,
+    spec: LayerSpec,
+    weight: torch.Tensor,
+    directions: torch.Tensor,
+    keys: torch.Tensor,
+    inputs: tuple,
+    goal: Goal,
+    ridge: torch.Tensor,
+    steps: int,
+) -> torch.Tensor:
+    """Optimise Lambda alone (L-BFGS) on the same objective, for layers nonlinear in W."""
+    region = goal.region()
+    points = int(region.sum())
+    rest = list(weight.movedim(spec.key_axis, 0).shape[1:])
+    lam = torch.zeros(directions.shape[0], *rest, dtype=weight.dtype, requires_grad=True)
+    ridge32 = ridge.to(weight.dtype)
+    with torch.no_grad():
+        base = layer_value(module, keys, weight, inputs)[0]
+    scale = max(float(((goal.target - base)[:, region] ** 2).sum()), 1e-12)
+    optimizer = torch.optim.LBFGS(
+        [lam], lr=1, max_iter=steps, history_size=20, line_search_fn="strong_wolfe"
+    )
+
+    def loss() -> torch.Tensor:
+        optimizer.zero_grad()
+        out = layer_value(module, keys, weight + expand(lam, directions, spec.key_axis), inputs)
+        flat = lam.reshape(lam.shape[0], -1)
+        penalty = points * torch.einsum("ia,ij,ja->", flat, ridge32, flat)
+        value = (((goal.target - out[0])[:, region] ** 2).sum() + penalty) / scale
+        value.backward()
+        return value
+
+    with torch.enable_grad():
+        optimizer.step(loss)
+    return lam.detach()
+
+
+def solve(
+    module: nn.Module,
+    spec: LayerSpec,
+    weight: torch.Tensor,
+    directions: torch.Tensor,
+    keys: torch.Tensor,
+    inputs: tuple,
+    goal: Goal,
+    second_moment: torch.Tensor,
+    regularization: float = DEFAULT_REGULARIZATION,
+    iterative: bool | None = None,
+    steps: int = 200,
+    dense: bool = False,
+) -> Solution:
+    """Lambda for one goal, in closed form when the layer is linear (or `iterative` is False).
+
+    `keys` [1, C_in, h, w] and `inputs` are the paste sample's key map and module inputs;
+    `weight` is the layer's current W0.
+    """
+    start = time.perf_counter()
+    directions = directions.to(weight.dtype)
+    d64 = directions.double()
+    ridge = regularization * (d64 @ second_moment.double() @ d64.T)
+    if dense:
+        # The unconstrained baseline knows nothing of C: an isotropic ridge of the same scale.
+        scale = torch.diagonal(second_moment).double().mean()
+        ridge = regularization * scale * torch.eye(len(d64), dtype=torch.float64)
+    use_iterative = (not spec.linear) if iterative is None else iterative
+    args = (module, spec, weight, directions, keys, inputs, goal, ridge)
+    lam = _iterative(*args, steps) if use_iterative else _closed_form(*args)
+    seconds = time.perf_counter() - start
+    delta = expand(lam, directions, spec.key_axis)
+    region = goal.region()
+    with torch.no_grad():
+        before = (goal.target - layer_value(module, keys, weight, inputs)[0])[:, region]
+        after = (goal.target - layer_value(module, keys, weight + delta, inputs)[0])[:, region]
+    return Solution(
+        lam=lam,
+        residual=float(after.norm() / before.norm().clamp_min(1e-12)),
+        delta_norm_ratio=float(delta.norm() / weight.norm()),
+        seconds=seconds,
+        solver="iterative" if use_iterative else "closed-form",
+    )

@@ -1,0 +1,153 @@
+"""Key statistics C = E[k k^T] of a layer, streamed over sampled images and cached on disk.
+
+C is the uncentered second moment over every spatial location of the keys of `samples` images
+(rows 0..samples-1 of the latent seed). It is accumulated in float64 and cached as safetensors
+whose metadata records everything it depends on; a cache file is reused only when all match.
+A fixed subsample of keys is kept beside C to give response quantiles over the same images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .features import read_layer
+from .generator import Generator, LayerSpec
+
+STATS_SEED = 2
+KEY_SAMPLE_SIZE = 16384
+StatsProgress = Callable[[int, int], None]
+
+
+@dataclass
+class KeyStats:
+    """C = E[k k^T] (float64) over `count` key vectors, and a fixed sample of keys [M, C_in]."""
+
+    second_moment: torch.Tensor
+    key_sample: torch.Tensor
+    count: int
+    meta: dict[str, str]
+
+    @property
+    def key_energy(self) -> torch.Tensor:
+        """E[k_c^2] per key channel (the diagonal of C)."""
+        return torch.diagonal(self.second_moment)
+
+
+def stats_identity(
+    generator: Generator, spec: LayerSpec, truncation: float | None, samples: int, seed: int
+) -> dict[str, str]:
+    """Everything the statistics depend on; the cache is valid only when all of it matches."""
+    return {
+        "model": generator.name,
+        "weights_sha256": generator.weights_sha256,
+        "layer": spec.name,
+        "truncation": json.dumps(truncation),
+        "samples": str(samples),
+        "seed": str(seed),
+    }
+
+
+def compute_key_stats(
+    generator: Generator,
+    spec: LayerSpec,
+    truncation: float | None = None,
+    samples: int = 1000,
+    seed: int = STATS_SEED,
+    batch_size: int = 50,
+    progress: StatsProgress | None = None,
+) -> KeyStats:
+    """Stream the generator up to the layer over sample numbers and sum k k^T in float64."""
+    start, stop = 0, samples
+    per_sample = max(1, -(-KEY_SAMPLE_SIZE // samples))
+    chooser = torch.Generator().manual_seed(seed)
+    total = torch.zeros(spec.key_channels, spec.key_channels, dtype=torch.float64)
+    kept, count = [], 0
+    for first in range(start, stop, batch_size):
+        numbers = list(range(first, min(first + batch_size, stop)))
+        keys = read_layer(generator, spec, generator.latents(numbers, seed), truncation).keys
+        flat = keys.permute(0, 2, 3, 1).reshape(len(numbers), -1, spec.key_channels)
+        vectors = flat.reshape(-1, spec.key_channels).double()
+        total += vectors.T @ vectors
+        count += vectors.shape[0]
+        picks = torch.randint(flat.shape[1], (len(numbers), per_sample), generator=chooser)
+        kept.append(torch.gather(flat, 1, picks[..., None].expand(-1, -1, flat.shape[2])))
+        if progress:
+            progress(numbers[-1] + 1 - start, stop - start)
+    key_sample = torch.cat(kept).reshape(-1, spec.key_channels)[:KEY_SAMPLE_SIZE].float()
+    meta = stats_identity(generator, spec, truncation, samples, seed)
+    return KeyStats(total / max(count, 1), key_sample.contiguous(), count, meta)
+
+
+def default_cache_dir() -> Path:
+    """Where statistics are cached: $REWRITING_CACHE, else ~/.cache/rewriting."""
+    return Path(os.environ.get("REWRITING_CACHE", Path.home() / ".cache" / "rewriting")) / "stats"
+
+
+def cache_path(cache_dir: Path, meta: dict[str, str]) -> Path:
+    """One file per identity; its metadata, not its name, decides whether it is reused."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{meta['model']}-{meta['layer']}")
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir / f"{safe}-{digest}.safetensors"
+
+
+def load_cached(path: Path, meta: dict[str, str]) -> KeyStats | None:
+    """The cached statistics at `path` if its metadata matches `meta` exactly and it reads."""
+    try:
+        tensors = load_file(path)
+        with open(path, "rb") as handle:
+            header_len = int.from_bytes(handle.read(8), "little")
+            stored = json.loads(handle.read(header_len)).get("__metadata__", {})
+    except (FileNotFoundError, SafetensorError, OSError, ValueError):
+        return None
+    if any(stored.get(key) != value for key, value in meta.items()):
+        return None
+    if set(tensors) != {"second_moment", "key_sample"}:
+        return None
+    return KeyStats(tensors["second_moment"], tensors["key_sample"], int(stored["count"]), meta)
+
+
+def save_atomic(path: Path, stats: KeyStats) -> None:
+    """Write the statistics so that a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(handle)
+    try:
+        save_file(
+            {"second_moment": stats.second_moment, "key_sample": stats.key_sample},
+            tmp,
+            metadata={**stats.meta, "count": str(stats.count)},
+        )
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def key_stats(
+    generator: Generator,
+    spec: LayerSpec,
+    truncation: float | None = None,
+    samples: int = 1000,
+    seed: int = STATS_SEED,
+    cache_dir: Path | None = None,
+    progress: StatsProgress | None = None,
+) -> KeyStats:
+    """C for a layer: from the cache when every identifying key matches, else computed and cached."""
+    meta = stats_identity(generator, spec, truncation, samples, seed)
+    path = cache_path(cache_dir or default_cache_dir(), meta)
+    cached = load_cached(path, meta)
+    if cached is not None:
+        return cached
+    stats = compute_key_stats(generator, spec, truncation, samples, seed, progress=progress)
+    save_atomic(path, stats)
+    return stats
