@@ -101,10 +101,11 @@ def build(checkpoint: Any, entry: ModelEntry, sha256: str) -> ProgressiveGAN:
     """Build the network from the checkpoint's shapes and load its weights."""
     state = _state_dict(checkpoint)
     pattern = re.compile(r"layer(\d+)\.conv\.weight")
-    n_layers = len({m.group(1) for k in state if (m := pattern.fullmatch(str(k)))})
-    if n_layers < 2 or n_layers % 2:
+    n_layers = max(int(m.group(1)) for k in state if (m := pattern.fullmatch(str(k))))
+    if n_layers % 2:
         raise RewritingError(
-            f"Progressive GAN checkpoint has {n_layers} conv blocks; expected an even number >= 2"
+            f"Progressive GAN checkpoint lacks the tensor 'layer{n_layers + 1}.conv.weight' "
+            "(conv blocks come in pairs)"
         )
     depths = [state["layer1.conv.weight"].shape[1]]
     for i in range(1, n_layers, 2):

@@ -1,0 +1,288 @@
+"""`python -m rewriting`: list models, render samples, compute statistics, edit, export.
+
+This is the one place in `rewriting/` that wires the engine to the zoo of models. Bad input
+prints one line and exits with status 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from . import __version__
+from .delta import Delta, EditStack
+from .errors import RewritingError
+from .generator import Generator
+from .metrics import change_inside_outside
+from .render import grid, render
+from .request import read_request
+from .rewrite import execute
+from .stats import key_stats
+
+#: Held-out samples for before/after pictures and metrics start here (requests use low numbers).
+HELD_OUT_START = 1000
+
+
+def parse_samples(text: str) -> list[int]:
+    """Sample numbers from '0-15', '3,5,9' or '0-3,10'."""
+    numbers: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part:
+                first, last = (int(v) for v in part.split("-", 1))
+                if last < first:
+                    raise ValueError
+                numbers.extend(range(first, last + 1))
+            else:
+                numbers.append(int(part))
+    except ValueError:
+        raise RewritingError(f"bad sample list {text!r}: use e.g. 0-15 or 1,4,9") from None
+    if any(n < 0 for n in numbers):
+        raise RewritingError("sample numbers must be non-negative")
+    return numbers
+
+
+def _progress(label: str):
+    """A progress line on stderr, for long work."""
+
+    def report(done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        print(f"\r{label}: {done}/{total} samples", end=end, file=sys.stderr, flush=True)
+
+    return report
+
+
+def load_model(name: str) -> Generator:
+    """A model by catalog name, through the zoo."""
+    from zoo.registry import load_model as zoo_load
+
+    return zoo_load(name)
+
+
+def load_stack(generator: Generator, paths: Sequence[str]) -> EditStack:
+    """The model with the given delta files applied in order."""
+    return EditStack(generator, [Delta.load(p) for p in paths])
+
+
+def _atomic_output(path: Path, write) -> None:
+    """Write one file through a temporary name in the same folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
+    os.close(handle)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from zoo.registry import list_models
+
+    entries = list_models(args.filter)
+    if args.json:
+        rows = [
+            {
+                "name": m.name, "family": m.family, "source": repr(m.source),
+                "default_layer": m.default_layer, "license": m.license,
+                "description": m.description,
+            }
+            for m in entries
+        ]
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'name':28} {'family':10} {'layer':8} {'license':14} source")
+    for m in entries:
+        print(f"{m.name:28} {m.family:10} {m.default_layer or '-':8} {m.license:14} {m.source}")
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    if args.raw:
+        from zoo.registry import build_from_file
+
+        if not (args.checkpoint and args.family and args.latents):
+            raise RewritingError("--raw needs --checkpoint, --family and --latents")
+        generator = build_from_file(args.checkpoint, args.family)
+        try:
+            z = load_file(args.latents)["z"]
+        except Exception as err:
+            raise RewritingError(f"cannot read latents 'z' from {args.latents}: {err}") from None
+        truncation = None if args.truncation is None else generator.check_truncation(
+            args.truncation
+        )
+        raw = generator.synthesize(z.float(), truncation).contiguous()
+        _atomic_output(Path(args.raw), lambda tmp: save_file({"image": raw}, tmp))
+        print(f"wrote {args.raw} (image {list(raw.shape)})")
+        return
+    if not args.out:
+        raise RewritingError("give --out grid.png (or --raw with --checkpoint)")
+    generator = load_model(args.model)
+    numbers = parse_samples(args.samples)
+    stack = load_stack(generator, args.edit)
+    truncation = generator.check_truncation(args.truncation)
+    images = render(generator, numbers, truncation, stack.weights())
+    rows = [images[i : i + args.columns] for i in range(0, len(images), args.columns)]
+    picture = grid(rows, scale=args.scale)
+    _atomic_output(Path(args.out), lambda tmp: picture.save(tmp, format="PNG"))
+    print(f"wrote {args.out} ({len(numbers)} samples)")
+
+
+def cmd_stats(args: argparse.Namespace) -> None:
+    generator = load_model(args.model)
+    spec = generator.layer(args.layer)
+    truncation = generator.check_truncation(args.truncation)
+    started = time.perf_counter()
+    stats = key_stats(
+        generator, spec, truncation, samples=args.samples, progress=_progress("statistics")
+    )
+    print(
+        f"C for {generator.name} {spec.name}: {stats.second_moment.shape[0]} key channels, "
+        f"{stats.count} keys from {args.samples} samples, {time.perf_counter() - started:.1f} s"
+    )
+
+
+def cmd_edit(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    request = read_request(args.request, args.model, args.layer)
+    generator = load_model(request.model)
+    stack = load_stack(generator, args.edit)
+    spec = generator.layer(request.layer)
+    truncation = generator.check_truncation(request.truncation)
+    stats = key_stats(
+        generator, spec, truncation, samples=args.stats_samples, progress=_progress("statistics")
+    )
+    result = execute(generator, request, stack, stats)
+    edited = EditStack(generator, [*stack.deltas, result.delta])
+    used = set(request.samples())
+    held_out = [n for n in range(HELD_OUT_START, HELD_OUT_START + args.held_out + len(used))]
+    held_out = [n for n in held_out if n not in used][: args.held_out]
+    before, after = stack.weights(), edited.weights()
+    change = change_inside_outside(
+        generator, spec, result.context_key, result.threshold, held_out, truncation, before, after
+    )
+    shown = held_out[: args.show]
+    original = render(generator, shown, truncation, before)
+    changed = render(generator, shown, truncation, after)
+    difference = ((changed.float() - original.float()).abs() * 4).clamp(0, 255).to(torch.uint8)
+    picture = grid(
+        [original, changed, difference], ["original", "edited", "change x4"], scale=args.scale
+    )
+    metrics = {
+        **result.delta.metrics,
+        **change,
+        "layer": spec.name,
+        "model": generator.name,
+        "seconds_total": time.perf_counter() - started,
+        "tool_version": __version__,
+    }
+    result.delta.metrics = metrics
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        result.delta.save(staging / "delta.safetensors")
+        (staging / "request.json").write_text(json.dumps(request.to_json(), indent=2) + "\n")
+        picture.save(staging / "before_after.png")
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        out.mkdir(exist_ok=True)
+        for item in staging.iterdir():
+            os.replace(item, out / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(
+        f"edited {generator.name} {spec.name}: residual {metrics['residual']:.3f}, "
+        f"||dW||/||W0|| {metrics['delta_norm_ratio']:.3f}, change inside "
+        f"{change['change_inside']:.1f} / outside {change['change_outside']:.1f}, "
+        f"solve {metrics['seconds_solve'] * 1000:.1f} ms; wrote {out}/"
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    generator = load_model(args.model)
+    stack = load_stack(generator, args.edit)
+    state = stack.state_dict()
+    metadata = {
+        "model": generator.name,
+        "family": generator.family,
+        "weights_sha256": generator.weights_sha256,
+        "edits": json.dumps([d.metadata() for d in stack.deltas]),
+        "tool_version": __version__,
+    }
+    _atomic_output(Path(args.out), lambda tmp: save_file(state, tmp, metadata=metadata))
+    print(f"wrote {args.out} ({len(stack.deltas)} edits applied)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rewriting", description="Rewrite the rules of a pretrained generator."
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    default = "dcgan-digiface"
+
+    p = sub.add_parser("models", help="list the registered models")
+    p.add_argument("filter", nargs="?", default="*", help="glob on model names, e.g. 'stylegan2*'")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_models)
+
+    p = sub.add_parser("sample", help="render samples (optionally edited) as a grid")
+    p.add_argument("--model", default=default)
+    p.add_argument("--samples", default="0-15")
+    p.add_argument("--truncation", type=float)
+    p.add_argument("--edit", action="append", default=[], metavar="DELTA")
+    p.add_argument("--out", help="grid PNG to write")
+    p.add_argument("--columns", type=int, default=8)
+    p.add_argument("--scale", type=int, default=2)
+    p.add_argument("--checkpoint", help="with --raw: a checkpoint file")
+    p.add_argument("--family", help="with --raw: the checkpoint's generator family")
+    p.add_argument("--latents", help="with --raw: safetensors holding latents under 'z'")
+    p.add_argument("--raw", help="write the raw output tensor under 'image' to this file")
+    p.set_defaults(run=cmd_sample)
+
+    p = sub.add_parser("stats", help="compute (or reuse) the key statistics C of a layer")
+    p.add_argument("--model", default=default)
+    p.add_argument("--layer")
+    p.add_argument("--samples", type=int, default=1000)
+    p.add_argument("--truncation", type=float)
+    p.set_defaults(run=cmd_stats)
+
+    p = sub.add_parser("edit", help="execute an edit request, write its delta and pictures")
+    p.add_argument("request", help="edit request JSON (this tool's or the paper's format)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--model", help="model (required for the paper's format)")
+    p.add_argument("--layer", help="layer (required for the paper's format)")
+    p.add_argument("--edit", action="append", default=[], metavar="DELTA",
+                   help="earlier edits to apply first")
+    p.add_argument("--stats-samples", type=int, default=1000)
+    p.add_argument("--held-out", type=int, default=64)
+    p.add_argument("--show", type=int, default=12)
+    p.add_argument("--scale", type=int, default=2)
+    p.set_defaults(run=cmd_edit)
+
+    p = sub.add_parser("export", help="write the full edited weights as safetensors")
+    p.add_argument("--model", default=default)
+    p.add_argument("--edit", action="append", default=[], metavar="DELTA", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except RewritingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
