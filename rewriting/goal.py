@@ -19,10 +19,15 @@ from .masks import bounding_box
 
 @dataclass
 class Goal:
-    """Target value map [C_out, H, W] and the box (top, left, bottom, right) the loss covers."""
+    """Target value map [C_out, H, W] and the box (top, left, bottom, right) it changes.
+
+    Outside the box the target is the sample's own values; `keep` weighs how strongly the loss
+    holds them there (paper pitfall: an unreachable goal otherwise leaks everywhere).
+    """
 
     target: torch.Tensor
     box: tuple[int, int, int, int]
+    keep: float = 0.0
 
     def region(self) -> torch.Tensor:
         """The loss region as a boolean map [H, W]."""
@@ -30,6 +35,10 @@ class Goal:
         top, left, bottom, right = self.box
         mask[top:bottom, left:right] = True
         return mask
+
+    def weights(self) -> torch.Tensor:
+        """Per-location loss weights [H, W]: 1 in the box, `keep` elsewhere."""
+        return torch.where(self.region(), 1.0, self.keep)
 
 
 def paste_goal(

@@ -26,6 +26,8 @@ from .stats import KeyStats, key_stats
 
 #: An update larger than this fraction of the layer's weight norm is refused as ill-conditioned.
 MAX_DELTA_RATIO = 1.0
+#: Loss weight that holds the rest of the paste sample's value map as it was.
+DEFAULT_KEEP = 0.1
 
 
 @dataclass
@@ -68,6 +70,7 @@ def execute(
     stats: KeyStats | None = None,
     stats_progress: Callable[[int, int], None] | None = None,
     max_delta_ratio: float = MAX_DELTA_RATIO,
+    keep: float = DEFAULT_KEEP,
 ) -> EditResult:
     """Solve the request on top of `stack`'s edits and return the new delta (not applied)."""
     started = time.perf_counter()
@@ -128,6 +131,7 @@ def execute(
             reading.values[a], copy_masks[1], reading.values[b], paste_value_mask, spec.stride
         )
 
+    goal.keep = keep
     regularization = (
         DEFAULT_REGULARIZATION if request.regularization is None else request.regularization
     )

@@ -22,7 +22,7 @@ from torch import nn
 from .generator import LayerSpec, layer_value
 from .goal import Goal
 
-DEFAULT_REGULARIZATION = 0.05
+DEFAULT_REGULARIZATION = 0.1
 
 
 def expand(lam: torch.Tensor, directions: torch.Tensor, key_axis: int) -> torch.Tensor:
@@ -67,7 +67,9 @@ def _closed_form(
     layer evaluation yields as many columns of A as there are output channels: column m is
     read off channel m of f(dW_m) - f(0), where dW_m puts basis element m in that channel.
     """
-    region = goal.region()
+    weights = goal.weights()
+    region = weights > 0
+    root = weights[region].double().sqrt()
     moved_axes = [a for a in range(weight.dim()) if a != spec.key_axis]
     out_pos = moved_axes.index(value_axis(spec, weight))
     rest = list(weight.movedim(spec.key_axis, 0).shape[1:])
@@ -85,10 +87,10 @@ def _closed_form(
             lam = basis.reshape(channels, rank, *rest).movedim(0, 1 + out_pos)
             response = layer_value(module, keys, expand(lam, directions, spec.key_axis), inputs)
             columns.append((response[0][:, region] - offset)[:count])
-        design = torch.cat(columns).double().T  # [P, r * taps]
+        design = torch.cat(columns).double().T * root[:, None]  # [P, r * taps]
         base = layer_value(module, keys, weight, inputs)[0]
-    residual = (goal.target - base)[:, region].double()  # [C_out, P]
-    points = int(region.sum())
+    residual = (goal.target - base)[:, region].double() * root  # [C_out, P]
+    points = int(goal.region().sum())
     gram = design.T @ design + points * torch.kron(ridge, torch.eye(taps, dtype=torch.float64))
     lam = torch.linalg.solve(gram, design.T @ residual.T)  # [r * taps, C_out]
     return lam.T.reshape(channels, rank, *rest).movedim(0, 1 + out_pos).float()
@@ -106,14 +108,14 @@ def _iterative(
     steps: int,
 ) -> torch.Tensor:
     """Optimise Lambda alone (L-BFGS) on the same objective, for layers nonlinear in W."""
-    region = goal.region()
-    points = int(region.sum())
+    weights = goal.weights()
+    points = int(goal.region().sum())
     rest = list(weight.movedim(spec.key_axis, 0).shape[1:])
     lam = torch.zeros(directions.shape[0], *rest, dtype=weight.dtype, requires_grad=True)
     ridge32 = ridge.to(weight.dtype)
     with torch.no_grad():
         base = layer_value(module, keys, weight, inputs)[0]
-    scale = max(float(((goal.target - base)[:, region] ** 2).sum()), 1e-12)
+    scale = max(float((((goal.target - base) ** 2) * weights).sum()), 1e-12)
     optimizer = torch.optim.LBFGS(
         [lam], lr=1, max_iter=steps, history_size=20, line_search_fn="strong_wolfe"
     )
@@ -123,7 +125,7 @@ def _iterative(
         out = layer_value(module, keys, weight + expand(lam, directions, spec.key_axis), inputs)
         flat = lam.reshape(lam.shape[0], -1)
         penalty = points * torch.einsum("ia,ij,ja->", flat, ridge32, flat)
-        value = (((goal.target - out[0])[:, region] ** 2).sum() + penalty) / scale
+        value = ((((goal.target - out[0]) ** 2) * weights).sum() + penalty) / scale
         value.backward()
         return value
 
