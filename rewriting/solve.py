@@ -60,6 +60,7 @@ def _closed_form(
     inputs: tuple,
     goal: Goal,
     ridge: torch.Tensor,
+    base: torch.Tensor,
 ) -> torch.Tensor:
     """Exact least squares on the linear output.
 
@@ -88,7 +89,6 @@ def _closed_form(
             response = layer_value(module, keys, expand(lam, directions, spec.key_axis), inputs)
             columns.append((response[0][:, region] - offset)[:count])
         design = torch.cat(columns).double().T * root[:, None]  # [P, r * taps]
-        base = layer_value(module, keys, weight, inputs)[0]
     residual = (goal.target - base)[:, region].double() * root  # [C_out, P]
     points = int(goal.region().sum())
     gram = design.T @ design + points * torch.kron(ridge, torch.eye(taps, dtype=torch.float64))
@@ -105,6 +105,7 @@ def _iterative(
     inputs: tuple,
     goal: Goal,
     ridge: torch.Tensor,
+    base: torch.Tensor,
     steps: int,
 ) -> torch.Tensor:
     """Optimise Lambda alone (L-BFGS) on the same objective, for layers nonlinear in W."""
@@ -113,8 +114,6 @@ def _iterative(
     rest = list(weight.movedim(spec.key_axis, 0).shape[1:])
     lam = torch.zeros(directions.shape[0], *rest, dtype=weight.dtype, requires_grad=True)
     ridge32 = ridge.to(weight.dtype)
-    with torch.no_grad():
-        base = layer_value(module, keys, weight, inputs)[0]
     scale = max(float((((goal.target - base) ** 2) * weights).sum()), 1e-12)
     optimizer = torch.optim.LBFGS(
         [lam], lr=1, max_iter=steps, history_size=20, line_search_fn="strong_wolfe"
@@ -153,6 +152,10 @@ def solve(
     `keys` [1, C_in, h, w] and `inputs` are the paste sample's key map and module inputs;
     `weight` is the layer's current W0.
     """
+    with torch.no_grad():
+        # W0's output; computing it first also primes the layer's kernels at this input shape,
+        # so `seconds` measures the solve rather than one-time kernel compilation.
+        base = layer_value(module, keys, weight, inputs)[0]
     start = time.perf_counter()
     directions = directions.to(weight.dtype)
     d64 = directions.double()
@@ -162,13 +165,13 @@ def solve(
         scale = torch.diagonal(second_moment).double().mean()
         ridge = regularization * scale * torch.eye(len(d64), dtype=torch.float64)
     use_iterative = (not spec.linear) if iterative is None else iterative
-    args = (module, spec, weight, directions, keys, inputs, goal, ridge)
+    args = (module, spec, weight, directions, keys, inputs, goal, ridge, base)
     lam = _iterative(*args, steps) if use_iterative else _closed_form(*args)
     seconds = time.perf_counter() - start
     delta = expand(lam, directions, spec.key_axis)
     region = goal.region()
     with torch.no_grad():
-        before = (goal.target - layer_value(module, keys, weight, inputs)[0])[:, region]
+        before = (goal.target - base)[:, region]
         after = (goal.target - layer_value(module, keys, weight + delta, inputs)[0])[:, region]
     return Solution(
         lam=lam,

@@ -95,7 +95,8 @@ def default_cache_dir() -> Path:
 
 def cache_path(cache_dir: Path, meta: dict[str, str]) -> Path:
     """One file per identity; its metadata, not its name, decides whether it is reused."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{meta['model']}-{meta['layer']}")
+    name = f"{meta['model']}-{meta['layer']}"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
     return cache_dir / f"{safe}-{digest}.safetensors"
 
@@ -142,7 +143,7 @@ def key_stats(
     cache_dir: Path | None = None,
     progress: StatsProgress | None = None,
 ) -> KeyStats:
-    """C for a layer: from the cache when every identifying key matches, else computed and cached."""
+    """C for a layer: from the cache when every identifying key matches, else computed."""
     meta = stats_identity(generator, spec, truncation, samples, seed)
     path = cache_path(cache_dir or default_cache_dir(), meta)
     cached = load_cached(path, meta)
