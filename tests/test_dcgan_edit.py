@@ -86,7 +86,7 @@ def test_stack_revert_and_reload_are_exact(dcgan, stats, rank_one, tmp_path):
     other = execute(dcgan, parse_request({**EYES_TO_MOUTH, "layer": "main.9"}))
     stack = EditStack(dcgan, [rank_one.delta])
     second = execute(dcgan, parse_request(EYES_TO_MOUTH | {"paste": {
-        "sample": 9, "mask": MOUTH}}), stack=stack, stats=stats)
+        "sample": 12, "mask": MOUTH}}), stack=stack, stats=stats)
     stack.push(second.delta)  # same layer, on top of the first
     stack.push(other.delta)  # another layer
     assert set(stack.weights()) == {"main.6.weight", "main.9.weight"}
