@@ -1,4 +1,4 @@
-"""The command line: the main job on the embedded default, and every bad input (exit 2, no files)."""
+"""The command line: the main job on the default model, and every bad input (exit 2, no files)."""
 
 from __future__ import annotations
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import torch
+from toy import toy_generator
 
 from rewriting.delta import EditStack
 from rewriting.features import read_layer
 from rewriting.request import parse_request
 from rewriting.rewrite import execute
 from rewriting.stats import compute_key_stats
-from toy import toy_generator
 
 
 def _edit(generator, stats, rank: int, context: list[dict], size: int = 1, reg: float = 0.0):

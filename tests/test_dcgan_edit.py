@@ -1,4 +1,4 @@
-"""Edits on the real pretrained DCGAN: the rule changes where the context key fires, not elsewhere."""
+"""Edits on the real pretrained DCGAN: the rule changes where the context fires, not elsewhere."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Read a checkpoint file safely: safetensors, or torch.load with weights_only=True, never pickle."""
+"""Read a checkpoint safely: safetensors, or torch.load with weights_only=True; never pickle."""
 
 from __future__ import annotations
 
