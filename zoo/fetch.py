@@ -1,15 +1,70 @@
-"""Turn a checkpoint source into a local file path (package resources, local files, Hub, URLs)."""
+"""Turn a checkpoint source into a local file path (package resources, local files, Hub, URLs).
+
+Hub files go through `hf_hub_download` into the standard Hugging Face cache (`HF_HOME`,
+`HF_HUB_CACHE`, `HF_HUB_OFFLINE` as huggingface_hub reads them). Files on plain web servers go
+to `$HF_HOME/assets/gan-rewriting/downloads/<host>/`, the cache huggingface_hub sets aside for
+libraries' own files. A known sha256 (or, for URLs, torch.hub's hash prefix) is checked on every
+load; a file that fails the check is deleted. A file that is neither cached nor downloadable
+fails with one message that says how to get it, including where to place a copy by hand.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
+import os
+import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from huggingface_hub import (
+    constants,
+    get_hf_file_metadata,
+    hf_hub_download,
+    hf_hub_url,
+    try_to_load_from_cache,
+)
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RemoteEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import cached_assets_path
+from huggingface_hub.utils import tqdm as hf_tqdm
 
 from plugins.base import HubFile, LocalFile, PackageFile, Source, UrlFile
 from rewriting.errors import RewritingError
 
+from .checkpoint import file_sha256
+
 Progress = Callable[[float, str], None]
+
+#: Seconds to wait for a web server before calling it unreachable.
+URL_TIMEOUT = 30
+
+
+def hub_endpoint() -> str:
+    """The Hub to use: $HF_ENDPOINT as set now (huggingface_hub reads it once, at import)."""
+    return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
+
+
+def manual_path(source: HubFile | UrlFile) -> Path:
+    """Where a URL download is cached, and where a copy made by hand is picked up."""
+    if isinstance(source, UrlFile):
+        where, name = urlsplit(source.url).netloc, Path(urlsplit(source.url).path).name
+    else:
+        where, name = f"hub--{source.repo_id}", source.filename
+    folder = cached_assets_path(
+        library_name="gan-rewriting", namespace="downloads", subfolder=where.replace(":", "_"),
+        assets_dir=constants.HF_ASSETS_CACHE,
+    )
+    return folder / name
 
 
 def resolve(source: Source, progress: Progress | None = None) -> Path:
@@ -31,6 +86,156 @@ def resolve(source: Source, progress: Progress | None = None) -> Path:
         if not path.is_file():
             raise RewritingError(f"package {source.package!r} has no resource {source.resource!r}")
         return path
-    if isinstance(source, (HubFile, UrlFile)):
-        raise RewritingError(f"downloading {source} is not supported yet")
+    if isinstance(source, HubFile):
+        return _hub_file(source, progress)
+    if isinstance(source, UrlFile):
+        return _url_file(source, progress)
     raise RewritingError(f"unknown checkpoint source {source!r}")
+
+
+def _check_sha256(path: Path, expected: str | None, what: str) -> None:
+    """Delete `path` (and its cache blob) and fail unless its sha256 starts with `expected`."""
+    if not expected:
+        return
+    actual = file_sha256(path)
+    if actual.startswith(expected.lower()):
+        return
+    blob = path.resolve()
+    path.unlink(missing_ok=True)
+    blob.unlink(missing_ok=True)
+    raise RewritingError(
+        f"{what} is corrupt or not the expected file: its sha256 is {actual[:16]}..., the "
+        f"catalog expects {expected[:16]}...; the file was deleted, run again to download it anew"
+    )
+
+
+def _unavailable(what: str, url: str, place: Path, cause: BaseException | None) -> RewritingError:
+    """The one message for a file that is neither cached nor downloadable."""
+    if constants.is_offline_mode():
+        reason, fix = "HF_HUB_OFFLINE is set", "unset HF_HUB_OFFLINE on a connected machine"
+    else:
+        detail = f": {str(cause).splitlines()[0][:160]}" if cause else ""
+        reason, fix = f"cannot reach {urlsplit(url).netloc}{detail}", "connect to the network"
+    return RewritingError(
+        f"{what} is not in the local cache and cannot be downloaded ({reason}). To fix: "
+        f"{fix} and run again, or download {url} elsewhere and place the file at {place}"
+    )
+
+
+def _progress_class(progress: Progress | None, label: str) -> type[hf_tqdm] | None:
+    """A tqdm class that forwards download progress to `progress` (None: the usual bar)."""
+    if progress is None:
+        return None
+
+    class Forward(hf_tqdm):
+        done = 0.0  # counted here: a disabled bar does not count
+
+        def update(self, n: float | None = 1) -> bool | None:
+            self.done += n or 0
+            if self.total:
+                progress(min(self.done / self.total, 1.0), label)
+            return super().update(n)
+
+    return Forward
+
+
+def _probe(url: str) -> None:
+    """One HEAD request without retries, so that an unreachable Hub fails at once.
+
+    hf_hub_download retries a failed request for about 25 s before it gives up on a file that
+    is not cached; a cached file needs no probe (the client falls back to it without retrying).
+    """
+    try:
+        get_hf_file_metadata(url)
+    except HfHubHTTPError as err:
+        if err.response.status_code < 500:
+            raise
+        raise LocalEntryNotFoundError(str(err)) from err
+    except Exception as err:  # the client's transport errors (httpx or httpx2, by version)
+        raise LocalEntryNotFoundError(str(err)) from err
+
+
+def _hub_file(source: HubFile, progress: Progress | None) -> Path:
+    endpoint = hub_endpoint()
+    what = f"{source.repo_id}/{source.filename} (revision {source.revision})"
+    url = hf_hub_url(source.repo_id, source.filename, revision=source.revision, endpoint=endpoint)
+    cached = try_to_load_from_cache(source.repo_id, source.filename, revision=source.revision)
+    try:
+        if not isinstance(cached, str) and not constants.is_offline_mode():
+            _probe(url)
+        path = Path(
+            hf_hub_download(
+                source.repo_id, source.filename, revision=source.revision, endpoint=endpoint,
+                tqdm_class=_progress_class(progress, f"downloading {source.filename}"),
+            )
+        )
+    except LocalEntryNotFoundError as err:
+        path = manual_path(source)
+        if not path.is_file():
+            raise _unavailable(what, url, path, err.__cause__) from None
+    except GatedRepoError:
+        raise RewritingError(
+            f"{source.repo_id} is gated on the Hub: accept its terms on the Hub's page, then set "
+            "HF_TOKEN to a token of that account"
+        ) from None
+    except RepositoryNotFoundError:
+        raise RewritingError(
+            f"the Hub at {endpoint} has no repository {source.repo_id} (or it is private: set "
+            "HF_TOKEN to a token that can read it)"
+        ) from None
+    except RevisionNotFoundError:
+        raise RewritingError(f"{source.repo_id} has no revision {source.revision!r}") from None
+    except RemoteEntryNotFoundError:
+        raise RewritingError(
+            f"{source.repo_id} (revision {source.revision}) has no file {source.filename!r}"
+        ) from None
+    except HfHubHTTPError as err:
+        raise RewritingError(
+            f"the Hub refused {what}: HTTP {err.response.status_code}; try again later"
+        ) from None
+    _check_sha256(path, source.sha256, what)
+    return path
+
+
+def _url_file(source: UrlFile, progress: Progress | None) -> Path:
+    path = manual_path(source)
+    what = f"checkpoint {path.name}"
+    if path.is_file():
+        _check_sha256(path, source.sha256, what)
+        return path
+    if constants.is_offline_mode():
+        raise _unavailable(what, source.url, path, None)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(handle, "wb") as out:
+            with urllib.request.urlopen(source.url, timeout=URL_TIMEOUT) as response:
+                total = int(response.headers.get("Content-Length") or 0)
+                with hf_tqdm(
+                    total=total or None, unit="B", unit_scale=True, desc=path.name,
+                    disable=progress is not None,
+                ) as bar:
+                    done = 0
+                    while block := response.read(1 << 20):
+                        out.write(block)
+                        digest.update(block)
+                        bar.update(len(block))
+                        done += len(block)
+                        if progress and total:
+                            progress(min(done / total, 1.0), f"downloading {path.name}")
+        actual = digest.hexdigest()
+        if source.sha256 and not actual.startswith(source.sha256.lower()):
+            raise RewritingError(
+                f"the download of {source.url} is corrupt or not the expected file: its sha256 "
+                f"is {actual[:16]}..., the catalog expects {source.sha256[:16]}...; nothing was "
+                "kept, run again to retry"
+            )
+        os.replace(tmp, path)
+    except urllib.error.HTTPError as err:
+        raise RewritingError(f"{source.url} answered HTTP {err.code}: {err.reason}") from None
+    except (urllib.error.URLError, OSError) as err:
+        raise _unavailable(what, source.url, path, getattr(err, "reason", err)) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
