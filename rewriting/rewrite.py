@@ -26,8 +26,12 @@ from .stats import KeyStats, key_stats
 
 #: An update larger than this fraction of the layer's weight norm is refused as ill-conditioned.
 MAX_DELTA_RATIO = 1.0
-#: Loss weight that holds the rest of the paste sample's value map as it was.
-DEFAULT_KEEP = 0.1
+#: Loss weight that holds the rest of the paste sample's value map as it was (our guard
+#: against leaking; the `dense` baseline is the paper's: goal box only, no such term).
+DEFAULT_KEEP = 0.3
+#: The dense baseline's isotropic ridge, relative to the mean key energy: just enough to pick
+#: the minimum-norm update among the many that fit the goal, as gradient descent would.
+DENSE_REGULARIZATION = 1e-3
 
 
 @dataclass
@@ -131,13 +135,14 @@ def execute(
             reading.values[a], copy_masks[1], reading.values[b], paste_value_mask, spec.stride
         )
 
-    goal.keep = keep
-    regularization = (
-        DEFAULT_REGULARIZATION if request.regularization is None else request.regularization
-    )
+    dense = request.method == "dense"
+    goal.keep = 0.0 if dense else keep
+    regularization = request.regularization
+    if regularization is None:
+        regularization = DENSE_REGULARIZATION if dense else DEFAULT_REGULARIZATION
     solution = solve(
         module, spec, weight, directions, keys_b, inputs_b, goal, stats.second_moment,
-        regularization, dense=request.method == "dense",
+        regularization, dense=dense,
     )
     if not solution.delta_norm_ratio <= max_delta_ratio:
         raise RewritingError(
