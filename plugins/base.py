@@ -11,6 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from torch import Tensor, nn
+
+from rewriting.errors import RewritingError
 from rewriting.generator import Generator
 
 
@@ -77,3 +80,20 @@ class Plugin:
     build: BuildFn
     models: tuple[ModelEntry, ...] = ()
     description: str = ""
+
+
+def load_strict(net: nn.Module, state: Mapping[str, Tensor], title: str) -> None:
+    """Load `state` into `net` exactly; a mismatch is a message naming the tensors concerned."""
+    expected = set(net.state_dict())
+    missing = sorted(expected - set(state))
+    unexpected = sorted(set(state) - expected)
+    if missing or unexpected:
+        raise RewritingError(
+            f"{title} checkpoint does not match the architecture its shapes imply: "
+            f"missing {missing[:6]}{' ...' if len(missing) > 6 else ''}, "
+            f"unexpected {unexpected[:6]}{' ...' if len(unexpected) > 6 else ''}"
+        )
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise RewritingError(f"{title} checkpoint has inconsistent shapes: {err}") from None

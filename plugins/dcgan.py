@@ -17,7 +17,7 @@ from torch import nn
 from rewriting.errors import RewritingError
 from rewriting.generator import Generator, LayerSpec
 
-from .base import ModelEntry, PackageFile, Plugin
+from .base import ModelEntry, PackageFile, Plugin, load_strict
 
 
 class DCGANNet(nn.Module):
@@ -76,10 +76,7 @@ def build(checkpoint: Any, entry: ModelEntry, sha256: str) -> DCGAN:
             f"DCGAN checkpoint has transposed convolutions at main.{conv_ids}, "
             f"but the tutorial layout puts them at main.{expected}"
         )
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise RewritingError(f"DCGAN checkpoint does not match its own shapes: {err}") from None
+    load_strict(net, state, "DCGAN")
     layers = []
     grid = 1
     for i in conv_ids:

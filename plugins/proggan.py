@@ -22,7 +22,7 @@ from torch import nn
 from rewriting.errors import RewritingError
 from rewriting.generator import Generator, LayerSpec
 
-from .base import ModelEntry, Plugin, UrlFile
+from .base import ModelEntry, Plugin, UrlFile, load_strict
 
 
 class WScale(nn.Module):
@@ -114,17 +114,7 @@ def build(checkpoint: Any, entry: ModelEntry, sha256: str) -> ProgressiveGAN:
             raise RewritingError(f"Progressive GAN checkpoint lacks the tensor {key!r}")
         depths.append(state[key].shape[0])
     net = ProgressiveGANNet(depths)
-    expected = set(net.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise RewritingError(
-            "Progressive GAN checkpoint does not match the architecture its shapes imply: "
-            f"missing {missing[:6]}, unexpected {unexpected[:6]}"
-        )
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise RewritingError(f"Progressive GAN checkpoint has inconsistent shapes: {err}") from None
+    load_strict(net, state, "Progressive GAN")
     layers, side = [], 1
     for i in range(1, n_layers + 1):
         block = net.get_submodule(f"layer{i}")

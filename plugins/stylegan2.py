@@ -25,7 +25,7 @@ from torch import nn
 from rewriting.errors import RewritingError
 from rewriting.generator import Generator, LayerSpec
 
-from .base import HubFile, ModelEntry, Plugin, UrlFile
+from .base import HubFile, ModelEntry, Plugin, UrlFile, load_strict
 
 #: Learning-rate multiplier of the mapping network (rosinality's `lr_mlp`; not in the weights).
 LR_MLP = 0.01
@@ -289,23 +289,6 @@ def _shape(state: Mapping[str, Any], key: str) -> torch.Size:
     return state[key].shape
 
 
-def _load(net: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
-    """Load `state` strictly, turning a mismatch into a message that names the tensors."""
-    expected = set(net.state_dict())
-    missing = sorted(expected - set(state))
-    unexpected = sorted(set(state) - expected)
-    if missing or unexpected:
-        raise RewritingError(
-            "StyleGAN2 checkpoint does not match the architecture its shapes imply: "
-            f"missing {missing[:6]}{' ...' if len(missing) > 6 else ''}, "
-            f"unexpected {unexpected[:6]}{' ...' if len(unexpected) > 6 else ''}"
-        )
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise RewritingError(f"StyleGAN2 checkpoint has inconsistent shapes: {err}") from None
-
-
 def build(checkpoint: Any, entry: ModelEntry, sha256: str) -> StyleGAN2:
     """Build the network from the checkpoint's shapes and load its weights."""
     state, avg = _split(checkpoint)
@@ -321,14 +304,14 @@ def build(checkpoint: Any, entry: ModelEntry, sha256: str) -> StyleGAN2:
     channels += [_shape(state, f"convs.{2 * j}.conv.weight")[1] for j in range(n_convs // 2)]
     net = StyleGAN2Net(style_dim, n_mlp, channels)
     if avg is None:
-        _load(net, {**state, "latent_avg": net.latent_avg})
+        load_strict(net, {**state, "latent_avg": net.latent_avg}, "StyleGAN2")
         with torch.no_grad():
             z = torch.randn(AVG_SAMPLES, style_dim, generator=torch.Generator().manual_seed(0))
             net.latent_avg.copy_(net.style(z).mean(dim=0))
     else:
         if not isinstance(avg, torch.Tensor) or avg.numel() != style_dim:
             raise RewritingError(f"StyleGAN2 latent_avg must hold {style_dim} numbers")
-        _load(net, {**state, "latent_avg": avg.reshape(style_dim)})
+        load_strict(net, {**state, "latent_avg": avg.reshape(style_dim)}, "StyleGAN2")
     layers = []
     for n in range(2, n_convs + 3):
         module = "conv1" if n == 2 else f"convs.{n - 3}"
