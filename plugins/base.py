@@ -26,6 +26,9 @@ class HubFile:
     revision: str = "main"
     sha256: str | None = None
 
+    def __str__(self) -> str:
+        return f"hub:{self.repo_id}/{self.filename}@{self.revision}"
+
 
 @dataclass(frozen=True)
 class UrlFile:
@@ -33,6 +36,9 @@ class UrlFile:
 
     url: str
     sha256: str | None = None
+
+    def __str__(self) -> str:
+        return self.url
 
 
 @dataclass(frozen=True)
@@ -42,12 +48,18 @@ class PackageFile:
     package: str
     resource: str
 
+    def __str__(self) -> str:
+        return f"package:{self.package}/{self.resource}"
+
 
 @dataclass(frozen=True)
 class LocalFile:
     """A checkpoint on the local disk."""
 
     path: str
+
+    def __str__(self) -> str:
+        return self.path
 
 
 Source = HubFile | UrlFile | PackageFile | LocalFile

@@ -63,10 +63,10 @@ def _progress(label: str):
 
 
 def load_model(name: str) -> Generator:
-    """A model by catalog name, through the zoo."""
-    from zoo.registry import load_model as zoo_load
+    """A model by catalog name, or an edit published with `push` (hub:OWNER/NAME), via the zoo."""
+    from zoo.hub import load_any
 
-    return zoo_load(name)
+    return load_any(name)
 
 
 def load_stack(generator: Generator, paths: Sequence[str]) -> EditStack:
@@ -94,7 +94,7 @@ def cmd_models(args: argparse.Namespace) -> None:
     if args.json:
         rows = [
             {
-                "name": m.name, "family": m.family, "source": repr(m.source),
+                "name": m.name, "family": m.family, "source": str(m.source),
                 "default_layer": m.default_layer, "license": m.license,
                 "description": m.description,
             }
@@ -102,9 +102,9 @@ def cmd_models(args: argparse.Namespace) -> None:
         ]
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'name':28} {'family':10} {'layer':8} {'license':14} source")
+    print(f"{'name':24} {'family':10} {'layer':8} {'license':30} source")
     for m in entries:
-        print(f"{m.name:28} {m.family:10} {m.default_layer or '-':8} {m.license:14} {m.source}")
+        print(f"{m.name:24} {m.family:10} {m.default_layer or '-':8} {m.license:30} {m.source}")
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -223,6 +223,19 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {args.out} ({len(stack.deltas)} edits applied)")
 
 
+def cmd_push(args: argparse.Namespace) -> None:
+    from huggingface_hub import get_token
+
+    from zoo.publish import publish
+
+    commit = publish(
+        args.dir, args.repo, get_token(), private=args.private, delta_only=args.delta_only,
+        exist_ok=args.exist_ok,
+    )
+    print(f"published {commit.repo_url} (commit {commit.oid[:10]}); "
+          f"load it with --model hub:{args.repo}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rewriting", description="Rewrite the rules of a pretrained generator."
@@ -275,6 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--edit", action="append", default=[], metavar="DELTA", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(run=cmd_export)
+
+    p = sub.add_parser("push", help="publish an edit on the Hugging Face Hub (token: HF_TOKEN)")
+    p.add_argument("dir", help="folder written by `edit`")
+    p.add_argument("--repo", required=True, help="OWNER/NAME")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--delta-only", action="store_true",
+                   help="push only the delta; loading fetches the base model")
+    p.add_argument("--exist-ok", action="store_true",
+                   help="add a commit to an existing repository instead of refusing")
+    p.set_defaults(run=cmd_push)
     return parser
 
 
