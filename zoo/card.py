@@ -1,0 +1,148 @@
+"""The model card (README.md) of an edited model published on the Hub."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from huggingface_hub import ModelCard, ModelCardData
+
+from .hub import DELTA_FILE, EDIT_FILE, HUB_PREFIX, PICTURE_FILE, WEIGHTS_FILE
+
+LIBRARY_NAME = "gan-rewriting"
+PAPER = "https://arxiv.org/abs/2007.15646"
+#: Licence ids the Hub knows that GAN weights commonly carry; others are published as "other".
+HUB_LICENSES = frozenset({
+    "apache-2.0", "mit", "bsd-2-clause", "bsd-3-clause", "cc0-1.0", "cc-by-4.0", "cc-by-sa-4.0",
+    "cc-by-nc-4.0", "cc-by-nc-sa-4.0", "cc-by-nc-nd-4.0", "gpl-3.0", "agpl-3.0", "mpl-2.0",
+    "openrail", "unknown",
+})
+
+
+def base_repo(base: dict[str, Any]) -> str | None:
+    """The Hub repository of a base model, when it comes from the Hub."""
+    source = base.get("source") or {}
+    return source.get("repo_id") if source.get("type") in ("HubFile", "HubRepo") else None
+
+
+def _license_fields(license_id: str) -> dict[str, str]:
+    if license_id in HUB_LICENSES:
+        return {"license": license_id}
+    name = re.sub(r"[^a-z0-9.-]+", "-", license_id.lower()).strip("-") or "unknown"
+    return {"license": "other", "license_name": name}
+
+
+def _where(base: dict[str, Any]) -> str:
+    """Where the base model comes from, in words."""
+    source = base.get("source") or {}
+    kind = source.get("type")
+    if kind in ("HubFile", "HubRepo"):
+        repo = source["repo_id"]
+        file = f", file `{source['filename']}`" if kind == "HubFile" else ""
+        return f"Hub repository [{repo}](https://huggingface.co/{repo}){file}"
+    if kind == "UrlFile":
+        return f"<{source['url']}>"
+    if kind == "PackageFile":
+        return f"the Python package `{source['package']}`"
+    return "a local checkpoint"
+
+
+def _selection(item: dict[str, Any]) -> str:
+    mask = item.get("mask")
+    region = f"box {list(mask)} (top, left, bottom, right)" if isinstance(mask, list) else (
+        "a painted mask"
+    )
+    return f"sample {item.get('sample')}, {region}"
+
+
+def _rule(request: dict[str, Any]) -> list[tuple[str, str]]:
+    """Table rows that say what the request asked for."""
+    rows = []
+    if "copy" in request:
+        rows.append(("Copied", _selection(request["copy"])))
+    else:
+        rows.append(("Erased", f"{request.get('erase')} channels"))
+    rows.append(("Pasted into", _selection(request["paste"])))
+    context = request.get("context") or []
+    if context:
+        samples = ", ".join(str(c.get("sample")) for c in context)
+        rows.append(("Context", f"{len(context)} selections on samples {samples}"))
+    return rows
+
+
+def model_card(info: dict[str, Any], repo_id: str) -> ModelCard:
+    """The card of a repository whose edit.json is `info`."""
+    base, edit, request = info["base"], info["edit"], info["request"]
+    family = info["family"]
+    data = ModelCardData(
+        library_name=LIBRARY_NAME,
+        base_model=base_repo(base),
+        tags=["gan", "model-rewriting", family],
+        pipeline_tag="unconditional-image-generation",
+        **_license_fields(base["license"]),
+    )
+    metrics = edit.get("metrics") or {}
+    rows = [
+        ("Base model", f"`{base['model']}` ({family}), from {_where(base)}"),
+        ("Base weights sha256", f"`{base['weights_sha256']}`"),
+        ("Layer", f"`{edit['layer']}` (weight `{edit['weight']}`)"),
+        ("Update", f"rank {edit['rank']}, method `{edit['method']}`"),
+        *_rule(request),
+    ]
+    if "change_inside" in metrics:
+        rows.append((
+            f"Effect on {metrics.get('held_out_samples', 'held-out')} held-out samples",
+            f"mean absolute pixel change (0-255) {metrics['change_inside']:.1f} where the "
+            f"rewritten rule fires, {metrics['change_outside']:.1f} elsewhere",
+        ))
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    name = HUB_PREFIX + repo_id
+    weights = info["files"].get("weights")
+    files = [f"- `{EDIT_FILE}`: the request and its provenance (base model and weights digest, "
+             f"tool version {info['tool_version']})",
+             f"- `{DELTA_FILE}`: the edit alone, the low-rank update of `{edit['weight']}`",
+             f"- `{PICTURE_FILE}`: the picture above"]
+    if weights:
+        files.insert(0, f"- `{WEIGHTS_FILE}`: the full edited weights ({family} layout)")
+    delta_note = "" if weights else (
+        f"\nThis repository holds only the edit: loading it fetches the base model "
+        f"`{base['model']}` and applies `{DELTA_FILE}` to it.\n"
+    )
+    body = f"""
+# {repo_id.split("/")[-1]}
+
+`{base['model']}` with one rule rewritten: a rank-{edit['rank']} change to layer
+`{edit['layer']}` makes the generator draw what was copied wherever it meets the context it was
+shown. Made with {LIBRARY_NAME}, an implementation of Bau et al.,
+[Rewriting a Deep Generative Model]({PAPER}) (ECCV 2020).
+
+![Held-out samples before the edit, after it, and the change magnified four times]({PICTURE_FILE})
+
+Rows: held-out samples of the original model, the same samples after the edit, and the
+difference magnified four times.
+
+## What was edited
+
+| | |
+|---|---|
+{table}
+
+## Use it
+
+```python
+from zoo.hub import load_any
+generator = load_any("{name}")
+```
+
+or render samples from the command line:
+`python -m rewriting sample --model {name} --samples 0-15 --out grid.png`.
+{delta_note}
+## Files
+
+{chr(10).join(files)}
+
+## License
+
+The edited weights derive from `{base['model']}` and carry its license: `{base['license']}`.
+"""
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")

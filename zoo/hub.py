@@ -1,0 +1,178 @@
+"""Edited models published by this tool on the Hub, loaded as `hub:OWNER/NAME[@REVISION]`.
+
+A published repository holds `edit.json` (the request and its provenance), `delta.safetensors`
+and, unless it was pushed delta-only, `model.safetensors` with the full edited weights. For a
+delta-only repository the base model is fetched by its catalog name, or else by the source that
+edit.json records (a Hub file, a URL, or another `hub:` repository), and the delta is applied
+to it. Either way the edited weights must match the digest that edit.json records, so both
+kinds of repository render the same images, bit for bit, as the edited model they came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from plugins.base import HubFile, ModelEntry, PackageFile, Source, UrlFile
+from rewriting.delta import Delta, EditStack
+from rewriting.errors import RewritingError
+from rewriting.generator import Generator
+
+from . import registry
+from .checkpoint import read_checkpoint
+from .fetch import Progress, resolve
+
+HUB_PREFIX = "hub:"
+EDIT_FORMAT = "gan-rewriting-edit/1"
+EDIT_FILE = "edit.json"
+WEIGHTS_FILE = "model.safetensors"
+DELTA_FILE = "delta.safetensors"
+PICTURE_FILE = "before_after.png"
+
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+_SOURCES: dict[str, type] = {cls.__name__: cls for cls in (HubFile, UrlFile, PackageFile)}
+#: Where each generator loaded from the Hub came from (repository and commit).
+_origins: weakref.WeakKeyDictionary[Generator, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """`hub:OWNER/NAME[@REVISION]` as (repo id, revision); the revision defaults to main."""
+    body = spec.removeprefix(HUB_PREFIX)
+    repo_id, _, revision = body.partition("@")
+    if not spec.startswith(HUB_PREFIX) or not _REPO_ID.fullmatch(repo_id) or "@" in revision:
+        raise RewritingError(
+            f"bad Hub model {spec!r}: write hub:OWNER/NAME or hub:OWNER/NAME@REVISION"
+        )
+    return repo_id, revision or "main"
+
+
+def state_digest(state: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of a state dict, in name order."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def source_json(source: Source) -> dict[str, Any] | None:
+    """A downloadable source as JSON for edit.json (local paths are not published)."""
+    if type(source).__name__ not in _SOURCES:
+        return None
+    return {"type": type(source).__name__, **dataclasses.asdict(source)}
+
+
+def _source_from_json(data: Any) -> Source | None:
+    if not isinstance(data, dict) or data.get("type") not in _SOURCES:
+        return None
+    fields = {k: v for k, v in data.items() if k != "type"}
+    try:
+        return _SOURCES[data["type"]](**fields)
+    except TypeError:
+        return None
+
+
+def provenance(generator: Generator) -> dict[str, Any]:
+    """What edit.json records about a base model: name, family, weights, license, source."""
+    record = {
+        "model": generator.name,
+        "family": generator.family,
+        "weights_sha256": generator.weights_sha256,
+        "license": "unknown",
+        "source": None,
+    }
+    if generator in _origins:
+        record.update(_origins[generator])
+    elif (entry := _catalog_entry(generator.name)) is not None:
+        record.update(license=entry.license, source=source_json(entry.source))
+    return record
+
+
+def read_edit_info(path: Path, spec: str) -> dict[str, Any]:
+    """The edit.json of a published repository, checked for the fields loading needs."""
+    try:
+        info = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise RewritingError(f"{spec}: cannot read its {EDIT_FILE} ({err})") from None
+    if not isinstance(info, dict) or info.get("format") != EDIT_FORMAT:
+        raise RewritingError(
+            f"{spec} was not published by this tool (its {EDIT_FILE} is not {EDIT_FORMAT})"
+        )
+    base = info.get("base")
+    missing = [k for k in ("family", "edited_weights_sha256", "files") if k not in info]
+    missing += [] if isinstance(base, dict) and "model" in base else ["base.model"]
+    if missing or not isinstance(info["files"], dict):
+        raise RewritingError(f"{spec}: its {EDIT_FILE} lacks {', '.join(missing) or 'files'}")
+    return info
+
+
+def _catalog_entry(name: str) -> ModelEntry | None:
+    """The catalog entry named exactly `name`, if this installation has one."""
+    return next((m for m in registry.list_models() if m.name == name), None)
+
+
+def _load_base(base: dict[str, Any], progress: Progress | None) -> Generator:
+    """The base model of a delta-only repository: by catalog name, else by its recorded source."""
+    name = base["model"]
+    if name.startswith(HUB_PREFIX):
+        revision = (base.get("source") or {}).get("revision")
+        return load_hub(f"{name}@{revision}" if revision else name, progress)
+    if _catalog_entry(name) is not None:
+        return registry.load_model(name, progress)
+    source = _source_from_json(base.get("source"))
+    if source is None:
+        raise RewritingError(
+            f"the base model {name!r} of this delta is not in this installation's catalog and "
+            "its edit.json does not say where to download it: install the plugin that provides it"
+        )
+    return registry.build_from_file(resolve(source, progress), base["family"], name)
+
+
+def load_hub(spec: str, progress: Progress | None = None) -> Generator:
+    """The edited generator published at `hub:OWNER/NAME[@REVISION]`."""
+    repo_id, revision = parse_spec(spec)
+    info_path = resolve(HubFile(repo_id, EDIT_FILE, revision), progress)
+    # In the Hugging Face cache the file sits in snapshots/<commit>/: pin the other files to it.
+    commit = info_path.parent.name if info_path.parent.parent.name == "snapshots" else revision
+    info = read_edit_info(info_path, spec)
+    if info["files"].get("weights"):
+        state = read_checkpoint(resolve(HubFile(repo_id, WEIGHTS_FILE, commit), progress))
+    else:
+        delta = Delta.load(resolve(HubFile(repo_id, DELTA_FILE, commit), progress))
+        state = EditStack(_load_base(info["base"], progress), [delta]).state_dict()
+    digest = state_digest(state)
+    if digest != info["edited_weights_sha256"]:
+        raise RewritingError(
+            f"{spec}: the edited weights do not match the digest its {EDIT_FILE} records "
+            f"({digest[:12]} != {str(info['edited_weights_sha256'])[:12]}); the repository is "
+            "damaged or its base model changed"
+        )
+    base = info["base"]
+    catalog = _catalog_entry(base["model"])
+    entry = ModelEntry(
+        name=HUB_PREFIX + repo_id, family=info["family"],
+        source=HubFile(repo_id, WEIGHTS_FILE, commit), license=base.get("license", "unknown"),
+        default_layer=info.get("default_layer"), options=catalog.options if catalog else {},
+    )
+    generator = registry.plugin(info["family"]).build(state, entry, digest)
+    _origins[generator] = {
+        "license": entry.license,
+        "source": {"type": "HubRepo", "repo_id": repo_id, "revision": commit},
+    }
+    return generator
+
+
+def load_any(name: str, progress: Progress | None = None) -> Generator:
+    """A catalog model by name, or an edited model published on the Hub (`hub:OWNER/NAME`)."""
+    if name.startswith(HUB_PREFIX):
+        return load_hub(name, progress)
+    return registry.load_model(name, progress)
