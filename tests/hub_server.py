@@ -8,6 +8,9 @@ commits (applied all at once or not at all), and file metadata and downloads und
 Switches for failure tests: `reject_tokens` (every token gets 401), `fail_commit` (commits read
 their whole body, then answer 500 and change nothing), `corrupt` (downloads come back with one
 byte flipped). `requests` logs every (method, path) received.
+
+`use_hub` points the client of this process at a server and a fresh Hugging Face home;
+`make_edit` runs a quick `edit` for the Hub tests to publish.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import pytest
 import yaml
+from huggingface_hub import constants
 
 INVALID_TOKEN = "Invalid credentials in Authorization header"
 #: Licence ids the real Hub accepts that these tests use ("other" needs a license_name).
@@ -312,3 +318,28 @@ def _card_errors(content: str) -> list[dict[str, str]]:
     if not all(isinstance(t, str) for t in meta.get("tags", [])):
         errors.append({"message": '"tags" must be a list of strings'})
     return errors
+
+
+def use_hub(monkeypatch: pytest.MonkeyPatch, endpoint: str, home: Path) -> None:
+    """Point huggingface_hub, in this process, at `endpoint` with an empty HF_HOME `home`.
+
+    The client reads HF_HOME and HF_HUB_OFFLINE once, at import: set what it derived from them.
+    """
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_ASSETS_CACHE", str(home / "assets"))
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
+def make_edit(out: Path, model: str | None = None) -> Path:
+    """The folder `edit` writes for the example request (quick settings), on `model` if given."""
+    from rewriting.cli import main
+
+    example = Path(__file__).parents[1] / "examples" / "eye-to-mouth.json"
+    args = ["edit", str(example), "--out", str(out), "--stats-samples", "100",
+            "--held-out", "8", "--show", "4", "--scale", "1"]
+    assert main(args + (["--model", model] if model else [])) == 0
+    return out

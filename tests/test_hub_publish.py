@@ -1,0 +1,172 @@
+"""`push` against a loopback Hub with the real client: round trips, the card, and failures."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hub_server import HubServer, make_edit, use_hub
+from huggingface_hub import ModelCard, constants
+
+from rewriting.cli import load_stack, main
+from zoo.card import model_card
+from zoo.hub import load_any
+
+TOKEN = "hf_SecretTokenThatMustNeverShow0123"
+PUBLISHED = {".gitattributes", "README.md", "before_after.png", "delta.safetensors", "edit.json"}
+
+
+@pytest.fixture(scope="module")
+def edit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_edit(tmp_path_factory.mktemp("edit") / "eyes")
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    with HubServer({TOKEN: "alice"}) as server:
+        use_hub(monkeypatch, server.url, tmp_path / "home")
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
+        yield server
+
+
+def push(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
+    """Run `push`; its exit status and everything it printed (which must not hold the token)."""
+    status = main(["push", *args])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert TOKEN not in text
+    return status, text
+
+
+def render_png(capsys: pytest.CaptureFixture, path: Path, *args: str) -> bytes:
+    assert main(["sample", "--samples", "0-15", "--out", str(path), *args]) == 0
+    capsys.readouterr()
+    return path.read_bytes()
+
+
+def no_token_anywhere(hub: HubServer, *folders: Path) -> None:
+    for repo in hub.repos.values():
+        for _, files in repo.commits:
+            assert all(TOKEN.encode() not in data for data in files.values())
+    for folder in folders:
+        for path in folder.rglob("*"):
+            assert not path.is_file() or TOKEN.encode() not in path.read_bytes()
+
+
+@pytest.mark.parametrize("delta_only", [False, True], ids=["full", "delta-only"])
+def test_round_trip_renders_the_edited_samples_bit_identically(
+    hub, edit_dir, capsys, monkeypatch, tmp_path, delta_only
+):
+    flags = ["--delta-only"] if delta_only else []
+    status, text = push(capsys, str(edit_dir), "--repo", "alice/eyes", *flags)
+    assert status == 0, text
+    assert "hub:alice/eyes" in text
+    files = hub.repo_files("alice/eyes")
+    assert set(files) == PUBLISHED | (set() if delta_only else {"model.safetensors"})
+    assert len(hub.repos["alice/eyes"].commits) == 2  # the repository's creation, then one commit
+    assert [r for r in hub.requests if r[1].endswith("/commit/main")] == [
+        ("POST", "/api/models/alice/eyes/commit/main")
+    ]
+    local = render_png(
+        capsys, tmp_path / "local.png", "--model", "dcgan-digiface",
+        "--edit", str(edit_dir / "delta.safetensors"),
+    )
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "fresh" / "hub"))
+    published = render_png(capsys, tmp_path / "hub.png", "--model", "hub:alice/eyes")
+    assert published == local
+    assert (tmp_path / "fresh" / "hub" / "models--alice--eyes").is_dir()
+
+    generator = load_any("hub:alice/eyes")
+    base = load_any("dcgan-digiface")
+    stack = load_stack(base, [str(edit_dir / "delta.safetensors")])
+    z = base.latents(range(8))
+    assert torch.equal(generator.synthesize(z), base.synthesize(z, None, stack.weights()))
+    no_token_anywhere(hub, tmp_path)
+
+
+def test_card_front_matter_parses_and_reads_well(hub, edit_dir, capsys):
+    assert push(capsys, str(edit_dir), "--repo", "alice/card")[0] == 0
+    text = hub.repo_files("alice/card")["README.md"].decode()
+    meta = yaml.safe_load(re.match(r"^---\n(.*?)\n---\n", text, re.DOTALL).group(1))
+    assert meta["library_name"] == "gan-rewriting"
+    assert meta["license"] == "mit"
+    assert meta["tags"] == ["gan", "model-rewriting", "dcgan"]
+    assert meta["pipeline_tag"] == "unconditional-image-generation"
+    assert "base_model" not in meta  # the DCGAN comes from PyPI, not from a Hub repository
+    assert "![" in text and "(before_after.png)" in text
+    assert 'load_any("hub:alice/card")' in text
+    assert "`main.6`" in text and "`dcgan-digiface`" in text
+
+
+def test_card_of_a_hub_base_names_it_and_maps_its_license():
+    info = {
+        "family": "stylegan2", "tool_version": "0.1.0",
+        "files": {"weights": "model.safetensors"},
+        "base": {
+            "model": "stylegan2-church-hub", "weights_sha256": "ab" * 32,
+            "license": "nvidia-source-code-license-nc",
+            "source": {"type": "HubFile", "repo_id": "aaronb/StyleGAN2",
+                       "filename": "stylegan2-church-config-f.pt", "revision": "main",
+                       "sha256": None},
+        },
+        "edit": {"layer": "layer8", "weight": "convs.5.conv.weight", "rank": 1,
+                 "method": "rank", "metrics": {}},
+        "request": {"erase": 30, "paste": {"sample": 3, "mask": "data:image/png;base64,AA"}},
+    }
+    data = ModelCard(str(model_card(info, "bob/church-no-towers"))).data
+    assert data.base_model == "aaronb/StyleGAN2"
+    assert data.license == "other"
+    assert data.license_name == "nvidia-source-code-license-nc"
+    assert data.tags == ["gan", "model-rewriting", "stylegan2"]
+
+
+def test_push_without_a_token_explains_and_sends_nothing(hub, edit_dir, capsys, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN")
+    status, text = push(capsys, str(edit_dir), "--repo", "alice/eyes")
+    assert status == 2
+    assert "HF_TOKEN" in text and "token" in text
+    assert hub.requests == []
+
+
+def test_push_with_a_rejected_token_says_401(hub, edit_dir, capsys):
+    hub.reject_tokens = True
+    status, text = push(capsys, str(edit_dir), "--repo", "alice/eyes")
+    assert status == 2
+    assert "401" in text and "HF_TOKEN" in text
+    assert "alice/eyes" not in hub.repos
+
+
+def test_push_to_an_existing_repo_refuses_unless_exist_ok(hub, edit_dir, capsys):
+    hub.add_repo("alice/taken", {"README.md": b"mine\n"})
+    status, text = push(capsys, str(edit_dir), "--repo", "alice/taken")
+    assert status == 2
+    assert "already exists" in text and "--exist-ok" in text
+    assert hub.repo_files("alice/taken") == {"README.md": b"mine\n"}
+
+    status, text = push(capsys, str(edit_dir), "--repo", "alice/taken", "--exist-ok")
+    assert status == 0, text
+    assert "model.safetensors" in hub.repo_files("alice/taken")
+
+
+def test_server_failure_mid_commit_leaves_no_partial_content(hub, edit_dir, capsys):
+    hub.fail_commit = True
+    status, text = push(capsys, str(edit_dir), "--repo", "alice/eyes")
+    assert status == 2
+    assert "500" in text and "none of these files" in text and "--exist-ok" in text
+    assert set(hub.repo_files("alice/eyes")) == {".gitattributes"}
+
+    hub.fail_commit = False
+    status, text = push(capsys, str(edit_dir), "--repo", "alice/eyes", "--exist-ok")
+    assert status == 0, text
+    assert set(hub.repo_files("alice/eyes")) == PUBLISHED | {"model.safetensors"}
+
+
+def test_push_checks_its_inputs_before_any_request(hub, tmp_path, capsys):
+    status, text = push(capsys, str(tmp_path), "--repo", "alice/eyes")
+    assert status == 2 and "has no delta.safetensors" in text
+    status, text = push(capsys, str(tmp_path), "--repo", "not a repo")
+    assert status == 2 and "OWNER/NAME" in text
+    assert hub.requests == []
