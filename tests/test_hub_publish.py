@@ -88,7 +88,8 @@ def test_round_trip_renders_the_edited_samples_bit_identically(
 
 
 def test_card_front_matter_parses_and_reads_well(hub, edit_dir, capsys):
-    assert push(capsys, str(edit_dir), "--repo", "alice/card")[0] == 0
+    assert push(capsys, str(edit_dir), "--repo", "alice/card", "--private")[0] == 0
+    assert hub.repos["alice/card"].private
     text = hub.repo_files("alice/card")["README.md"].decode()
     meta = yaml.safe_load(re.match(r"^---\n(.*?)\n---\n", text, re.DOTALL).group(1))
     assert meta["library_name"] == "gan-rewriting"
@@ -116,7 +117,9 @@ def test_card_of_a_hub_base_names_it_and_maps_its_license():
                  "method": "rank", "metrics": {}},
         "request": {"erase": 30, "paste": {"sample": 3, "mask": "data:image/png;base64,AA"}},
     }
-    data = ModelCard(str(model_card(info, "bob/church-no-towers"))).data
+    card = model_card(info, "bob/church-no-towers")
+    assert "leave out what was erased" in card.text and "a painted mask" in card.text
+    data = ModelCard(str(card)).data
     assert data.base_model == "aaronb/StyleGAN2"
     assert data.license == "other"
     assert data.license_name == "nvidia-source-code-license-nc"

@@ -57,16 +57,16 @@ def _selection(item: dict[str, Any]) -> str:
 
 def _rule(request: dict[str, Any]) -> list[tuple[str, str]]:
     """Table rows that say what the request asked for."""
-    rows = []
     if "copy" in request:
-        rows.append(("Copied", _selection(request["copy"])))
+        rows = [("Copied", _selection(request["copy"])),
+                ("Pasted into", _selection(request["paste"]))]
     else:
-        rows.append(("Erased", f"{request.get('erase')} channels"))
-    rows.append(("Pasted into", _selection(request["paste"])))
+        rows = [("Erased", f"{request.get('erase')} channels in {_selection(request['paste'])}")]
     context = request.get("context") or []
     if context:
         samples = ", ".join(str(c.get("sample")) for c in context)
-        rows.append(("Context", f"{len(context)} selections on samples {samples}"))
+        plural = "s" if len(context) > 1 else ""
+        rows.append(("Context", f"{len(context)} selection{plural}, on sample{plural} {samples}"))
     return rows
 
 
@@ -108,12 +108,13 @@ def model_card(info: dict[str, Any], repo_id: str) -> ModelCard:
         f"\nThis repository holds only the edit: loading it fetches the base model "
         f"`{base['model']}` and applies `{DELTA_FILE}` to it.\n"
     )
+    effect = "draw what was copied" if "copy" in request else "leave out what was erased"
     body = f"""
 # {repo_id.split("/")[-1]}
 
 `{base['model']}` with one rule rewritten: a rank-{edit['rank']} change to layer
-`{edit['layer']}` makes the generator draw what was copied wherever it meets the context it was
-shown. Made with {LIBRARY_NAME}, an implementation of Bau et al.,
+`{edit['layer']}` makes the generator {effect} wherever it meets the context it was shown.
+Made with {LIBRARY_NAME}, an implementation of Bau et al.,
 [Rewriting a Deep Generative Model]({PAPER}) (ECCV 2020).
 
 ![Held-out samples before the edit, after it, and the change magnified four times]({PICTURE_FILE})
@@ -128,6 +129,8 @@ difference magnified four times.
 {table}
 
 ## Use it
+
+With gan-rewriting installed:
 
 ```python
 from zoo.hub import load_any
