@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from . import __version__
@@ -24,6 +25,7 @@ from .delta import Delta, EditStack
 from .errors import RewritingError
 from .generator import Generator
 from .metrics import change_inside_outside
+from .parallel import init_from_environment, is_main, rank_and_size, share
 from .render import grid, render
 from .request import read_request
 from .rewrite import execute
@@ -143,13 +145,34 @@ def cmd_stats(args: argparse.Namespace) -> None:
     spec = generator.layer(args.layer)
     truncation = generator.check_truncation(args.truncation)
     started = time.perf_counter()
-    stats = key_stats(
-        generator, spec, truncation, samples=args.samples, progress=_progress("statistics")
-    )
+    progress = _progress("statistics") if is_main() else None
+    stats = key_stats(generator, spec, truncation, samples=args.samples, progress=progress)
+    if args.out and is_main():
+        meta = {**stats.meta, "count": str(stats.count)}
+        tensors = {"second_moment": stats.second_moment, "key_sample": stats.key_sample}
+        _atomic_output(Path(args.out), lambda tmp: save_file(tensors, tmp, metadata=meta))
+    if not is_main():
+        return
     print(
         f"C for {generator.name} {spec.name}: {stats.second_moment.shape[0]} key channels, "
         f"{stats.count} keys from {args.samples} samples, {time.perf_counter() - started:.1f} s"
     )
+
+
+def cmd_render(args: argparse.Namespace) -> None:
+    generator = load_model(args.model)
+    stack = load_stack(generator, args.edit)
+    truncation = generator.check_truncation(args.truncation)
+    mine = share(parse_samples(args.samples))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = stack.weights()
+    for start in range(0, len(mine), 64):
+        numbers = mine[start : start + 64]
+        images = render(generator, numbers, truncation, weights)
+        for number, image in zip(numbers, images, strict=True):
+            Image.fromarray(image.numpy()).save(out / f"{number:06d}.png")
+    print(f"rank {rank_and_size()[0]}: wrote {len(mine)} images to {out}/")
 
 
 def cmd_edit(args: argparse.Namespace) -> None:
@@ -268,7 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer")
     p.add_argument("--samples", type=int, default=1000)
     p.add_argument("--truncation", type=float)
+    p.add_argument("--out", help="also write C and the key sample to this safetensors file")
     p.set_defaults(run=cmd_stats)
+
+    p = sub.add_parser("render", help="render many samples to PNG files named by sample number")
+    p.add_argument("--model", default=default)
+    p.add_argument("--samples", required=True, help="e.g. 0-9999")
+    p.add_argument("--truncation", type=float)
+    p.add_argument("--edit", action="append", default=[], metavar="DELTA")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(run=cmd_render)
 
     p = sub.add_parser("edit", help="execute an edit request, write its delta and pictures")
     p.add_argument("request", help="edit request JSON (this tool's or the paper's format)")
@@ -303,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    init_from_environment()
     try:
         args.run(args)
     except RewritingError as err:

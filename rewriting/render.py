@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -15,6 +15,16 @@ from .generator import Generator
 RENDER_BATCH = 16
 
 
+def fixed_batches(z: torch.Tensor) -> Iterator[tuple[torch.Tensor, int]]:
+    """Chunks of exactly RENDER_BATCH latents (the last padded) and how many are real."""
+    for start in range(0, len(z), RENDER_BATCH):
+        chunk = z[start : start + RENDER_BATCH]
+        size = len(chunk)
+        if size < RENDER_BATCH:
+            chunk = torch.cat([chunk, chunk[-1:].expand(RENDER_BATCH - size, *chunk.shape[1:])])
+        yield chunk, size
+
+
 def render(
     generator: Generator,
     numbers: Sequence[int],
@@ -23,13 +33,8 @@ def render(
     seed: int = 1,
 ) -> torch.Tensor:
     """uint8 images [N, H, W, 3] of the given sample numbers."""
-    z = generator.latents(numbers, seed)
     chunks = []
-    for start in range(0, len(z), RENDER_BATCH):
-        chunk = z[start : start + RENDER_BATCH]
-        size = len(chunk)
-        if size < RENDER_BATCH:
-            chunk = torch.cat([chunk, chunk[-1:].expand(RENDER_BATCH - size, *chunk.shape[1:])])
+    for chunk, size in fixed_batches(generator.latents(numbers, seed)):
         raw = generator.synthesize(chunk, truncation, weights)[:size]
         chunks.append(generator.to_image(raw))
     if not chunks:

@@ -22,6 +22,8 @@ from safetensors.torch import load_file, save_file
 
 from .features import read_layer
 from .generator import Generator, LayerSpec
+from .parallel import concat_over_ranks, is_main, share, sum_over_ranks
+from .render import RENDER_BATCH, fixed_batches
 
 STATS_SEED = 2
 KEY_SAMPLE_SIZE = 16384
@@ -63,29 +65,36 @@ def compute_key_stats(
     truncation: float | None = None,
     samples: int = 1000,
     seed: int = STATS_SEED,
-    batch_size: int = 50,
     progress: StatsProgress | None = None,
 ) -> KeyStats:
-    """Stream the generator up to the layer over sample numbers and sum k k^T in float64."""
-    start, stop = 0, samples
+    """Stream the generator up to the layer over sample numbers and sum k k^T in float64.
+
+    Under torchrun each rank takes a share of the samples and the sums are all-reduced. Keys
+    are computed in fixed-size batches and the kept subsample is chosen per sample number, so
+    the result does not depend on how the samples were split.
+    """
+    numbers = share(range(samples))
     per_sample = max(1, -(-KEY_SAMPLE_SIZE // samples))
-    chooser = torch.Generator().manual_seed(seed)
     total = torch.zeros(spec.key_channels, spec.key_channels, dtype=torch.float64)
     kept, count = [], 0
-    for first in range(start, stop, batch_size):
-        numbers = list(range(first, min(first + batch_size, stop)))
-        keys = read_layer(generator, spec, generator.latents(numbers, seed), truncation).keys
-        flat = keys.permute(0, 2, 3, 1).reshape(len(numbers), -1, spec.key_channels)
+    for done, (chunk, size) in enumerate(fixed_batches(generator.latents(numbers, seed))):
+        keys = read_layer(generator, spec, chunk, truncation).keys[:size]
+        flat = keys.permute(0, 2, 3, 1).reshape(size, -1, spec.key_channels)
         vectors = flat.reshape(-1, spec.key_channels).double()
         total += vectors.T @ vectors
         count += vectors.shape[0]
-        picks = torch.randint(flat.shape[1], (len(numbers), per_sample), generator=chooser)
-        kept.append(torch.gather(flat, 1, picks[..., None].expand(-1, -1, flat.shape[2])))
+        first = done * RENDER_BATCH
+        for row, number in enumerate(numbers[first : first + size]):
+            chooser = torch.Generator().manual_seed(seed * 1_000_003 + number)
+            kept.append(flat[row, torch.randint(flat.shape[1], (per_sample,), generator=chooser)])
         if progress:
-            progress(numbers[-1] + 1 - start, stop - start)
-    key_sample = torch.cat(kept).reshape(-1, spec.key_channels)[:KEY_SAMPLE_SIZE].float()
+            progress(min(first + size, len(numbers)), len(numbers))
+    total = sum_over_ranks(total)
+    count = int(sum_over_ranks(torch.tensor([count], dtype=torch.float64)).item())
+    empty = torch.zeros(0, spec.key_channels)
+    key_sample = concat_over_ranks(torch.cat(kept) if kept else empty)[:KEY_SAMPLE_SIZE]
     meta = stats_identity(generator, spec, truncation, samples, seed)
-    return KeyStats(total / max(count, 1), key_sample.contiguous(), count, meta)
+    return KeyStats(total / count, key_sample.float().contiguous(), count, meta)
 
 
 def default_cache_dir() -> Path:
@@ -150,5 +159,6 @@ def key_stats(
     if cached is not None:
         return cached
     stats = compute_key_stats(generator, spec, truncation, samples, seed, progress=progress)
-    save_atomic(path, stats)
+    if is_main():
+        save_atomic(path, stats)
     return stats
