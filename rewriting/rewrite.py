@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from .delta import Delta, EditStack
 from .directions import context_directions, context_key
@@ -35,15 +36,52 @@ DENSE_REGULARIZATION = 1e-3
 
 
 @dataclass
+class EditProblem:
+    """Everything an edit solves for, prepared once from a request (the ROME-style key/value
+    step): the layer and its current weight W0, the paste sample's keys and module inputs, the
+    goal, the context's directions D and key, and the firing threshold of that key."""
+
+    request: EditRequest
+    spec: LayerSpec
+    truncation: float | None
+    module: nn.Module
+    weight: torch.Tensor
+    keys: torch.Tensor
+    inputs: tuple
+    goal: Goal
+    rule_directions: torch.Tensor
+    context_key: torch.Tensor
+    threshold: float
+    stats: KeyStats
+    base_weights: dict[str, torch.Tensor]
+
+    @property
+    def directions(self) -> torch.Tensor:
+        """D for the request's method: the context's directions, or I for `dense`."""
+        if self.request.method == "dense":
+            return torch.eye(self.spec.key_channels, dtype=torch.float64)
+        return self.rule_directions
+
+
+@dataclass
 class EditResult:
-    """The delta of an executed edit, its solution report and what it was computed from."""
+    """The delta of an executed edit, its solution report and the problem it solved."""
 
     delta: Delta
     solution: Solution
-    spec: LayerSpec
-    truncation: float | None
-    context_key: torch.Tensor
-    threshold: float
+    problem: EditProblem
+
+    @property
+    def spec(self) -> LayerSpec:
+        return self.problem.spec
+
+    @property
+    def context_key(self) -> torch.Tensor:
+        return self.problem.context_key
+
+    @property
+    def threshold(self) -> float:
+        return self.problem.threshold
 
 
 def _sample_inputs(inputs: tuple, index: int, batch: int) -> tuple:
@@ -67,17 +105,15 @@ def _context_keys(
     return torch.cat(keys), torch.cat(weights)
 
 
-def execute(
+def prepare(
     generator: Generator,
     request: EditRequest,
     stack: EditStack | None = None,
     stats: KeyStats | None = None,
     stats_progress: Callable[[int, int], None] | None = None,
-    max_delta_ratio: float = MAX_DELTA_RATIO,
     keep: float = DEFAULT_KEEP,
-) -> EditResult:
-    """Solve the request on top of `stack`'s edits and return the new delta (not applied)."""
-    started = time.perf_counter()
+) -> EditProblem:
+    """Validate the request and read what the solve needs from the (edited) generator."""
     spec = generator.layer(request.layer)
     truncation = generator.check_truncation(request.truncation)
     too_big = [n for n in request.samples() if n > generator.max_sample]
@@ -109,11 +145,6 @@ def execute(
     rule_directions = context_directions(stats.second_moment, ctx_keys, ctx_weights, request.rank)
     mean_key = (ctx_keys.double() * ctx_weights[:, None]).sum(0) / ctx_weights.sum()
     key = context_key(rule_directions, mean_key)
-    directions = (
-        torch.eye(spec.key_channels, dtype=torch.float64)
-        if request.method == "dense"
-        else rule_directions
-    )
 
     module = generator.net.get_submodule(spec.module)
     weight = weights.get(spec.weight, generator.parameter(spec.weight)).detach()
@@ -128,21 +159,40 @@ def execute(
         erased[:, channels] = 0
         with torch.no_grad():
             target = layer_value(module, erased, weight, inputs_b)[0]
-        goal: Goal = erase_goal(target, paste_value_mask, spec.stride)
+        goal = erase_goal(target, paste_value_mask, spec.stride)
     else:
         a = rows[request.copy.sample]
         goal = paste_goal(
             reading.values[a], copy_masks[1], reading.values[b], paste_value_mask, spec.stride
         )
+    # The dense baseline is the paper's: its loss covers the goal box only.
+    goal.keep = 0.0 if request.method == "dense" else keep
+    return EditProblem(
+        request, spec, truncation, module, weight, keys_b, inputs_b, goal, rule_directions,
+        key.float(), firing_threshold(stats, key), stats, weights,
+    )
 
+
+def execute(
+    generator: Generator,
+    request: EditRequest,
+    stack: EditStack | None = None,
+    stats: KeyStats | None = None,
+    stats_progress: Callable[[int, int], None] | None = None,
+    max_delta_ratio: float = MAX_DELTA_RATIO,
+    keep: float = DEFAULT_KEEP,
+) -> EditResult:
+    """Solve the request on top of `stack`'s edits and return the new delta (not applied)."""
+    started = time.perf_counter()
+    problem = prepare(generator, request, stack, stats, stats_progress, keep)
     dense = request.method == "dense"
-    goal.keep = 0.0 if dense else keep
     regularization = request.regularization
     if regularization is None:
         regularization = DENSE_REGULARIZATION if dense else DEFAULT_REGULARIZATION
+    directions = problem.directions
     solution = solve(
-        module, spec, weight, directions, keys_b, inputs_b, goal, stats.second_moment,
-        regularization, dense=dense,
+        problem.module, problem.spec, problem.weight, directions, problem.keys, problem.inputs,
+        problem.goal, problem.stats.second_moment, regularization, dense=dense,
     )
     if not solution.delta_norm_ratio <= max_delta_ratio:
         raise RewritingError(
@@ -150,6 +200,7 @@ def execute(
             f"{max_delta_ratio}; paste a smaller region, add context where the rule applies, "
             "or raise the regularization"
         )
+    spec = problem.spec
     metrics = {
         "residual": solution.residual,
         "delta_norm_ratio": solution.delta_norm_ratio,
@@ -172,6 +223,4 @@ def execute(
         request=request.to_json(),
         metrics=metrics,
     )
-    return EditResult(
-        delta, solution, spec, truncation, key.float(), firing_threshold(stats, key)
-    )
+    return EditResult(delta, solution, problem)
