@@ -83,6 +83,10 @@ class EditResult:
     def threshold(self) -> float:
         return self.problem.threshold
 
+    @property
+    def truncation(self) -> float | None:
+        return self.problem.truncation
+
 
 def _sample_inputs(inputs: tuple, index: int, batch: int) -> tuple:
     """The module inputs of one sample out of a batched forward pass."""
