@@ -87,8 +87,9 @@ def test_corrupted_hub_download_is_rejected_and_not_cached(hub, tmp_path):
 def test_url_source_checks_the_hash_prefix_with_progress(hub, monkeypatch, tmp_path):
     source = UrlFile(f"{hub.url}/files/tiny-{SHA[:8]}.pt", sha256=SHA[:8])
     hub.corrupt = True
-    with pytest.raises(RewritingError, match="corrupt or not the expected file"):
-        resolve(source)
+    for checked in (source, UrlFile(source.url)):  # the catalog's hash, or the name's prefix
+        with pytest.raises(RewritingError, match="corrupt or not the expected file"):
+            resolve(checked)
     assert files_under(manual_path(source).parent) == []
     hub.corrupt = False
     seen: list[float] = []

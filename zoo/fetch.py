@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import os
+import re
 import tempfile
 import urllib.error
 import urllib.request
@@ -47,6 +48,8 @@ Progress = Callable[[float, str], None]
 
 #: Seconds to wait for a web server before calling it unreachable.
 URL_TIMEOUT = 30
+#: torch.hub's convention: "name-<start of sha256>.ext" (used when the catalog gives no hash).
+HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")
 
 
 def hub_endpoint() -> str:
@@ -104,8 +107,8 @@ def _check_sha256(path: Path, expected: str | None, what: str) -> None:
     path.unlink(missing_ok=True)
     blob.unlink(missing_ok=True)
     raise RewritingError(
-        f"{what} is corrupt or not the expected file: its sha256 is {actual[:16]}..., the "
-        f"catalog expects {expected[:16]}...; the file was deleted, run again to download it anew"
+        f"{what} is corrupt or not the expected file: its sha256 is {actual[:16]}..., "
+        f"expected {expected[:16]}...; the file was deleted, run again to download it anew"
     )
 
 
@@ -200,8 +203,10 @@ def _hub_file(source: HubFile, progress: Progress | None) -> Path:
 def _url_file(source: UrlFile, progress: Progress | None) -> Path:
     path = manual_path(source)
     what = f"checkpoint {path.name}"
+    named = HASH_IN_NAME.search(path.name)
+    expected = source.sha256 or (named.group(1) if named else None)
     if path.is_file():
-        _check_sha256(path, source.sha256, what)
+        _check_sha256(path, expected, what)
         return path
     if constants.is_offline_mode():
         raise _unavailable(what, source.url, path, None)
@@ -224,11 +229,11 @@ def _url_file(source: UrlFile, progress: Progress | None) -> Path:
                         if progress and total:
                             progress(min(done / total, 1.0), f"downloading {path.name}")
         actual = digest.hexdigest()
-        if source.sha256 and not actual.startswith(source.sha256.lower()):
+        if expected and not actual.startswith(expected.lower()):
             raise RewritingError(
                 f"the download of {source.url} is corrupt or not the expected file: its sha256 "
-                f"is {actual[:16]}..., the catalog expects {source.sha256[:16]}...; nothing was "
-                "kept, run again to retry"
+                f"is {actual[:16]}..., expected {expected[:16]}...; nothing was kept, run again "
+                "to retry"
             )
         os.replace(tmp, path)
     except urllib.error.HTTPError as err:
