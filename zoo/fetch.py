@@ -117,7 +117,8 @@ def _unavailable(what: str, url: str, place: Path, cause: BaseException | None) 
     if constants.is_offline_mode():
         reason, fix = "HF_HUB_OFFLINE is set", "unset HF_HUB_OFFLINE on a connected machine"
     else:
-        detail = f": {str(cause).splitlines()[0][:160]}" if cause else ""
+        first = (str(cause).splitlines() or [type(cause).__name__])[0] if cause else ""
+        detail = f": {first[:160]}" if first else ""
         reason, fix = f"cannot reach {urlsplit(url).netloc}{detail}", "connect to the network"
     return RewritingError(
         f"{what} is not in the local cache and cannot be downloaded ({reason}). To fix: "

@@ -89,7 +89,7 @@ def _refusal(
     """A clear message for a failed Hub call, with the token scrubbed from anything quoted."""
     endpoint = hub_endpoint()
     status = err.response.status_code if isinstance(err, HfHubHTTPError) else None
-    detail = getattr(err, "server_message", None) or str(err).splitlines()[0]
+    detail = getattr(err, "server_message", None) or (str(err).splitlines() or [repr(err)])[0]
     detail = detail.replace(token, "<token>")[:200]
     if status == 401:
         message = (
