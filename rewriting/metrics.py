@@ -47,14 +47,18 @@ def change_inside_outside(
     before: Mapping[str, torch.Tensor],
     after: Mapping[str, torch.Tensor],
 ) -> dict[str, float]:
-    """Mean absolute pixel change (0-255) inside and outside the firing locations."""
+    """Mean absolute pixel change (0-255) inside and outside the firing locations, and over
+    whole samples where the context key fires nowhere."""
     original = render(generator, numbers, truncation, before).float()
     edited = render(generator, numbers, truncation, after).float()
     change = (edited - original).abs().mean(-1)
     fires = firing_masks(generator, spec, key, threshold, numbers, truncation, before)
     inside = float(change[fires].mean()) if fires.any() else 0.0
     outside = float(change[~fires].mean()) if (~fires).any() else 0.0
+    silent = ~fires.flatten(1).any(1)
     return {
+        "change_not_firing": float(change[silent].mean()) if silent.any() else 0.0,
+        "samples_not_firing": int(silent.sum()),
         "change_inside": inside,
         "change_outside": outside,
         "selectivity": inside / max(outside, 1e-9),
