@@ -31,6 +31,8 @@ from .request import read_request
 from .rewrite import execute
 from .stats import key_stats
 
+#: The request set `evaluate` runs by default, kept in the repository.
+EVALUATION_SET = Path(__file__).parent.parent / "examples" / "evaluation"
 #: Held-out samples for before/after pictures and metrics start here (requests use low numbers).
 HELD_OUT_START = 1000
 
@@ -231,6 +233,85 @@ def cmd_edit(args: argparse.Namespace) -> None:
     )
 
 
+def machine() -> dict[str, str]:
+    """Where figures were measured, for the tables that quote them."""
+    import platform
+
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+        "processor": platform.processor() or "unknown",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": str(torch.get_num_threads()),
+    }
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from . import evaluate
+
+    paths = sorted(Path(args.requests).glob("*.json"))
+    if not paths:
+        raise RewritingError(f"no request files (*.json) in {args.requests}")
+    requests = [(p.stem, read_request(p)) for p in paths]
+    generator = load_model(requests[0][1].model)
+    rows = evaluate.evaluate(
+        generator, requests, held_out=args.held_out, finetune_steps=args.finetune_steps
+    )
+    context = {
+        "model": generator.name, "held_out_samples": args.held_out,
+        "finetune_steps": args.finetune_steps, "tool_version": __version__, **machine(),
+    }
+    evaluate.write_results(rows, Path(args.out), context)
+    print(evaluate.markdown_table(rows))
+    print(f"wrote {args.out}/results.json, results.md, selectivity.png")
+
+
+def random_stylegan2(size: int = 256) -> Generator:
+    """A StyleGAN2 of config-f shapes with random weights (speed only: no download needed)."""
+    from plugins.base import LocalFile, ModelEntry
+    from plugins.stylegan2 import PLUGIN, StyleGAN2Net
+
+    table = {4: 512, 8: 512, 16: 512, 32: 512, 64: 512, 128: 256, 256: 128, 512: 64, 1024: 32}
+    channels = [table[4 * 2**j] for j in range(size.bit_length() - 2)]
+    torch.manual_seed(0)
+    net = StyleGAN2Net(512, 8, channels)
+    entry = ModelEntry(
+        f"stylegan2-random-{size}", "stylegan2", LocalFile("(random)"), "none",
+        default_layer="layer8",
+    )
+    return PLUGIN.build({"g_ema": net.state_dict()}, entry, "random")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from . import bench
+
+    repeats = args.repeats
+    samples = 200 if args.quick else 1000
+    generator = load_model("dcgan-digiface")
+    request = read_request(args.request)
+    report: dict = {"machine": machine(), "quick": args.quick, "tool_version": __version__}
+    print(f"benchmark on {report['machine']['machine']} (torch {torch.__version__})")
+    report["dcgan-digiface"] = {
+        "throughput_batch_1": bench.throughput(generator, 1, repeats * 4),
+        "throughput_batch_64": bench.throughput(generator, 64, repeats),
+        "statistics": bench.statistics_cost(generator, None, samples, repeats),
+        "edit": bench.edit_cost(generator, request, repeats * 2),
+        "memory": bench.memory(generator, request),
+    }
+    if not args.no_stylegan2:
+        big = random_stylegan2()
+        report["stylegan2-random-256"] = {
+            "throughput_batch_1": bench.throughput(big, 1, repeats),
+            "throughput_batch_8": bench.throughput(big, 8, max(1, repeats // 2)),
+            "statistics": bench.statistics_cost(big, "layer8", 20 if args.quick else 1000, 1),
+        }
+    print(bench.table(report))
+    if args.json:
+        _atomic_output(Path(args.json), lambda tmp: Path(tmp).write_text(
+            json.dumps(report, indent=2) + "\n"))
+        print(f"wrote {args.json}")
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     generator = load_model(args.model)
     stack = load_stack(generator, args.edit)
@@ -314,6 +395,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", type=int, default=12)
     p.add_argument("--scale", type=int, default=2)
     p.set_defaults(run=cmd_edit)
+
+    p = sub.add_parser("bench", help="measure speed and memory; print a table, write JSON")
+    p.add_argument("--json", help="write the figures to this JSON file")
+    p.add_argument("--request", default=str(EVALUATION_SET.parent / "eye-to-mouth.json"))
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--quick", action="store_true",
+                   help="fewer statistics samples (200, and 20 on StyleGAN2) instead of 1000")
+    p.add_argument("--no-stylegan2", action="store_true", help="skip the 256 px StyleGAN2")
+    p.set_defaults(run=cmd_bench)
+
+    p = sub.add_parser("evaluate", help="compare ours with the paper's baselines on a request set")
+    p.add_argument("--requests", default=str(EVALUATION_SET), help="folder of requests (*.json)")
+    p.add_argument("--out", default="evaluation")
+    p.add_argument("--held-out", type=int, default=256)
+    p.add_argument("--finetune-steps", type=int, default=100)
+    p.set_defaults(run=cmd_evaluate)
 
     p = sub.add_parser("export", help="write the full edited weights as safetensors")
     p.add_argument("--model", default=default)

@@ -1,0 +1,154 @@
+"""Speed and memory, measured: each figure is the median of several runs, with min and max."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from .baselines import paper_procedure
+from .evaluate import goal_residual
+from .features import read_layer
+from .generator import Generator
+from .render import fixed_batches
+from .request import EditRequest
+from .rewrite import execute, prepare
+from .solve import expand, solve
+from .stats import compute_key_stats
+
+
+def timed(run: Callable[[], object], repeats: int) -> dict[str, float]:
+    """Median, min and max seconds of `repeats` calls (after one warm-up call)."""
+    run()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - started)
+    return {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds),
+            "runs": repeats}
+
+
+def throughput(generator: Generator, batch: int, repeats: int) -> dict[str, float]:
+    """Images per second of the raw generator at a batch size."""
+    z = generator.latents(range(batch))
+    truncation = generator.check_truncation(None)
+    t = timed(lambda: generator.synthesize(z, truncation), repeats)
+    return {"images_per_second": batch / t["median"],
+            "min": batch / t["max"], "max": batch / t["min"], "runs": repeats}
+
+
+def statistics_cost(
+    generator: Generator, layer: str | None, samples: int, repeats: int
+) -> dict[str, float]:
+    """Seconds for C over `samples` samples, and for running the generator to the layer alone."""
+    spec = generator.layer(layer)
+    truncation = generator.check_truncation(None)
+
+    def floor() -> None:
+        for chunk, _ in fixed_batches(generator.latents(range(samples), 2)):
+            read_layer(generator, spec, chunk, truncation)
+
+    stats = timed(lambda: compute_key_stats(generator, spec, truncation, samples), repeats)
+    bare = timed(floor, repeats)
+    return {"layer": spec.name, "samples": samples, "seconds": stats,
+            "forward_to_layer_seconds": bare,
+            "overhead": stats["median"] / bare["median"] - 1}
+
+
+def edit_cost(generator: Generator, request: EditRequest, repeats: int) -> dict[str, dict]:
+    """One edit's solve, four ways, on the same prepared request: seconds and residual.
+
+    The keys, goal and directions are prepared once (as an app session does); each way then
+    solves that problem: ours in closed form (default guards), ours in closed form on the
+    paper's bare objective (no ridge, goal box only), ours iterating on Lambda, and the
+    paper's reference optimisation.
+    """
+    problem = prepare(generator, request)
+    args = (problem.module, problem.spec, problem.weight, problem.directions, problem.keys,
+            problem.inputs)
+    moment = problem.stats.second_moment
+    bare_goal = replace(problem.goal, keep=0.0)
+    ways = {
+        "closed_form": lambda: solve(*args, problem.goal, moment),
+        "closed_form_paper_objective": lambda: solve(*args, bare_goal, moment, 0.0),
+        "iterative": lambda: solve(*args, problem.goal, moment, iterative=True),
+    }
+    out: dict[str, dict] = {}
+    for name, way in ways.items():
+        solution = way()
+        out[name] = {"seconds": timed(way, repeats), "residual": solution.residual,
+                     "delta_norm_ratio": solution.delta_norm_ratio}
+    seconds, residuals = [], []
+    for _ in range(max(1, repeats // 4)):
+        lam, spent = paper_procedure(problem)
+        delta = expand(lam, problem.rule_directions.float(), problem.spec.key_axis)
+        residuals.append(goal_residual(generator, problem, {problem.spec.weight:
+                                                             problem.weight + delta}))
+        seconds.append(spent)
+    out["paper_procedure"] = {
+        "seconds": {"median": statistics.median(seconds), "min": min(seconds),
+                    "max": max(seconds), "runs": len(seconds)},
+        "residual": statistics.median(residuals),
+    }
+    out["speedup_closed_form_vs_paper"] = (
+        out["paper_procedure"]["seconds"]["median"] / out["closed_form"]["seconds"]["median"]
+    )
+    return out
+
+
+def memory(generator: Generator, request: EditRequest) -> dict[str, float]:
+    """Peak resident memory of this process, and what one session's edit adds (its delta)."""
+    result = execute(generator, request)
+    delta_bytes = sum(t.numel() * t.element_size()
+                      for t in (result.delta.lam, result.delta.directions))
+    model_bytes = sum(p.numel() * p.element_size() for p in generator.net.parameters())
+    return {
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "edit_delta_bytes": delta_bytes,
+        "model_parameter_bytes": model_bytes,
+    }
+
+
+def table(report: dict) -> str:
+    """The report as one Markdown table: figure, median, and the range over runs."""
+    lines = ["| model | figure | median | range |", "|---|---|---|---|"]
+
+    def row(model: str, figure: str, median: float, low: float, high: float, unit: str) -> None:
+        lines.append(f"| {model} | {figure} | {median:.4g} {unit} | {low:.4g} to {high:.4g} |")
+
+    for model, figures in report.items():
+        if not isinstance(figures, dict) or "statistics" not in figures:
+            continue
+        for key, value in figures.items():
+            if key.startswith("throughput"):
+                row(model, key.replace("_", " "), value["images_per_second"], value["min"],
+                    value["max"], "images/s")
+        stats = figures["statistics"]
+        s = stats["seconds"]
+        row(model, f"key statistics, {stats['layer']}, {stats['samples']} samples",
+            s["median"], s["min"], s["max"], "s")
+        f = stats["forward_to_layer_seconds"]
+        row(model, f"generator up to {stats['layer']} alone (floor)", f["median"], f["min"],
+            f["max"], "s")
+        lines.append(f"| {model} | statistics overhead over the floor | "
+                     f"{100 * stats['overhead']:.0f} % | |")
+        for method, data in figures.get("edit", {}).items():
+            if not isinstance(data, dict):
+                continue
+            t = data["seconds"]
+            row(model, f"one edit: {method.replace('_', ' ')} (residual "
+                f"{data['residual']:.3f})", t["median"], t["min"], t["max"], "s")
+        if "edit" in figures:
+            lines.append(f"| {model} | paper procedure / closed form | "
+                         f"{figures['edit']['speedup_closed_form_vs_paper']:.0f}x | |")
+        if "memory" in figures:
+            m = figures["memory"]
+            lines.append(f"| {model} | peak memory of the process | "
+                         f"{m['peak_rss_mib']:.0f} MiB | |")
+            lines.append(f"| {model} | memory one session's edit adds (its delta) | "
+                         f"{m['edit_delta_bytes'] / 1024:.1f} KiB (model: "
+                         f"{m['model_parameter_bytes'] / 2**20:.1f} MiB) | |")
+    return "\n".join(lines)

@@ -1,0 +1,55 @@
+"""`bench` and `evaluate` report every figure they promise (their values are not asserted)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).parent.parent
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [sys.executable, "-m", "rewriting", *args], capture_output=True, text=True, cwd=cwd
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_bench_writes_every_figure(tmp_path):
+    done = run("bench", "--quick", "--no-stylegan2", "--repeats", "1", "--json", "b.json",
+               cwd=tmp_path)
+    report = json.loads((tmp_path / "b.json").read_text())["dcgan-digiface"]
+    assert report["throughput_batch_1"]["images_per_second"] > 0
+    assert report["throughput_batch_64"]["images_per_second"] > 0
+    assert report["statistics"]["seconds"]["median"] > 0
+    assert report["statistics"]["forward_to_layer_seconds"]["median"] > 0
+    edit = report["edit"]
+    for way in ("closed_form", "closed_form_paper_objective", "iterative", "paper_procedure"):
+        assert 0 <= edit[way]["residual"] < 1.5 and edit[way]["seconds"]["median"] > 0
+    assert edit["speedup_closed_form_vs_paper"] > 1
+    assert report["memory"]["edit_delta_bytes"] < report["memory"]["model_parameter_bytes"]
+    assert "| dcgan-digiface | paper procedure / closed form |" in done.stdout
+
+
+def test_evaluate_writes_table_json_and_plot(tmp_path):
+    requests = tmp_path / "requests"
+    requests.mkdir()
+    shutil.copy(ROOT / "examples" / "evaluation" / "1-eyes-to-mouth.json", requests)
+    run("evaluate", "--requests", str(requests), "--out", "out", "--held-out", "16",
+        "--finetune-steps", "3", cwd=tmp_path)
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    methods = [row["method"] for row in results["rows"]]
+    assert methods == ["rank-1", "rank-3", "dense", "finetune-all", "paper-procedure"]
+    for row in results["rows"]:
+        for key in ("residual", "change_inside", "change_outside", "selectivity",
+                    "change_not_firing", "delta_norm_ratio", "seconds"):
+            assert key in row
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert table.count("\n") == 2 + len(methods)
+    assert Image.open(tmp_path / "out" / "selectivity.png").width > 500
