@@ -37,6 +37,26 @@ def firing_masks(
     return F.interpolate(fired, size=generator.image_size, mode="nearest")[:, 0].bool()
 
 
+def change_summary(
+    original: torch.Tensor, edited: torch.Tensor, fires: torch.Tensor
+) -> dict[str, float]:
+    """Mean absolute pixel change (0-255) of uint8 images [N, H, W, 3] inside and outside the
+    firing locations [N, H, W], and over whole samples where the context key fires nowhere."""
+    change = (edited.float() - original.float()).abs().mean(-1)
+    inside = float(change[fires].mean()) if fires.any() else 0.0
+    outside = float(change[~fires].mean()) if (~fires).any() else 0.0
+    silent = ~fires.flatten(1).any(1)
+    return {
+        "change_inside": inside,
+        "change_outside": outside,
+        "selectivity": inside / max(outside, 1e-9),
+        "change_not_firing": float(change[silent].mean()) if silent.any() else 0.0,
+        "samples_not_firing": int(silent.sum()),
+        "fires_fraction": float(fires.float().mean()),
+        "held_out_samples": len(original),
+    }
+
+
 def change_inside_outside(
     generator: Generator,
     spec: LayerSpec,
@@ -47,21 +67,9 @@ def change_inside_outside(
     before: Mapping[str, torch.Tensor],
     after: Mapping[str, torch.Tensor],
 ) -> dict[str, float]:
-    """Mean absolute pixel change (0-255) inside and outside the firing locations, and over
-    whole samples where the context key fires nowhere."""
-    original = render(generator, numbers, truncation, before).float()
-    edited = render(generator, numbers, truncation, after).float()
-    change = (edited - original).abs().mean(-1)
-    fires = firing_masks(generator, spec, key, threshold, numbers, truncation, before)
-    inside = float(change[fires].mean()) if fires.any() else 0.0
-    outside = float(change[~fires].mean()) if (~fires).any() else 0.0
-    silent = ~fires.flatten(1).any(1)
-    return {
-        "change_not_firing": float(change[silent].mean()) if silent.any() else 0.0,
-        "samples_not_firing": int(silent.sum()),
-        "change_inside": inside,
-        "change_outside": outside,
-        "selectivity": inside / max(outside, 1e-9),
-        "fires_fraction": float(fires.float().mean()),
-        "held_out_samples": len(numbers),
-    }
+    """`change_summary` of held-out samples rendered before and after an edit."""
+    return change_summary(
+        render(generator, numbers, truncation, before),
+        render(generator, numbers, truncation, after),
+        firing_masks(generator, spec, key, threshold, numbers, truncation, before),
+    )
