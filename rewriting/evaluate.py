@@ -137,7 +137,7 @@ def markdown_table(rows: list[dict]) -> str:
     means = summary(rows)
     lines = [
         "| method | residual | change inside | change outside | selectivity "
-        "| change where it never fires | ||dW||/||W0|| | seconds |",
+        "| change where it never fires | ‖dW‖ / ‖W0‖ | seconds |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for method, m in means.items():
@@ -163,8 +163,11 @@ def selectivity_plot(rows: list[dict], path: Path) -> None:
         mine = [r for r in rows if r["method"] == method]
         scatter.scatter([r["change_outside"] for r in mine], [r["change_inside"] for r in mine],
                         label=method, color=colours(i), s=36)
-    top = max(max(r["change_inside"], r["change_outside"]) for r in rows) * 1.05
-    scatter.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="no selectivity")
+    values = [v for r in rows for v in (r["change_inside"], r["change_outside"]) if v > 0]
+    low, high = min(values) / 1.3, max(values) * 1.3
+    scatter.plot([low, high], [low, high], color="grey", lw=0.8, ls="--", label="no selectivity")
+    scatter.set_xscale("log")
+    scatter.set_yscale("log")
     scatter.set_xlabel("mean |pixel change| outside the context (0-255)")
     scatter.set_ylabel("mean |pixel change| inside the context (0-255)")
     scatter.set_title("Each edit: upper left is better")
