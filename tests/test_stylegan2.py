@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hooks import capture, max_err
 from safetensors.torch import load_file
 
 from plugins.dcgan import DCGANNet
@@ -22,27 +23,6 @@ TOL = 1e-4
 @pytest.fixture(scope="module")
 def gen():
     return build_from_file(CHECKPOINT, "stylegan2")
-
-
-def max_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a - b).abs().max().item()
-
-
-def capture(net: torch.nn.Module, modules: list[str], run) -> dict[str, tuple]:
-    """Run `run()` and return each module's (positional inputs, output)."""
-    seen: dict[str, tuple] = {}
-    handles = [
-        net.get_submodule(m).register_forward_hook(
-            lambda _mod, inputs, output, m=m: seen.__setitem__(m, (inputs, output))
-        )
-        for m in modules
-    ]
-    try:
-        run()
-    finally:
-        for handle in handles:
-            handle.remove()
-    return seen
 
 
 def test_reads_architecture_from_shapes(gen):
