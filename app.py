@@ -1,0 +1,563 @@
+"""Rewrite a generator's rule with the brush: copy, paste, context, execute (the paper's tool).
+
+`python app.py` serves on 127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT change it)
+and starts on the embedded default model without any network. Each visitor's state is a
+`zoo.session.Session` in gr.State: an EditStack of deltas on a model that the registry loads
+once and shares read-only, so one visitor's edits never change what another one sees.
+"""
+
+import functools
+import itertools
+import json
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from rewriting.cli import parse_samples
+from rewriting.errors import RewritingError
+from rewriting.request import DEFAULT_ERASE_CHANNELS, Selection, parse_request
+from rewriting.solve import DEFAULT_REGULARIZATION
+from zoo import session as ss
+from zoo.registry import list_models, model_entry
+
+DEFAULT_MODEL = "dcgan-digiface"
+PAGE = 24
+SEARCH_SAMPLES = range(256)
+SEARCH_SHOWN = 12
+COMPARE_SHOWN = 8
+CANVAS_PX = 256
+TILE_PX = 128
+BRUSH_COLOR = "rgba(255, 0, 200, 0.55)"
+#: Handlers that report progress take this default; Gradio hands each call its own tracker.
+PROGRESS = gr.Progress()
+#: A new value each time the brush canvas must be rebuilt.
+CANVAS_TICKETS = itertools.count()
+
+# Concurrency on a 2-core CPU: torch already uses both cores for one forward pass, so running
+# heavy work side by side only slows each down. Heavy events (execute, erase, search, the
+# first-time statistics) share one worker (concurrency_id "heavy", limit 1) and queue behind one
+# another; light events (paging, opening a sample, storing a brush mask, previews) get their
+# own two workers, so one visitor's long edit never freezes the page for the others.
+HEAVY = {"concurrency_id": "heavy", "concurrency_limit": 1}
+LIGHT_LIMIT = 2
+QUEUE_SIZE = 64
+
+INTRO = """
+# Rewriting a Deep Generative Model
+Change a *rule* of a pretrained image generator by example (Bau et al., ECCV 2020):
+
+1. **Copy**: click a sample, paint over a part of it (say an eye) in the brush canvas, press
+   **Copy**.
+2. **Paste**: open another sample, paint where that part should go, press **Paste**. The goal
+   preview shows what you ask for.
+3. **Context**: paint the kind of place where the new rule applies (say mouths) on a few samples,
+   pressing **Context** each time.
+4. **Execute**: the generator's weights change so that *every* such place follows the new rule.
+   Compare before and after, switch between the original and the edited model, revert any edit.
+"""
+
+CSS = """
+#editor canvas { cursor: crosshair; }
+.thumb img { image-rendering: pixelated; }
+"""
+
+
+def friendly(fn):
+    """Show an engine error as a warning in the page and update nothing: state stays as it was."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RewritingError as err:
+            gr.Warning(str(err))
+            return gr.skip()
+
+    return wrapper
+
+
+def api_errors(fn):
+    """Give an API client the engine's message as the call's error; its state stays as it was."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RewritingError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+
+    return wrapper
+
+
+def current(state: ss.Session | None) -> ss.Session:
+    """The visitor's session; API clients and new tabs start on the default model."""
+    return state if state is not None else ss.Session.start(DEFAULT_MODEL)
+
+
+def layer_choices(session: ss.Session) -> list[tuple[str, str]]:
+    """Layer picker entries with their grids; the recommended layer is marked."""
+    out = []
+    for name, spec in session.generator.layers.items():
+        (kh, kw), (vh, vw) = spec.key_grid, spec.value_grid
+        mark = " (recommended)" if name == session.generator.default_layer else ""
+        out.append((f"{name}: {kh}x{kw} keys -> {vh}x{vw} values{mark}", name))
+    return out
+
+
+def model_note(session: ss.Session) -> str:
+    entry = model_entry(session.generator.name)
+    height, width = session.generator.image_size
+    return f"{entry.description or entry.family} · {height}x{width} px · license {entry.license}"
+
+
+def tiles(
+    numbers, images: np.ndarray, extra=lambda n: "", size: int = TILE_PX
+) -> list[tuple[np.ndarray, str]]:
+    """Gallery items captioned with their sample numbers, enlarged to at least `size` px."""
+    pairs = zip(numbers, images, strict=True)
+    return [(ss.enlarge(im, size), f"#{n}{extra(n)}") for n, im in pairs]
+
+
+def canvas(session: ss.Session, number: int) -> dict:
+    """An ImageEditor value: the sample (under the visitor's edits), enlarged, no strokes."""
+    image = ss.samples(session, [number])[0]
+    rgba = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], -1)
+    return {"background": ss.enlarge(rgba, CANVAS_PX), "layers": [], "composite": None}
+
+
+def history_text(session: ss.Session) -> str:
+    if not session.stack.deltas:
+        return "No edits yet: you are looking at the original model."
+    lines = [f"{i + 1}. {ss.edit_label(d)}" for i, d in enumerate(session.stack.deltas)]
+    return "\n".join(lines)
+
+
+def result_text(index: int, metrics: dict) -> str:
+    return (
+        f"**Edit {index} applied.** Where the context fires, pixels changed by "
+        f"**{metrics['change_inside']:.1f}** on average (of 255), elsewhere by "
+        f"**{metrics['change_outside']:.1f}**: {metrics['selectivity']:.1f}x more where the rule "
+        f"applies. Weight change ||dW||/||W|| = {metrics['delta_norm_ratio']:.2f}, goal residual "
+        f"{metrics['residual']:.2f}. Below: the {COMPARE_SHOWN} of {metrics['held_out_samples']} "
+        "held-out samples that changed most."
+    )
+
+
+def download_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="rewriting-"))
+
+
+def build() -> gr.Blocks:
+    """The app's page and its events."""
+    models = [m.name for m in list_models()]
+    with gr.Blocks(title="Rewriting a Deep Generative Model") as demo:
+        state = gr.State(None)
+        found = gr.State([])
+        tray_pick = gr.State(None)
+        gr.Markdown(INTRO)
+        with gr.Row():
+            model_dd = gr.Dropdown(
+                [(f"{m} (embedded)" if m == DEFAULT_MODEL else m, m) for m in models],
+                value=DEFAULT_MODEL, label="Model", elem_id="model", scale=2,
+            )
+            layer_dd = gr.Dropdown([], label="Layer to rewrite", elem_id="layer", scale=2)
+            trunc = gr.Slider(0, 1, step=0.05, label="Truncation", visible=False, scale=1)
+        note = gr.Markdown()
+        with gr.Row():
+            with gr.Column(scale=3):
+                gallery = gr.Gallery(
+                    label="Samples: click one to open it in the brush canvas", columns=6,
+                    height="auto", allow_preview=False, format="png", elem_id="gallery",
+                    fit_columns=False,
+                    elem_classes="thumb",
+                )
+                with gr.Row():
+                    prev_b = gr.Button("< Previous page", size="sm")
+                    first = gr.Number(0, label="Page starts at sample", precision=0, minimum=0)
+                    next_b = gr.Button("Next page >", size="sm")
+                    number = gr.Number(0, label="Open sample # in the canvas", precision=0,
+                                       minimum=0)
+                with gr.Row():
+                    view = gr.Radio(["Edited", "Original"], value="Edited",
+                                    label="Show the model", elem_id="view")
+                    highlight = gr.Checkbox(False, label="Highlight context matches",
+                                            info="where the context key fires (99th percentile)",
+                                            elem_id="highlight")
+            with gr.Column(scale=2):
+                canvas_key = gr.State("")
+
+                @gr.render(inputs=[state, number], triggers=[canvas_key.change])
+                def brush_panel(session, n):
+                    # A fresh canvas per opened sample: Gradio's ImageEditor can hang when its
+                    # value is replaced while it still uploads the visitor's last strokes.
+                    if session is None:
+                        return
+                    n = int(n or 0)
+                    gr.Markdown(f"**Sample #{n}**: paint over a region, then press **Copy**, "
+                                "**Paste** or **Context**.")
+                    editor = gr.ImageEditor(
+                        canvas(session, n), image_mode="RGBA", type="numpy", format="png",
+                        sources=(), transforms=(), layers=False, fixed_canvas=True,
+                        canvas_size=(CANVAS_PX, CANVAS_PX), label="Brush canvas",
+                        brush=gr.Brush(default_size=16, colors=[BRUSH_COLOR], color_mode="fixed"),
+                        elem_id="editor", height=330, interactive=True,
+                    )
+                    with gr.Row():
+                        for label, role, elem_id in (("Copy", "copy", "copy"),
+                                                     ("Paste", "paste", "paste"),
+                                                     ("Context", "context", "context-add")):
+                            gr.Button(label, elem_id=elem_id).click(
+                                store(role, n), [editor, state], chosen, **private
+                            )
+
+                with gr.Row():
+                    copy_img = gr.Image(label="Copied", interactive=False, height=130,
+                                        elem_classes="thumb", elem_id="copied")
+                    paste_img = gr.Image(label="Paste here", interactive=False, height=130,
+                                         elem_classes="thumb", elem_id="pasted")
+                    preview_img = gr.Image(label="Goal preview", interactive=False, height=130,
+                                           elem_classes="thumb", elem_id="preview")
+                tray = gr.Gallery(label="Context: where the rule applies (click one, then Remove)",
+                                  columns=6, height=130, allow_preview=False, format="png",
+                                  fit_columns=False, elem_id="tray", elem_classes="thumb")
+                with gr.Row():
+                    remove_b = gr.Button("Remove selected context", size="sm")
+                    clear_b = gr.Button("Clear all selections", size="sm")
+        with gr.Row():
+            execute_b = gr.Button("Execute", variant="primary", elem_id="execute", scale=2)
+            erase_b = gr.Button("Erase what is under Paste (no Copy needed)", elem_id="erase")
+            search_b = gr.Button(f"Search {len(SEARCH_SAMPLES)} samples for the context",
+                                 elem_id="search")
+        with gr.Accordion("Advanced", open=False):
+            with gr.Row():
+                rank = gr.Slider(1, 16, value=1, step=1, label="Rank of the update")
+                method = gr.Radio([("rank-r (the paper)", "rank"), ("dense (whole layer)",
+                                  "dense")], value="rank", label="Method")
+                reg = gr.Number(DEFAULT_REGULARIZATION, label="Regularization", minimum=0)
+                erase_n = gr.Slider(1, 128, value=DEFAULT_ERASE_CHANNELS, step=1,
+                                    label="Channels to erase")
+        result = gr.Markdown(elem_id="result")
+        before = gr.Gallery(label="Before the edit", columns=COMPARE_SHOWN, height="auto",
+                            allow_preview=False, fit_columns=False, format="png", elem_id="before",
+                            elem_classes="thumb", visible=False)
+        after = gr.Gallery(label="After the edit", columns=COMPARE_SHOWN, height="auto",
+                           allow_preview=False, fit_columns=False, format="png", elem_id="after",
+                           elem_classes="thumb", visible=False)
+        search_gal = gr.Gallery(label="Best context matches (click one to open it)", columns=12,
+                                height="auto", allow_preview=False, format="png",
+                                elem_id="found", elem_classes="thumb", visible=False)
+        with gr.Row():
+            with gr.Column(scale=2):
+                gr.Markdown("### Edit history")
+                history = gr.Markdown(elem_id="history")
+            with gr.Column():
+                revert_dd = gr.Dropdown([], label="Edit to revert", elem_id="revert-pick")
+                revert_b = gr.Button("Revert this edit", elem_id="revert")
+        with gr.Accordion("Save, load and download", open=False):
+            with gr.Row():
+                save_b = gr.Button("Save edit as JSON")
+                load_b = gr.UploadButton("Load edit JSON (ours or the paper's)",
+                                         file_types=[".json"])
+                delta_b = gr.Button("Download last edit's delta")
+                weights_b = gr.Button("Download full edited weights")
+            files = gr.File(label="Files", interactive=False)
+        with gr.Column(visible=False):
+            api_samples = gr.Textbox("0-7")
+            api_edited = gr.Checkbox(True)
+            api_request = gr.Textbox()
+            api_index = gr.Number(precision=0)
+            api_info = gr.JSON()
+            api_images = gr.Gallery(format="png")
+            api_sample_b, api_execute_b, api_revert_b = gr.Button(), gr.Button(), gr.Button()
+
+        # ---- what the page shows, from a session -------------------------------------------
+        def page(session, start, shown, marks, r) -> list:
+            numbers = list(range(int(start or 0), int(start or 0) + PAGE))
+            images = ss.samples(session, numbers, shown != "Original")
+            if marks:
+                key, threshold = ss.probe(session, ss.statistics(session), int(r))
+                images = ss.tint(images, ss.matches(session, key, threshold, numbers), 0.45)
+            return tiles(numbers, images)
+
+        def selections(session) -> dict:
+            def thumb(selection):
+                if selection is None:
+                    return None
+                return ss.enlarge(ss.selection_image(session, selection), TILE_PX)
+
+            both = session.copy is not None and session.paste is not None
+            return {
+                state: session,
+                copy_img: thumb(session.copy),
+                paste_img: thumb(session.paste),
+                preview_img: ss.enlarge(ss.paste_preview(session), TILE_PX) if both else None,
+                tray: [(thumb(s), f"#{s.sample}") for s in session.context],
+                tray_pick: None,
+            }
+
+        def edits(session) -> dict:
+            choices = [(f"{i + 1}. {ss.edit_label(d)}", i)
+                       for i, d in enumerate(session.stack.deltas)]
+            last = choices[-1][1] if choices else None
+            return {history: history_text(session),
+                    revert_dd: gr.update(choices=choices, value=last)}
+
+        def everything(session, start, n) -> dict:
+            g = session.generator
+            return {
+                **selections(session), **edits(session),
+                model_dd: g.name,
+                layer_dd: gr.update(choices=layer_choices(session), value=session.layer),
+                trunc: gr.update(visible=g.default_truncation is not None,
+                                 value=session.truncation),
+                note: model_note(session),
+                gallery: page(session, start, "Edited", False, 1),
+                view: "Edited", highlight: False,
+                **opened(session, n),
+                result: "", before: gr.update(visible=False), after: gr.update(visible=False),
+            }
+
+        def opened(session, n) -> dict:
+            return {number: int(n), canvas_key: next(CANVAS_TICKETS)}
+
+        # ---- handlers ------------------------------------------------------------------------
+        @friendly
+        def on_load(st, start, n):
+            return everything(current(st), start, n)
+
+        def pick_model(name, st, progress=PROGRESS):
+            try:
+                session = ss.Session.start(name, lambda f, msg: progress(f, desc=msg))
+                return everything(session, 0, 0)
+            except RewritingError as err:
+                gr.Warning(str(err))
+                return {model_dd: current(st).generator.name}
+
+        @friendly
+        def pick_layer(name, st, start, shown, marks, r):
+            session = current(st).with_layer(name)
+            return {**selections(session), gallery: page(session, start, shown, marks, r)}
+
+        @friendly
+        def pick_truncation(value, st, start, shown, n):
+            session = current(st).with_truncation(value)
+            return {**selections(session), **opened(session, n),
+                    gallery: page(session, start, shown, False, 1), highlight: False}
+
+        @friendly
+        def show_page(st, start, shown, marks, r):
+            return {gallery: page(current(st), start, shown, marks, r), first: int(start or 0)}
+
+        def step(delta):
+            @friendly
+            def move(st, start, shown, marks, r):
+                return show_page(st, max(0, int(start or 0) + delta), shown, marks, r)
+
+            return move
+
+        @friendly
+        def open_clicked(evt: gr.SelectData, st, start):
+            return opened(current(st), int(start or 0) + evt.index)
+
+        @friendly
+        def open_found(evt: gr.SelectData, st, numbers):
+            return opened(current(st), numbers[evt.index])
+
+        @friendly
+        def open_number(st, n):
+            return opened(current(st), int(n or 0))
+
+        def store(role, n):
+            @friendly
+            def keep(value, st):
+                session = current(st)
+                mask = ss.brush_mask((value or {}).get("layers") or [])
+                selection = Selection(n, ss.mask_url(mask))
+                return selections(session.with_selection(role, selection))
+
+            return keep
+
+        @friendly
+        def pick_tray(evt: gr.SelectData):
+            return evt.index
+
+        @friendly
+        def remove(st, index):
+            return selections(current(st).without_context(-1 if index is None else index))
+
+        @friendly
+        def clear(st):
+            session = current(st)
+            return selections(ss.Session(session.stack, session.layer, session.truncation))
+
+        def run(erase: bool):
+            @friendly
+            def go(st, r, m, lam, channels, start, progress=PROGRESS):
+                session = current(st)
+                request = session.request(int(r), m, lam, int(channels) if erase else None)
+                done, metrics, numbers, old, new = apply(session, request, progress)
+                return {
+                    state: done, **edits(done),
+                    gallery: page(done, start, "Edited", False, 1), view: "Edited",
+                    highlight: False, result: result_text(len(done.stack.deltas), metrics),
+                    canvas_key: next(CANVAS_TICKETS),
+                    before: gr.update(value=tiles(numbers, old), visible=True),
+                    after: gr.update(value=tiles(numbers, new), visible=True),
+                }
+
+            return go
+
+        def apply(session, request, progress):
+            def report(done: int, total: int) -> None:
+                progress(done / total, desc=f"Key statistics of {session.layer} "
+                         f"(first time only): {done}/{total} samples")
+
+            stats = ss.statistics(session, report)
+            progress(1.0, desc="Solving for the new weights")
+            done, _, metrics = ss.run_edit(session, request, stats)
+            numbers, old, new = ss.most_changed(session, done, COMPARE_SHOWN)
+            return done, metrics, numbers, old, new
+
+        @friendly
+        def revert_picked(st, index, start, shown):
+            if index is None:
+                raise RewritingError("there is no edit to revert")
+            session = current(st).reverted(int(index))
+            return {
+                state: session, **edits(session), gallery: page(session, start, shown, False, 1),
+                highlight: False, result: f"Edit {int(index) + 1} reverted.",
+                canvas_key: next(CANVAS_TICKETS), before: gr.update(visible=False),
+                after: gr.update(visible=False),
+            }
+
+        @friendly
+        def find(st, r, progress=PROGRESS):
+            session = current(st)
+            stats = ss.statistics(session, lambda d, t: progress(d / t, desc="Key statistics"))
+            key, threshold = ss.probe(session, stats, int(r))
+            best = ss.search(session, key, SEARCH_SAMPLES, SEARCH_SHOWN)
+            numbers = [n for n, _ in best]
+            images = ss.tint(ss.samples(session, numbers),
+                             ss.matches(session, key, threshold, numbers), 0.45)
+            score = dict(best)
+            return {search_gal: gr.update(visible=True, value=tiles(
+                numbers, images, lambda n: f" · {score[n]:.2f}")), found: numbers}
+
+        @friendly
+        def save_json(st, r, m, lam):
+            session = current(st)
+            if session.paste is not None and session.copy is not None:
+                data = session.request(int(r), m, lam).to_json()
+            elif session.stack.deltas:
+                data = session.stack.deltas[-1].request
+            else:
+                raise RewritingError("nothing to save: make a Copy and a Paste selection first")
+            path = download_dir() / "edit.json"
+            path.write_text(json.dumps(data, indent=2) + "\n")
+            return path
+
+        @friendly
+        def load_json(path, st):
+            try:
+                data = json.loads(Path(path).read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+                raise RewritingError(f"that file is not a JSON edit: {err}") from None
+            session, request = current(st).loaded(data)
+            return {**selections(session), layer_dd: session.layer, rank: request.rank,
+                    method: request.method,
+                    reg: request.regularization or DEFAULT_REGULARIZATION}
+
+        @friendly
+        def download_delta(st):
+            return ss.save_delta(current(st), -1, download_dir())
+
+        @friendly
+        def download_weights(st, progress=PROGRESS):
+            progress(0.5, desc="Writing the edited weights")
+            return ss.save_weights(current(st), download_dir())
+
+        # ---- API: the engine's JSON request in, metrics and images out -----------------------
+        @api_errors
+        def api_sample(text, edited, st):
+            """Render samples ("0-15", "3,5,9") of this session's model, edited or original."""
+            session = current(st)
+            numbers = parse_samples(text)
+            return session, tiles(numbers, ss.samples(session, numbers, edited), size=0), {
+                "model": session.generator.name, "samples": numbers,
+                "edits": [ss.edit_label(d) for d in session.stack.deltas], "edited": edited,
+            }
+
+        @api_errors
+        def api_execute(text, st, progress=PROGRESS):
+            """Execute an edit request (the engine's JSON) on top of this session's edits."""
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise RewritingError(f"the request is not valid JSON: {err}") from None
+            session = current(st)
+            request = parse_request(data)
+            if request.model != session.generator.name and not session.stack.deltas:
+                session = ss.Session.start(request.model)
+            done, metrics, numbers, old, new = apply(session, request, progress)
+            images = tiles(numbers, old, lambda n: " before", 0)
+            images += tiles(numbers, new, lambda n: " after", 0)
+            return done, {**metrics, "edits": len(done.stack.deltas), "samples": numbers}, images
+
+        @api_errors
+        def api_revert(index, st):
+            """Revert this session's edit number `index` (0-based)."""
+            session = current(st).reverted(int(index))
+            return session, {"edits": [ss.edit_label(d) for d in session.stack.deltas]}
+
+        # ---- wiring ----------------------------------------------------------------------------
+        view_args = [state, first, view, highlight, rank]
+        every = [state, model_dd, layer_dd, trunc, note, gallery, view, highlight, number,
+                 canvas_key, copy_img, paste_img, preview_img, tray, tray_pick,
+                 history, revert_dd, result, before, after]
+        chosen = [state, copy_img, paste_img, preview_img, tray, tray_pick]
+        private = {"api_visibility": "private"}
+
+        demo.load(on_load, [state, first, number], every, **private)
+        model_dd.input(pick_model, [model_dd, state], every, **private, **HEAVY)
+        layer_dd.input(pick_layer, [layer_dd, *view_args], [*chosen, gallery], **private)
+        trunc.release(pick_truncation, [trunc, state, first, view, number],
+                      [*chosen, gallery, highlight, number, canvas_key], **private)
+        for trigger in (first.submit, view.input, highlight.input):
+            trigger(show_page, view_args, [gallery, first], **private)
+        prev_b.click(step(-PAGE), view_args, [gallery, first], **private)
+        next_b.click(step(PAGE), view_args, [gallery, first], **private)
+        shown_canvas = [number, canvas_key]
+        gallery.select(open_clicked, [state, first], shown_canvas, **private)
+        search_gal.select(open_found, [state, found], shown_canvas, **private)
+        number.submit(open_number, [state, number], shown_canvas, **private)
+        tray.select(pick_tray, None, tray_pick, **private)
+        remove_b.click(remove, [state, tray_pick], chosen, **private)
+        clear_b.click(clear, [state], chosen, **private)
+        run_out = [state, history, revert_dd, gallery, view, highlight, result, before, after,
+                   canvas_key]
+        execute_b.click(run(False), [state, rank, method, reg, erase_n, first], run_out,
+                        **private, **HEAVY)
+        erase_b.click(run(True), [state, rank, method, reg, erase_n, first], run_out,
+                      **private, **HEAVY)
+        revert_b.click(revert_picked, [state, revert_dd, first, view],
+                       [state, history, revert_dd, gallery, highlight, result, before, after,
+                        canvas_key],
+                       **private)
+        search_b.click(find, [state, rank], [search_gal, found], **private, **HEAVY)
+        save_b.click(save_json, [state, rank, method, reg], files, **private)
+        load_b.upload(load_json, [load_b, state], [*chosen, layer_dd, rank, method, reg],
+                      **private)
+        delta_b.click(download_delta, [state], files, **private)
+        weights_b.click(download_weights, [state], files, **private, **HEAVY)
+        api_sample_b.click(api_sample, [api_samples, api_edited, state],
+                           [state, api_images, api_info], api_name="sample")
+        api_execute_b.click(api_execute, [api_request, state], [state, api_info, api_images],
+                            api_name="execute", **HEAVY)
+        api_revert_b.click(api_revert, [api_index, state], [state, api_info], api_name="revert")
+    return demo
+
+
+if __name__ == "__main__":
+    build().queue(default_concurrency_limit=LIGHT_LIMIT, max_size=QUEUE_SIZE).launch(css=CSS)

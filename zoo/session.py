@@ -1,0 +1,330 @@
+"""One visitor's editing session on a shared, read-only model: brush selections and edits.
+
+The app keeps a `Session` per visitor. A session never copies the model: it holds an
+`EditStack` of deltas on the generator that `zoo.registry.load_model` shares between visitors,
+and every change returns a new session, so an action that fails leaves the old one as it was.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from rewriting import __version__
+from rewriting.cli import HELD_OUT_START
+from rewriting.delta import Delta, EditStack
+from rewriting.directions import context_directions, context_key
+from rewriting.errors import RewritingError
+from rewriting.features import read_layer
+from rewriting.generator import Generator, LayerSpec
+from rewriting.goal import paste_goal
+from rewriting.masks import mask_image, to_grid
+from rewriting.metrics import change_inside_outside, firing_masks, firing_threshold
+from rewriting.nethook import replace_output
+from rewriting.render import render
+from rewriting.request import EditRequest, Selection, parse_request
+from rewriting.rewrite import EditResult, _context_keys, execute
+from rewriting.stats import KeyStats, key_stats
+
+from .registry import load_model
+
+#: Held-out samples on which an executed edit is measured and shown before and after.
+HELD_OUT = tuple(range(HELD_OUT_START, HELD_OUT_START + 32))
+#: Tint of brush masks and context matches drawn over samples.
+MASK_COLOR = (255, 0, 200)
+ROLES = ("copy", "paste", "context")
+
+_stats: dict[tuple, KeyStats] = {}
+_stats_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Session:
+    """A visitor's edits (deltas on the shared model), layer, truncation and brush selections."""
+
+    stack: EditStack
+    layer: str
+    truncation: float | None
+    copy: Selection | None = None
+    paste: Selection | None = None
+    context: tuple[Selection, ...] = ()
+
+    @classmethod
+    def start(cls, model: str, progress: Callable[[float, str], None] | None = None) -> Session:
+        """A fresh session on a catalog model (loaded once per process, then shared)."""
+        generator = load_model(model, progress)
+        return cls(EditStack(generator), generator.default_layer, generator.check_truncation(None))
+
+    @property
+    def generator(self) -> Generator:
+        return self.stack.generator
+
+    @property
+    def spec(self) -> LayerSpec:
+        return self.generator.layer(self.layer)
+
+    def weights(self, edited: bool = True) -> dict[str, torch.Tensor]:
+        """Weight overrides to render with: the visitor's edits, or none for the original."""
+        return self.stack.weights() if edited else {}
+
+    def with_layer(self, layer: str) -> Session:
+        return replace(self, layer=self.generator.layer(layer).name)
+
+    def with_truncation(self, truncation: float | None) -> Session:
+        return replace(self, truncation=self.generator.check_truncation(truncation))
+
+    def with_selection(self, role: str, selection: Selection) -> Session:
+        """Store a brush selection as the copy, the paste, or one more context example."""
+        self.check(selection)
+        if role == "context":
+            return replace(self, context=(*self.context, selection))
+        return replace(self, **{role: selection})
+
+    def check(self, selection: Selection) -> None:
+        """Refuse a selection on a sample out of range or with an empty or outside mask."""
+        if selection.sample > self.generator.max_sample:
+            raise RewritingError(f"sample {selection.sample} is out of range for this model")
+        mask_image(selection.mask, self.generator.image_size, selection.paper)
+
+    def without_context(self, index: int) -> Session:
+        if not -len(self.context) <= index < len(self.context):
+            raise RewritingError("there is no context example to remove")
+        index %= len(self.context)
+        return replace(self, context=self.context[:index] + self.context[index + 1 :])
+
+    def with_edit(self, delta: Delta) -> Session:
+        return replace(self, stack=EditStack(self.generator, [*self.stack.deltas, delta]))
+
+    def reverted(self, index: int) -> Session:
+        stack = EditStack(self.generator, self.stack.deltas)
+        stack.revert(index)
+        return replace(self, stack=stack)
+
+    def request(
+        self, rank: int = 1, method: str = "rank", regularization: float | None = None,
+        erase: int | None = None,
+    ) -> EditRequest:
+        """The edit the current selections describe, validated like a request file."""
+        if self.paste is None:
+            what = "to erase" if erase else "the copied region goes"
+            raise RewritingError(f"nothing to paste: brush where {what} and press Paste")
+        if erase is None and self.copy is None:
+            raise RewritingError("nothing copied: brush a region on a sample and press Copy")
+        request = EditRequest(
+            model=self.generator.name, layer=self.layer, paste=self.paste, context=self.context,
+            copy=None if erase else self.copy, rank=int(rank), method=method,
+            truncation=self.truncation, erase=erase, regularization=regularization,
+        )
+        return parse_request(request.to_json())
+
+    def loaded(self, data: object) -> tuple[Session, EditRequest]:
+        """Selections and layer from a saved edit: this tool's format or the paper's."""
+        if isinstance(data, dict) and ("object" in data or "key" in data):
+            request = parse_request(data, self.generator.name, self.layer)
+        else:
+            request = parse_request(data)
+        if request.model != self.generator.name:
+            raise RewritingError(
+                f"this edit is for model {request.model!r}: pick that model first"
+            )
+        session = replace(
+            self.with_layer(request.layer or self.generator.default_layer),
+            copy=request.copy, paste=request.paste, context=request.context,
+        ).with_truncation(request.truncation)
+        for selection in (request.copy, request.paste, *request.context):
+            if selection is not None:
+                session.check(selection)
+        return session, request
+
+
+def brush_mask(layers: Sequence[np.ndarray]) -> np.ndarray:
+    """Where any brush layer of an RGBA canvas is painted (alpha > 0), as a boolean map."""
+    painted = [np.asarray(layer)[..., 3] > 0 for layer in layers if np.asarray(layer).ndim == 3]
+    if not painted or not np.any(painted):
+        raise RewritingError("nothing is painted: brush over the sample in the canvas first")
+    return np.logical_or.reduce(painted)
+
+
+def mask_url(mask: np.ndarray) -> str:
+    """A boolean map as a PNG data URL: white, opaque where painted, transparent elsewhere."""
+    rgba = np.zeros((*mask.shape, 4), np.uint8)
+    rgba[mask] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(rgba).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def enlarge(image: np.ndarray, at_least: int) -> np.ndarray:
+    """Upscale an image [H, W, C] by an integer factor (nearest) to at least `at_least` px."""
+    factor = max(1, math.ceil(at_least / max(image.shape[:2])))
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def tint(images: np.ndarray, masks: np.ndarray | torch.Tensor, strength: float = 0.6):
+    """Images [..., H, W, 3] with coverage `masks` [..., H, W] blended towards the mask colour."""
+    alpha = np.asarray(masks, dtype=np.float32)[..., None] * strength
+    mixed = images.astype(np.float32) * (1 - alpha) + np.array(MASK_COLOR) * alpha
+    return mixed.round().astype(np.uint8)
+
+
+def samples(session: Session, numbers: Sequence[int], edited: bool = True) -> np.ndarray:
+    """uint8 images [N, H, W, 3] of the session's model, with or without its edits."""
+    return render(session.generator, numbers, session.truncation, session.weights(edited)).numpy()
+
+
+def selection_image(session: Session, selection: Selection) -> np.ndarray:
+    """The selected sample (under the current edits) with its mask tinted."""
+    image = samples(session, [selection.sample])[0]
+    cover = mask_image(selection.mask, session.generator.image_size, selection.paper)
+    return tint(image, cover.numpy(), 0.5)
+
+
+def paste_preview(session: Session) -> np.ndarray:
+    """The goal: the copied features pasted into the layer, rendered by the rest of the network."""
+    if session.copy is None or session.paste is None:
+        raise RewritingError("the preview needs both a Copy and a Paste selection")
+    generator, spec, weights = session.generator, session.spec, session.weights()
+    numbers = sorted({session.copy.sample, session.paste.sample})
+    reading = read_layer(generator, spec, generator.latents(numbers), session.truncation, weights)
+
+    def values(selection: Selection) -> tuple[torch.Tensor, torch.Tensor]:
+        cover = mask_image(selection.mask, generator.image_size, selection.paper)
+        return reading.values[numbers.index(selection.sample)], to_grid(cover, spec.value_grid)
+
+    goal = paste_goal(*values(session.copy), *values(session.paste), spec.stride)
+    with replace_output(generator.net, spec.module, lambda _i, out: goal.target.expand_as(out)):
+        return samples(session, [session.paste.sample])[0]
+
+
+def statistics(
+    session: Session, progress: Callable[[int, int], None] | None = None
+) -> KeyStats:
+    """The layer's key statistics, from memory, the disk cache, or computed the first time."""
+    ident = (session.generator.name, session.generator.weights_sha256, session.layer,
+             session.truncation)
+    with _stats_lock:
+        found = _stats.get(ident)
+    if found is None:
+        found = key_stats(session.generator, session.spec, session.truncation, progress=progress)
+        with _stats_lock:
+            _stats[ident] = found
+    return found
+
+
+def probe(session: Session, stats: KeyStats, rank: int = 1) -> tuple[torch.Tensor, float]:
+    """The context key of the current context selections and the level above which it fires."""
+    context = session.context or ((session.paste,) if session.paste else ())
+    if not context:
+        raise RewritingError("brush a few places where the rule applies and press Context first")
+    generator, spec = session.generator, session.spec
+    numbers = sorted({s.sample for s in context})
+    reading = read_layer(
+        generator, spec, generator.latents(numbers), session.truncation, session.weights()
+    )
+    masks = [
+        (s, to_grid(mask_image(s.mask, generator.image_size, s.paper), spec.key_grid))
+        for s in context
+    ]
+    keys, weights = _context_keys(reading, {n: i for i, n in enumerate(numbers)}, masks)
+    directions = context_directions(stats.second_moment, keys, weights, rank)
+    mean_key = (keys.double() * weights[:, None]).sum(0) / weights.sum()
+    key = context_key(directions, mean_key).float()
+    return key, firing_threshold(stats, key)
+
+
+def matches(
+    session: Session, key: torch.Tensor, threshold: float, numbers: Sequence[int]
+) -> np.ndarray:
+    """Boolean maps [N, H, W] where the context key fires on the given samples."""
+    return firing_masks(
+        session.generator, session.spec, key, threshold, numbers, session.truncation,
+        session.weights(),
+    ).numpy()
+
+
+def search(
+    session: Session, key: torch.Tensor, numbers: Sequence[int], count: int, batch: int = 64
+) -> list[tuple[int, float]]:
+    """The `count` samples where the context key responds most strongly, with that response."""
+    generator, spec, weights = session.generator, session.spec, session.weights()
+    scores = []
+    for first in range(0, len(numbers), batch):
+        chunk = list(numbers[first : first + batch])
+        keys = read_layer(generator, spec, generator.latents(chunk), session.truncation, weights)
+        scores.append(torch.einsum("nchw,c->nhw", keys.keys.double(), key.double()).amax((1, 2)))
+    best = torch.cat(scores).topk(min(count, len(numbers)))
+    return [(int(numbers[i]), float(v)) for v, i in zip(best.values, best.indices, strict=True)]
+
+
+def run_edit(
+    session: Session, request: EditRequest, stats: KeyStats
+) -> tuple[Session, EditResult, dict]:
+    """Execute a request on top of the session's edits; the new session and the edit's metrics."""
+    if request.model != session.generator.name:
+        raise RewritingError(
+            f"this session edits {session.generator.name!r}, not {request.model!r}"
+        )
+    result = execute(session.generator, request, session.stack, stats)
+    edited = session.with_edit(result.delta)
+    change = change_inside_outside(
+        session.generator, result.spec, result.context_key, result.threshold, HELD_OUT,
+        result.truncation, session.weights(), edited.weights(),
+    )
+    result.delta.metrics = {**result.delta.metrics, **change, "layer": result.spec.name}
+    return edited, result, result.delta.metrics
+
+
+def most_changed(
+    before: Session, after: Session, count: int, numbers: Sequence[int] = HELD_OUT
+) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """The `count` samples an edit changed most, and their images before and after."""
+    old, new = samples(before, numbers), samples(after, numbers)
+    change = np.abs(new.astype(np.int16) - old).mean((1, 2, 3))
+    order = np.argsort(-change, kind="stable")[:count]
+    return [numbers[i] for i in order], old[order], new[order]
+
+
+def edit_label(delta: Delta) -> str:
+    """One line describing an executed edit."""
+    request = delta.request
+    if request.get("erase"):
+        what = f"erase on #{request['paste']['sample']}"
+    else:
+        what = f"copy #{request['copy']['sample']} → paste #{request['paste']['sample']}"
+    context = len(request.get("context", []))
+    return f"{what}, {context} context, layer {delta.layer}, rank {delta.rank} ({delta.method})"
+
+
+def save_delta(session: Session, index: int, folder: Path) -> Path:
+    """Write one executed edit's delta as safetensors."""
+    if not -len(session.stack.deltas) <= index < len(session.stack.deltas):
+        raise RewritingError("execute an edit first: there is no delta to download")
+    path = folder / f"delta-{index % len(session.stack.deltas) + 1}.safetensors"
+    session.stack.deltas[index].save(path)
+    return path
+
+
+def save_weights(session: Session, folder: Path) -> Path:
+    """Write the full edited weights (base tensors where nothing was edited) as safetensors."""
+    generator = session.generator
+    metadata = {
+        "model": generator.name,
+        "family": generator.family,
+        "weights_sha256": generator.weights_sha256,
+        "edits": json.dumps([d.metadata() for d in session.stack.deltas]),
+        "tool_version": __version__,
+    }
+    path = folder / f"{generator.name}-edited.safetensors"
+    save_file(session.stack.state_dict(), str(path), metadata=metadata)
+    return path
