@@ -152,7 +152,8 @@ def download_dir() -> Path:
 def build() -> gr.Blocks:
     """The app's page and its events."""
     models = [m.name for m in list_models()]
-    with gr.Blocks(title="Rewriting a Deep Generative Model") as demo:
+    # Rendered pictures and downloads in Gradio's cache are deleted after an hour.
+    with gr.Blocks(title="Rewriting a Deep Generative Model", delete_cache=(1800, 3600)) as demo:
         state = gr.State(None)
         found = gr.State([])
         tray_pick = gr.State(None)
@@ -239,13 +240,13 @@ def build() -> gr.Blocks:
                 erase_n = gr.Slider(1, 128, value=DEFAULT_ERASE_CHANNELS, step=1,
                                     label="Channels to erase")
         result = gr.Markdown(elem_id="result")
-        before = gr.Gallery(label="Before the edit", columns=COMPARE_SHOWN, height="auto",
+        before = gr.Gallery(label="Before the edit", columns=COMPARE_SHOWN, height=200,
                             allow_preview=False, fit_columns=False, format="png", elem_id="before",
                             elem_classes="thumb", visible=False)
-        after = gr.Gallery(label="After the edit", columns=COMPARE_SHOWN, height="auto",
+        after = gr.Gallery(label="After the edit", columns=COMPARE_SHOWN, height=200,
                            allow_preview=False, fit_columns=False, format="png", elem_id="after",
                            elem_classes="thumb", visible=False)
-        search_gal = gr.Gallery(label="Best context matches (click one to open it)", columns=12,
+        search_gal = gr.Gallery(label="Best context matches (click one to open it)", columns=6,
                                 height="auto", allow_preview=False, format="png",
                                 elem_id="found", elem_classes="thumb", visible=False)
         with gr.Row():
@@ -262,7 +263,7 @@ def build() -> gr.Blocks:
                                          file_types=[".json"])
                 delta_b = gr.Button("Download last edit's delta")
                 weights_b = gr.Button("Download full edited weights")
-            files = gr.File(label="Files", interactive=False)
+            files = gr.File(label="Files", interactive=False, height=120)
         with gr.Column(visible=False):
             api_samples = gr.Textbox("0-7")
             api_edited = gr.Checkbox(True)
@@ -346,12 +347,15 @@ def build() -> gr.Blocks:
             return {**selections(session), **opened(session, n),
                     gallery: page(session, start, shown, False, 1), highlight: False}
 
-        @friendly
         def show_page(st, start, shown, marks, r):
-            return {gallery: page(current(st), start, shown, marks, r), first: int(start or 0)}
+            try:
+                return {gallery: page(current(st), start, shown, marks, r),
+                        first: int(start or 0)}
+            except RewritingError as err:
+                gr.Warning(str(err))
+                return {highlight: False}
 
         def step(delta):
-            @friendly
             def move(st, start, shown, marks, r):
                 return show_page(st, max(0, int(start or 0) + delta), shown, marks, r)
 
@@ -456,7 +460,7 @@ def build() -> gr.Blocks:
                 raise RewritingError("nothing to save: make a Copy and a Paste selection first")
             path = download_dir() / "edit.json"
             path.write_text(json.dumps(data, indent=2) + "\n")
-            return path
+            return str(path)
 
         @friendly
         def load_json(path, st):
@@ -471,12 +475,12 @@ def build() -> gr.Blocks:
 
         @friendly
         def download_delta(st):
-            return ss.save_delta(current(st), -1, download_dir())
+            return str(ss.save_delta(current(st), -1, download_dir()))
 
         @friendly
         def download_weights(st, progress=PROGRESS):
             progress(0.5, desc="Writing the edited weights")
-            return ss.save_weights(current(st), download_dir())
+            return str(ss.save_weights(current(st), download_dir()))
 
         # ---- API: the engine's JSON request in, metrics and images out -----------------------
         @api_errors
@@ -525,9 +529,9 @@ def build() -> gr.Blocks:
         trunc.release(pick_truncation, [trunc, state, first, view, number],
                       [*chosen, gallery, highlight, number, canvas_key], **private)
         for trigger in (first.submit, view.input, highlight.input):
-            trigger(show_page, view_args, [gallery, first], **private)
-        prev_b.click(step(-PAGE), view_args, [gallery, first], **private)
-        next_b.click(step(PAGE), view_args, [gallery, first], **private)
+            trigger(show_page, view_args, [gallery, first, highlight], **private)
+        prev_b.click(step(-PAGE), view_args, [gallery, first, highlight], **private)
+        next_b.click(step(PAGE), view_args, [gallery, first, highlight], **private)
         shown_canvas = [number, canvas_key]
         gallery.select(open_clicked, [state, first], shown_canvas, **private)
         search_gal.select(open_found, [state, found], shown_canvas, **private)

@@ -43,7 +43,8 @@ from .registry import load_model
 HELD_OUT = tuple(range(HELD_OUT_START, HELD_OUT_START + 32))
 #: Tint of brush masks and context matches drawn over samples.
 MASK_COLOR = (255, 0, 200)
-ROLES = ("copy", "paste", "context")
+#: Key statistics kept in memory (the oldest are dropped; the disk cache keeps them all).
+STATS_KEPT = 8
 
 _stats: dict[tuple, KeyStats] = {}
 _stats_lock = threading.Lock()
@@ -219,6 +220,8 @@ def statistics(
         found = key_stats(session.generator, session.spec, session.truncation, progress=progress)
         with _stats_lock:
             _stats[ident] = found
+            while len(_stats) > STATS_KEPT:
+                _stats.pop(next(iter(_stats)))
     return found
 
 
