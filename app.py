@@ -10,6 +10,7 @@ import functools
 import itertools
 import json
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import gradio as gr
@@ -20,7 +21,7 @@ from rewriting.errors import RewritingError
 from rewriting.request import DEFAULT_ERASE_CHANNELS, Selection, parse_request
 from rewriting.solve import DEFAULT_REGULARIZATION
 from zoo import session as ss
-from zoo.registry import list_models, model_entry
+from zoo.registry import list_models
 
 DEFAULT_MODEL = "dcgan-digiface"
 PAGE = 24
@@ -64,7 +65,7 @@ CSS = """
 """
 
 
-def friendly(fn):
+def friendly(fn: Callable) -> Callable:
     """Show an engine error as a warning in the page and update nothing: state stays as it was."""
 
     @functools.wraps(fn)
@@ -78,7 +79,7 @@ def friendly(fn):
     return wrapper
 
 
-def api_errors(fn):
+def api_errors(fn: Callable) -> Callable:
     """Give an API client the engine's message as the call's error; its state stays as it was."""
 
     @functools.wraps(fn)
@@ -96,24 +97,9 @@ def current(state: ss.Session | None) -> ss.Session:
     return state if state is not None else ss.Session.start(DEFAULT_MODEL)
 
 
-def layer_choices(session: ss.Session) -> list[tuple[str, str]]:
-    """Layer picker entries with their grids; the recommended layer is marked."""
-    out = []
-    for name, spec in session.generator.layers.items():
-        (kh, kw), (vh, vw) = spec.key_grid, spec.value_grid
-        mark = " (recommended)" if name == session.generator.default_layer else ""
-        out.append((f"{name}: {kh}x{kw} keys -> {vh}x{vw} values{mark}", name))
-    return out
-
-
-def model_note(session: ss.Session) -> str:
-    entry = model_entry(session.generator.name)
-    height, width = session.generator.image_size
-    return f"{entry.description or entry.family} · {height}x{width} px · license {entry.license}"
-
-
 def tiles(
-    numbers, images: np.ndarray, extra=lambda n: "", size: int = TILE_PX
+    numbers: Sequence[int], images: np.ndarray, extra: Callable[[int], str] = lambda n: "",
+    size: int = TILE_PX,
 ) -> list[tuple[np.ndarray, str]]:
     """Gallery items captioned with their sample numbers, enlarged to at least `size` px."""
     pairs = zip(numbers, images, strict=True)
@@ -127,25 +113,8 @@ def canvas(session: ss.Session, number: int) -> dict:
     return {"background": ss.enlarge(rgba, CANVAS_PX), "layers": [], "composite": None}
 
 
-def history_text(session: ss.Session) -> str:
-    if not session.stack.deltas:
-        return "No edits yet: you are looking at the original model."
-    lines = [f"{i + 1}. {ss.edit_label(d)}" for i, d in enumerate(session.stack.deltas)]
-    return "\n".join(lines)
-
-
-def result_text(index: int, metrics: dict) -> str:
-    return (
-        f"**Edit {index} applied.** Where the context fires, pixels changed by "
-        f"**{metrics['change_inside']:.1f}** on average (of 255), elsewhere by "
-        f"**{metrics['change_outside']:.1f}**: {metrics['selectivity']:.1f}x more where the rule "
-        f"applies. Weight change ||dW||/||W|| = {metrics['delta_norm_ratio']:.2f}, goal residual "
-        f"{metrics['residual']:.2f}. Below: the {COMPARE_SHOWN} of {metrics['held_out_samples']} "
-        "held-out samples that changed most."
-    )
-
-
 def download_dir() -> Path:
+    """A new folder for one download."""
     return Path(tempfile.mkdtemp(prefix="rewriting-"))
 
 
@@ -299,21 +268,22 @@ def build() -> gr.Blocks:
             }
 
         def edits(session) -> dict:
-            choices = [(f"{i + 1}. {ss.edit_label(d)}", i)
-                       for i, d in enumerate(session.stack.deltas)]
-            last = choices[-1][1] if choices else None
-            return {history: history_text(session),
-                    revert_dd: gr.update(choices=choices, value=last)}
+            lines = ss.history(session)
+            latest = len(lines) - 1 if lines else None
+            return {
+                history: "\n".join(lines) or "No edits yet: you are looking at the original model.",
+                revert_dd: gr.update(choices=[(t, i) for i, t in enumerate(lines)], value=latest),
+            }
 
         def everything(session, start, n) -> dict:
             g = session.generator
             return {
                 **selections(session), **edits(session),
                 model_dd: g.name,
-                layer_dd: gr.update(choices=layer_choices(session), value=session.layer),
+                layer_dd: gr.update(choices=ss.layer_choices(g), value=session.layer),
                 trunc: gr.update(visible=g.default_truncation is not None,
                                  value=session.truncation),
-                note: model_note(session),
+                note: ss.model_note(g),
                 gallery: page(session, start, "Edited", False, 1),
                 view: "Edited", highlight: False,
                 **opened(session, n),
@@ -405,7 +375,8 @@ def build() -> gr.Blocks:
                 return {
                     state: done, **edits(done),
                     gallery: page(done, start, "Edited", False, 1), view: "Edited",
-                    highlight: False, result: result_text(len(done.stack.deltas), metrics),
+                    highlight: False,
+                    result: ss.result_text(len(done.stack.deltas), metrics, len(numbers)),
                     canvas_key: next(CANVAS_TICKETS),
                     before: gr.update(value=tiles(numbers, old), visible=True),
                     after: gr.update(value=tiles(numbers, new), visible=True),
@@ -420,7 +391,7 @@ def build() -> gr.Blocks:
 
             stats = ss.statistics(session, report)
             progress(1.0, desc="Solving for the new weights")
-            done, _, metrics = ss.run_edit(session, request, stats)
+            done, metrics = ss.run_edit(session, request, stats)
             numbers, old, new = ss.most_changed(session, done, COMPARE_SHOWN)
             return done, metrics, numbers, old, new
 
@@ -490,7 +461,7 @@ def build() -> gr.Blocks:
             numbers = parse_samples(text)
             return session, tiles(numbers, ss.samples(session, numbers, edited), size=0), {
                 "model": session.generator.name, "samples": numbers,
-                "edits": [ss.edit_label(d) for d in session.stack.deltas], "edited": edited,
+                "edits": ss.history(session), "edited": edited,
             }
 
         @api_errors
@@ -513,7 +484,7 @@ def build() -> gr.Blocks:
         def api_revert(index, st):
             """Revert this session's edit number `index` (0-based)."""
             session = current(st).reverted(int(index))
-            return session, {"edits": [ss.edit_label(d) for d in session.stack.deltas]}
+            return session, {"edits": ss.history(session)}
 
         # ---- wiring ----------------------------------------------------------------------------
         view_args = [state, first, view, highlight, rank]

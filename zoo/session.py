@@ -34,10 +34,10 @@ from rewriting.metrics import change_inside_outside, firing_masks, firing_thresh
 from rewriting.nethook import replace_output
 from rewriting.render import render
 from rewriting.request import EditRequest, Selection, parse_request
-from rewriting.rewrite import EditResult, _context_keys, execute
+from rewriting.rewrite import _context_keys, execute
 from rewriting.stats import KeyStats, key_stats
 
-from .registry import load_model
+from .registry import load_model, model_entry
 
 #: Held-out samples on which an executed edit is measured and shown before and after.
 HELD_OUT = tuple(range(HELD_OUT_START, HELD_OUT_START + 32))
@@ -69,10 +69,12 @@ class Session:
 
     @property
     def generator(self) -> Generator:
+        """The shared, read-only model this session edits."""
         return self.stack.generator
 
     @property
     def spec(self) -> LayerSpec:
+        """The layer that edits are made on."""
         return self.generator.layer(self.layer)
 
     def weights(self, edited: bool = True) -> dict[str, torch.Tensor]:
@@ -80,9 +82,11 @@ class Session:
         return self.stack.weights() if edited else {}
 
     def with_layer(self, layer: str) -> Session:
+        """The session editing another layer of the same model."""
         return replace(self, layer=self.generator.layer(layer).name)
 
     def with_truncation(self, truncation: float | None) -> Session:
+        """The session sampling at another truncation (None: the family's default)."""
         return replace(self, truncation=self.generator.check_truncation(truncation))
 
     def with_selection(self, role: str, selection: Selection) -> Session:
@@ -99,15 +103,18 @@ class Session:
         mask_image(selection.mask, self.generator.image_size, selection.paper)
 
     def without_context(self, index: int) -> Session:
+        """The session without one context example (negative indices count from the end)."""
         if not -len(self.context) <= index < len(self.context):
             raise RewritingError("there is no context example to remove")
         index %= len(self.context)
         return replace(self, context=self.context[:index] + self.context[index + 1 :])
 
     def with_edit(self, delta: Delta) -> Session:
+        """The session with one more executed edit on top of its others."""
         return replace(self, stack=EditStack(self.generator, [*self.stack.deltas, delta]))
 
     def reverted(self, index: int) -> Session:
+        """The session without its edit number `index` (0-based); the others stay."""
         stack = EditStack(self.generator, self.stack.deltas)
         stack.revert(index)
         return replace(self, stack=stack)
@@ -172,7 +179,9 @@ def enlarge(image: np.ndarray, at_least: int) -> np.ndarray:
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
-def tint(images: np.ndarray, masks: np.ndarray | torch.Tensor, strength: float = 0.6):
+def tint(
+    images: np.ndarray, masks: np.ndarray | torch.Tensor, strength: float = 0.6
+) -> np.ndarray:
     """Images [..., H, W, 3] with coverage `masks` [..., H, W] blended towards the mask colour."""
     alpha = np.asarray(masks, dtype=np.float32)[..., None] * strength
     mixed = images.astype(np.float32) * (1 - alpha) + np.array(MASK_COLOR) * alpha
@@ -270,9 +279,7 @@ def search(
     return [(int(numbers[i]), float(v)) for v, i in zip(best.values, best.indices, strict=True)]
 
 
-def run_edit(
-    session: Session, request: EditRequest, stats: KeyStats
-) -> tuple[Session, EditResult, dict]:
+def run_edit(session: Session, request: EditRequest, stats: KeyStats) -> tuple[Session, dict]:
     """Execute a request on top of the session's edits; the new session and the edit's metrics."""
     if request.model != session.generator.name:
         raise RewritingError(
@@ -285,7 +292,7 @@ def run_edit(
         result.truncation, session.weights(), edited.weights(),
     )
     result.delta.metrics = {**result.delta.metrics, **change, "layer": result.spec.name}
-    return edited, result, result.delta.metrics
+    return edited, result.delta.metrics
 
 
 def most_changed(
@@ -296,6 +303,40 @@ def most_changed(
     change = np.abs(new.astype(np.int16) - old).mean((1, 2, 3))
     order = np.argsort(-change, kind="stable")[:count]
     return [numbers[i] for i in order], old[order], new[order]
+
+
+def layer_choices(generator: Generator) -> list[tuple[str, str]]:
+    """Layer picker entries (label, name) with their grids; the recommended layer is marked."""
+    out = []
+    for name, spec in generator.layers.items():
+        (kh, kw), (vh, vw) = spec.key_grid, spec.value_grid
+        mark = " (recommended)" if name == generator.default_layer else ""
+        out.append((f"{name}: {kh}x{kw} keys -> {vh}x{vw} values{mark}", name))
+    return out
+
+
+def model_note(generator: Generator) -> str:
+    """One line about a catalog model: what it draws, its size and licence."""
+    entry = model_entry(generator.name)
+    height, width = generator.image_size
+    return f"{entry.description or entry.family} · {height}x{width} px · license {entry.license}"
+
+
+def result_text(index: int, metrics: dict, shown: int) -> str:
+    """What an executed edit did, for a visitor (Markdown)."""
+    return (
+        f"**Edit {index} applied.** Where the context fires, pixels changed by "
+        f"**{metrics['change_inside']:.1f}** on average (of 255), elsewhere by "
+        f"**{metrics['change_outside']:.1f}**: {metrics['selectivity']:.1f}x more where the rule "
+        f"applies. Weight change ||dW||/||W|| = {metrics['delta_norm_ratio']:.2f}, goal residual "
+        f"{metrics['residual']:.2f}. Below: the {shown} of {metrics['held_out_samples']} "
+        "held-out samples that changed most."
+    )
+
+
+def history(session: Session) -> list[str]:
+    """The session's executed edits, numbered from 1, oldest first."""
+    return [f"{i + 1}. {edit_label(d)}" for i, d in enumerate(session.stack.deltas)]
 
 
 def edit_label(delta: Delta) -> str:
