@@ -59,6 +59,8 @@ Change a *rule* of a pretrained image generator by example (Bau et al., ECCV 202
    Compare before and after, switch between the original and the edited model, revert any edit.
 """
 
+NO_RESULT = "Execute or Erase to change the model; what the edit did is reported here."
+
 CSS = """
 #editor canvas { cursor: crosshair; }
 .thumb img { image-rendering: pixelated; }
@@ -208,7 +210,7 @@ def build() -> gr.Blocks:
                 reg = gr.Number(DEFAULT_REGULARIZATION, label="Regularization", minimum=0)
                 erase_n = gr.Slider(1, 128, value=DEFAULT_ERASE_CHANNELS, step=1,
                                     label="Channels to erase")
-        result = gr.Markdown(elem_id="result")
+        result = gr.Markdown(NO_RESULT, elem_id="result", container=True, min_height=60)
         before = gr.Gallery(label="Before the edit", columns=COMPARE_SHOWN, height=200,
                             allow_preview=False, fit_columns=False, format="png", elem_id="before",
                             elem_classes="thumb", visible=False)
@@ -287,7 +289,8 @@ def build() -> gr.Blocks:
                 gallery: page(session, start, "Edited", False, 1),
                 view: "Edited", highlight: False,
                 **opened(session, n),
-                result: "", before: gr.update(visible=False), after: gr.update(visible=False),
+                result: NO_RESULT, before: gr.update(visible=False),
+                after: gr.update(visible=False),
             }
 
         def opened(session, n) -> dict:
@@ -495,7 +498,8 @@ def build() -> gr.Blocks:
         private = {"api_visibility": "private"}
 
         demo.load(on_load, [state, first, number], every, **private)
-        model_dd.input(pick_model, [model_dd, state], every, **private, **HEAVY)
+        model_dd.input(pick_model, [model_dd, state], every, show_progress_on=note,
+                       **private, **HEAVY)
         layer_dd.input(pick_layer, [layer_dd, *view_args], [*chosen, gallery], **private)
         trunc.release(pick_truncation, [trunc, state, first, view, number],
                       [*chosen, gallery, highlight, number, canvas_key], **private)
@@ -513,14 +517,15 @@ def build() -> gr.Blocks:
         run_out = [state, history, revert_dd, gallery, view, highlight, result, before, after,
                    canvas_key]
         execute_b.click(run(False), [state, rank, method, reg, erase_n, first], run_out,
-                        **private, **HEAVY)
+                        show_progress_on=result, **private, **HEAVY)
         erase_b.click(run(True), [state, rank, method, reg, erase_n, first], run_out,
-                      **private, **HEAVY)
+                      show_progress_on=result, **private, **HEAVY)
         revert_b.click(revert_picked, [state, revert_dd, first, view],
                        [state, history, revert_dd, gallery, highlight, result, before, after,
                         canvas_key],
                        **private)
-        search_b.click(find, [state, rank], [search_gal, found], **private, **HEAVY)
+        search_b.click(find, [state, rank], [search_gal, found], show_progress_on=result,
+                       **private, **HEAVY)
         save_b.click(save_json, [state, rank, method, reg], files, **private)
         load_b.upload(load_json, [load_b, state], [*chosen, layer_dd, rank, method, reg],
                       **private)
