@@ -443,9 +443,12 @@ def build() -> gr.Blocks:
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
                 raise RewritingError(f"that file is not a JSON edit: {err}") from None
             session, request = current(st).loaded(data)
-            return {**selections(session), layer_dd: session.layer, rank: request.rank,
-                    method: request.method,
-                    reg: request.regularization or DEFAULT_REGULARIZATION}
+            return {
+                **selections(session), layer_dd: session.layer, rank: request.rank,
+                method: request.method, reg: request.regularization or DEFAULT_REGULARIZATION,
+                erase_n: request.erase or DEFAULT_ERASE_CHANNELS,
+                trunc: gr.skip() if session.truncation is None else session.truncation,
+            }
 
         @friendly
         def download_delta(st):
@@ -469,7 +472,10 @@ def build() -> gr.Blocks:
 
         @api_errors
         def api_execute(text, st, progress=PROGRESS):
-            """Execute an edit request (the engine's JSON) on top of this session's edits."""
+            """Execute an edit request (the engine's JSON) on top of this session's edits.
+
+            A request for another model moves a session without edits to that model.
+            """
             try:
                 data = json.loads(text)
             except json.JSONDecodeError as err:
@@ -527,8 +533,8 @@ def build() -> gr.Blocks:
         search_b.click(find, [state, rank], [search_gal, found], show_progress_on=result,
                        **private, **HEAVY)
         save_b.click(save_json, [state, rank, method, reg], files, **private)
-        load_b.upload(load_json, [load_b, state], [*chosen, layer_dd, rank, method, reg],
-                      **private)
+        load_b.upload(load_json, [load_b, state],
+                      [*chosen, layer_dd, trunc, rank, method, reg, erase_n], **private)
         delta_b.click(download_delta, [state], files, **private)
         weights_b.click(download_weights, [state], files, **private, **HEAVY)
         api_sample_b.click(api_sample, [api_samples, api_edited, state],
