@@ -96,7 +96,7 @@ def _sample_inputs(inputs: tuple, index: int, batch: int) -> tuple:
     )
 
 
-def _context_keys(
+def context_keys(
     reading: LayerReading, rows: dict[int, int], masks: list[tuple[Selection, torch.Tensor]]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Keys [n, C_in] under the context masks and their mask weights [n]."""
@@ -107,6 +107,25 @@ def _context_keys(
         keys.append(sample_keys[:, cells].T)
         weights.append(mask[cells])
     return torch.cat(keys), torch.cat(weights)
+
+
+@dataclass
+class ContextRule:
+    """What the context selections define: directions D, the context key and its threshold."""
+
+    directions: torch.Tensor
+    key: torch.Tensor
+    threshold: float
+
+
+def context_rule(
+    stats: KeyStats, keys: torch.Tensor, weights: torch.Tensor, rank: int
+) -> ContextRule:
+    """D from context keys [n, C_in] (mask-weighted), the key u^T D and where it fires."""
+    directions = context_directions(stats.second_moment, keys, weights, rank)
+    mean_key = (keys.double() * weights[:, None]).sum(0) / weights.sum()
+    key = context_key(directions, mean_key)
+    return ContextRule(directions, key.float(), firing_threshold(stats, key))
 
 
 def prepare(
@@ -145,10 +164,7 @@ def prepare(
     if stats is None:
         stats = key_stats(generator, spec, truncation, progress=stats_progress)
 
-    ctx_keys, ctx_weights = _context_keys(reading, rows, context)
-    rule_directions = context_directions(stats.second_moment, ctx_keys, ctx_weights, request.rank)
-    mean_key = (ctx_keys.double() * ctx_weights[:, None]).sum(0) / ctx_weights.sum()
-    key = context_key(rule_directions, mean_key)
+    rule = context_rule(stats, *context_keys(reading, rows, context), request.rank)
 
     module = generator.net.get_submodule(spec.module)
     weight = weights.get(spec.weight, generator.parameter(spec.weight)).detach()
@@ -172,8 +188,8 @@ def prepare(
     # The dense baseline is the paper's: its loss covers the goal box only.
     goal.keep = 0.0 if request.method == "dense" else keep
     return EditProblem(
-        request, spec, truncation, module, weight, keys_b, inputs_b, goal, rule_directions,
-        key.float(), firing_threshold(stats, key), stats, weights,
+        request, spec, truncation, module, weight, keys_b, inputs_b, goal, rule.directions,
+        rule.key, rule.threshold, stats, weights,
     )
 
 

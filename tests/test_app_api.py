@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gradio_client
 import numpy as np
 import pytest
 from app_server import running_app
@@ -13,7 +14,6 @@ from PIL import Image
 from rewriting.render import render
 from zoo.registry import load_model
 
-gradio_client = pytest.importorskip("gradio_client")
 ROOT = Path(__file__).resolve().parents[1]
 SHOWN = "1000-1005"
 EYES, MOUTH = [24, 16, 40, 48], [40, 16, 56, 48]

@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 from app_server import app_log, running_app
 from PIL import Image
+from playwright import sync_api as playwright
 
-playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
 
 CANVAS = 256  # the app's canvas side; samples are 64 px, so one sample pixel is 4 canvas px
 EYES = (96, 64, 160, 192)  # top, left, bottom, right on the canvas (the request's [24,16,40,48])

@@ -24,17 +24,16 @@ from safetensors.torch import save_file
 from rewriting import __version__
 from rewriting.cli import HELD_OUT_START
 from rewriting.delta import Delta, EditStack
-from rewriting.directions import context_directions, context_key
 from rewriting.errors import RewritingError
 from rewriting.features import read_layer
 from rewriting.generator import Generator, LayerSpec
 from rewriting.goal import paste_goal
 from rewriting.masks import mask_image, to_grid
-from rewriting.metrics import change_inside_outside, firing_masks, firing_threshold
+from rewriting.metrics import change_inside_outside, firing_masks
 from rewriting.nethook import replace_output
 from rewriting.render import render
 from rewriting.request import EditRequest, Selection, parse_request
-from rewriting.rewrite import _context_keys, execute
+from rewriting.rewrite import context_keys, context_rule, execute
 from rewriting.stats import KeyStats, key_stats
 
 from .registry import load_model, model_entry
@@ -248,11 +247,9 @@ def probe(session: Session, stats: KeyStats, rank: int = 1) -> tuple[torch.Tenso
         (s, to_grid(mask_image(s.mask, generator.image_size, s.paper), spec.key_grid))
         for s in context
     ]
-    keys, weights = _context_keys(reading, {n: i for i, n in enumerate(numbers)}, masks)
-    directions = context_directions(stats.second_moment, keys, weights, rank)
-    mean_key = (keys.double() * weights[:, None]).sum(0) / weights.sum()
-    key = context_key(directions, mean_key).float()
-    return key, firing_threshold(stats, key)
+    keys, weights = context_keys(reading, {n: i for i, n in enumerate(numbers)}, masks)
+    rule = context_rule(stats, keys, weights, rank)
+    return rule.key, rule.threshold
 
 
 def matches(
