@@ -9,12 +9,14 @@ once and shares read-only, so one visitor's edits never change what another one 
 import functools
 import itertools
 import json
+import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from huggingface_hub import get_token
 
 from rewriting.cli import parse_samples
 from rewriting.errors import RewritingError
@@ -58,6 +60,15 @@ Change a *rule* of a pretrained image generator by example (Bau et al., ECCV 202
 4. **Execute**: the generator's weights change so that *every* such place follows the new rule.
    Compare before and after, switch between the original and the edited model, revert any edit.
 """
+
+#: Running as a Hugging Face Space: publishing then goes through the visitor's own login.
+ON_SPACE = bool(os.environ.get("SPACE_ID"))
+PUBLISH_HELP = (
+    "Push your edit (the full edited weights, or only the delta), its before/after picture, "
+    "the request and a model card to a Hub repository, in one commit. "
+    + ("Sign in first; the upload uses your account." if ON_SPACE else
+       "Uses the token of `HF_TOKEN` or of `hf auth login` on this machine.")
+)
 
 NO_RESULT = "Execute or Erase to change the model; what the edit did is reported here."
 
@@ -115,6 +126,19 @@ def canvas(session: ss.Session, number: int) -> dict:
     return {"background": ss.enlarge(rgba, CANVAS_PX), "layers": [], "composite": None}
 
 
+def hub_token(oauth: gr.OAuthToken | None) -> str | None:
+    """Whose token publishes: the signed-in visitor's on a Space, the local one otherwise.
+
+    On a Space the environment's token belongs to the Space's owner, so it is never used for a
+    visitor's upload; the token is passed on to the Hub client and never shown or stored.
+    """
+    if ON_SPACE:
+        if oauth is None:
+            raise RewritingError("sign in with Hugging Face (the button above) to publish")
+        return oauth.token
+    return os.environ.get("HF_TOKEN") or get_token()
+
+
 def download_dir() -> Path:
     """A new folder for one download."""
     return Path(tempfile.mkdtemp(prefix="rewriting-"))
@@ -132,7 +156,8 @@ def build() -> gr.Blocks:
         with gr.Row():
             model_dd = gr.Dropdown(
                 [(f"{m} (embedded)" if m == DEFAULT_MODEL else m, m) for m in models],
-                value=DEFAULT_MODEL, label="Model", elem_id="model", scale=2,
+                value=DEFAULT_MODEL, label="Model (or type hub:OWNER/NAME: an edit published here)",
+                elem_id="model", scale=2, allow_custom_value=True,
             )
             layer_dd = gr.Dropdown([], label="Layer to rewrite", elem_id="layer", scale=2)
             trunc = gr.Slider(0, 1, step=0.05, label="Truncation", visible=False, scale=1)
@@ -235,6 +260,17 @@ def build() -> gr.Blocks:
                 delta_b = gr.Button("Download last edit's delta")
                 weights_b = gr.Button("Download full edited weights")
             files = gr.File(label="Files", interactive=False, height=120)
+        with gr.Accordion("Publish to the Hugging Face Hub", open=False):
+            gr.Markdown(PUBLISH_HELP)
+            with gr.Row():
+                if ON_SPACE:
+                    gr.LoginButton()
+                repo_tb = gr.Textbox(label="Repository", placeholder="OWNER/NAME", scale=2)
+                private_cb = gr.Checkbox(False, label="Private")
+                delta_cb = gr.Checkbox(False, label="Delta only (loading fetches the base)")
+                exist_cb = gr.Checkbox(False, label="Add to an existing repository")
+            publish_b = gr.Button("Publish this edit", elem_id="publish")
+            published = gr.Markdown()
         with gr.Column(visible=False):
             api_samples = gr.Textbox("0-7")
             api_edited = gr.Checkbox(True)
@@ -459,6 +495,18 @@ def build() -> gr.Blocks:
             progress(0.5, desc="Writing the edited weights")
             return str(ss.save_weights(current(st), download_dir()))
 
+        @friendly
+        def publish_now(st, repo, private, delta_only, exist_ok,
+                        oauth: gr.OAuthToken | None = None, progress=PROGRESS):
+            url = ss.publish_edit(
+                current(st), repo, hub_token(oauth), download_dir(), private, delta_only,
+                exist_ok, lambda f, msg: progress(f, desc=msg),
+            )
+            name = repo.strip()
+            return (f"Published in one commit: [{url}]({url}). Load it here by typing "
+                    f"`hub:{name}` as the model, or `python -m rewriting sample --model "
+                    f"hub:{name}`.")
+
         # ---- API: the engine's JSON request in, metrics and images out -----------------------
         @api_errors
         def api_sample(text, edited, st):
@@ -537,6 +585,8 @@ def build() -> gr.Blocks:
                       [*chosen, layer_dd, trunc, rank, method, reg, erase_n], **private)
         delta_b.click(download_delta, [state], files, **private)
         weights_b.click(download_weights, [state], files, **private, **HEAVY)
+        publish_b.click(publish_now, [state, repo_tb, private_cb, delta_cb, exist_cb], published,
+                        show_progress_on=published, **private, **HEAVY)
         api_sample_b.click(api_sample, [api_samples, api_edited, state],
                            [state, api_images, api_info], api_name="sample")
         api_execute_b.click(api_execute, [api_request, state], [state, api_info, api_images],

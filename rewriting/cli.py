@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from . import __version__
 from .delta import Delta, EditStack
+from .editdir import before_after, write_edit_dir
 from .errors import RewritingError
 from .generator import Generator
 from .metrics import change_inside_outside
@@ -196,13 +196,8 @@ def cmd_edit(args: argparse.Namespace) -> None:
     change = change_inside_outside(
         generator, spec, result.context_key, result.threshold, held_out, truncation, before, after
     )
-    shown = held_out[: args.show]
-    original = render(generator, shown, truncation, before)
-    changed = render(generator, shown, truncation, after)
-    difference = ((changed.float() - original.float()).abs() * 4).clamp(0, 255).to(torch.uint8)
-    picture = grid(
-        [original, changed, difference], ["original", "edited", "change x4"], scale=args.scale
-    )
+    picture = before_after(generator, held_out[: args.show], truncation, before, after,
+                           args.scale)
     metrics = {
         **result.delta.metrics,
         **change,
@@ -213,18 +208,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
     }
     result.delta.metrics = metrics
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
-        result.delta.save(staging / "delta.safetensors")
-        (staging / "request.json").write_text(json.dumps(request.to_json(), indent=2) + "\n")
-        picture.save(staging / "before_after.png")
-        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        out.mkdir(exist_ok=True)
-        for item in staging.iterdir():
-            os.replace(item, out / item.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    write_edit_dir(out, result.delta, request.to_json(), picture, metrics)
     print(
         f"edited {generator.name} {spec.name}: residual {metrics['residual']:.3f}, "
         f"||dW||/||W0|| {metrics['delta_norm_ratio']:.3f}, change inside "

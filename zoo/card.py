@@ -7,7 +7,9 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from .hub import DELTA_FILE, EDIT_FILE, HUB_PREFIX, PICTURE_FILE, WEIGHTS_FILE
+from rewriting.editdir import DELTA_FILE, PICTURE_FILE
+
+from .hub import EDIT_FILE, HUB_PREFIX, WEIGHTS_FILE
 
 LIBRARY_NAME = "gan-rewriting"
 PAPER = "https://arxiv.org/abs/2007.15646"

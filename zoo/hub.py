@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import threading
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,19 +24,18 @@ import torch
 
 from plugins.base import HubFile, ModelEntry, PackageFile, Source, UrlFile
 from rewriting.delta import Delta, EditStack
+from rewriting.editdir import DELTA_FILE
 from rewriting.errors import RewritingError
 from rewriting.generator import Generator
 
 from . import registry
 from .checkpoint import read_checkpoint
-from .fetch import Progress, resolve
+from .fetch import Progress, hub_endpoint, resolve
 
 HUB_PREFIX = "hub:"
 EDIT_FORMAT = "gan-rewriting-edit/1"
 EDIT_FILE = "edit.json"
 WEIGHTS_FILE = "model.safetensors"
-DELTA_FILE = "delta.safetensors"
-PICTURE_FILE = "before_after.png"
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 _SOURCES: dict[str, type] = {cls.__name__: cls for cls in (HubFile, UrlFile, PackageFile)}
@@ -137,12 +137,21 @@ def _load_base(base: dict[str, Any], progress: Progress | None) -> Generator:
     return registry.build_from_file(resolve(source, progress), base["family"], name)
 
 
+#: Published models loaded in this process, by Hub, repository and commit (shared, read-only).
+_loaded: dict[tuple[str, str, str], Generator] = {}
+_lock = threading.Lock()
+
+
 def load_hub(spec: str, progress: Progress | None = None) -> Generator:
     """The edited generator published at `hub:OWNER/NAME[@REVISION]`."""
     repo_id, revision = parse_spec(spec)
     info_path = resolve(HubFile(repo_id, EDIT_FILE, revision), progress)
     # In the Hugging Face cache the file sits in snapshots/<commit>/: pin the other files to it.
     commit = info_path.parent.name if info_path.parent.parent.name == "snapshots" else revision
+    key = (hub_endpoint(), repo_id, commit)
+    with _lock:
+        if key in _loaded:
+            return _loaded[key]
     info = read_edit_info(info_path, spec)
     if info["files"].get("weights"):
         state = read_checkpoint(resolve(HubFile(repo_id, WEIGHTS_FILE, commit), progress))
@@ -168,7 +177,8 @@ def load_hub(spec: str, progress: Progress | None = None) -> Generator:
         "license": entry.license,
         "source": {"type": "HubRepo", "repo_id": repo_id, "revision": commit},
     }
-    return generator
+    with _lock:
+        return _loaded.setdefault(key, generator)
 
 
 def load_any(name: str, progress: Progress | None = None) -> Generator:

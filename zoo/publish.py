@@ -20,16 +20,15 @@ from safetensors.torch import save_file
 
 from rewriting import __version__
 from rewriting.delta import Delta, EditStack
+from rewriting.editdir import DELTA_FILE, PICTURE_FILE, REQUEST_FILE
 from rewriting.errors import RewritingError
 
 from .card import model_card
 from .fetch import Progress, hub_endpoint
 from .hub import (
-    DELTA_FILE,
     EDIT_FILE,
     EDIT_FORMAT,
     HUB_PREFIX,
-    PICTURE_FILE,
     WEIGHTS_FILE,
     load_any,
     parse_spec,
@@ -37,7 +36,6 @@ from .hub import (
     state_digest,
 )
 
-REQUEST_FILE = "request.json"
 TOKEN_HELP = "create one with write access at https://huggingface.co/settings/tokens"
 
 

@@ -1,7 +1,7 @@
 """One visitor's editing session on a shared, read-only model: brush selections and edits.
 
 The app keeps a `Session` per visitor. A session never copies the model: it holds an
-`EditStack` of deltas on the generator that `zoo.registry.load_model` shares between visitors,
+`EditStack` of deltas on the generator that `zoo.hub.load_any` shares between visitors,
 and every change returns a new session, so an action that fails leaves the old one as it was.
 """
 
@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 from rewriting import __version__
 from rewriting.cli import HELD_OUT_START
 from rewriting.delta import Delta, EditStack
+from rewriting.editdir import before_after, write_edit_dir
 from rewriting.errors import RewritingError
 from rewriting.features import read_layer
 from rewriting.generator import Generator, LayerSpec
@@ -36,7 +37,9 @@ from rewriting.request import EditRequest, Selection, parse_request
 from rewriting.rewrite import context_keys, context_rule, execute
 from rewriting.stats import KeyStats, key_stats
 
-from .registry import load_model, model_entry
+from .hub import HUB_PREFIX, load_any
+from .publish import publish
+from .registry import model_entry
 
 #: Held-out samples on which an executed edit is measured and shown before and after.
 HELD_OUT = tuple(range(HELD_OUT_START, HELD_OUT_START + 32))
@@ -63,7 +66,7 @@ class Session:
     @classmethod
     def start(cls, model: str, progress: Callable[[float, str], None] | None = None) -> Session:
         """A fresh session on a catalog model (loaded once per process, then shared)."""
-        generator = load_model(model, progress)
+        generator = load_any(model, progress)
         return cls(EditStack(generator), generator.default_layer, generator.check_truncation(None))
 
     @property
@@ -314,8 +317,10 @@ def layer_choices(generator: Generator) -> list[tuple[str, str]]:
 
 def model_note(generator: Generator) -> str:
     """One line about a catalog model: what it draws, its size and licence."""
-    entry = model_entry(generator.name)
     height, width = generator.image_size
+    if generator.name.startswith(HUB_PREFIX):
+        return f"an edited {generator.family} published on the Hub · {height}x{width} px"
+    entry = model_entry(generator.name)
     return f"{entry.description or entry.family} · {height}x{width} px · license {entry.license}"
 
 
@@ -369,3 +374,34 @@ def save_weights(session: Session, folder: Path) -> Path:
     path = folder / f"{generator.name}-edited.safetensors"
     save_file(session.stack.state_dict(), str(path), metadata=metadata)
     return path
+
+
+def publish_edit(
+    session: Session,
+    repo_id: str,
+    token: str | None,
+    folder: Path,
+    private: bool = False,
+    delta_only: bool = False,
+    exist_ok: bool = False,
+    progress: Callable[[float, str], None] | None = None,
+) -> str:
+    """Publish the session's edit to the Hub in one commit; returns the commit's URL."""
+    deltas = session.stack.deltas
+    if not deltas:
+        raise RewritingError("execute an edit first: there is nothing to publish")
+    if len(deltas) > 1:
+        raise RewritingError(
+            "a published model holds one edit: revert the others, or publish them one at a time"
+        )
+    delta = deltas[0]
+    picture = before_after(
+        session.generator, HELD_OUT[:12], session.truncation, {}, session.weights()
+    )
+    out = folder / "edit"
+    write_edit_dir(out, delta, delta.request, picture, delta.metrics)
+    commit = publish(
+        out, repo_id.strip(), token, private=private, delta_only=delta_only, exist_ok=exist_ok,
+        progress=progress,
+    )
+    return commit.commit_url
