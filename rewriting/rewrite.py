@@ -29,7 +29,7 @@ from .stats import KeyStats, key_stats
 MAX_DELTA_RATIO = 1.0
 #: Loss weight that holds the rest of the paste sample's value map as it was (our guard
 #: against leaking; the `dense` baseline is the paper's: goal box only, no such term).
-DEFAULT_KEEP = 0.3
+DEFAULT_KEEP = 1.0
 #: The dense baseline's isotropic ridge, relative to the mean key energy: just enough to pick
 #: the minimum-norm update among the many that fit the goal, as gradient descent would.
 DENSE_REGULARIZATION = 1e-3
