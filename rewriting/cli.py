@@ -24,7 +24,7 @@ from .delta import Delta, EditStack
 from .editdir import before_after, write_edit_dir
 from .errors import RewritingError
 from .generator import Generator
-from .metrics import change_inside_outside
+from .metrics import change_inside_outside, context_response
 from .parallel import init_from_environment, is_main, rank_and_size, share
 from .render import grid, render
 from .request import read_request
@@ -196,8 +196,12 @@ def cmd_edit(args: argparse.Namespace) -> None:
     change = change_inside_outside(
         generator, spec, result.context_key, result.threshold, held_out, truncation, before, after
     )
-    picture = before_after(generator, held_out[: args.show], truncation, before, after,
-                           args.scale)
+    # Show the held-out samples where the rule applies most (chosen by the context key alone,
+    # before the edit, not by how much they changed).
+    response = context_response(generator, spec, result.context_key, held_out, truncation, before)
+    strongest = torch.argsort(response.flatten(1).amax(1), descending=True)[: args.show]
+    shown = sorted(held_out[i] for i in strongest.tolist())
+    picture = before_after(generator, shown, truncation, before, after, args.scale)
     metrics = {
         **result.delta.metrics,
         **change,
@@ -376,7 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="earlier edits to apply first")
     p.add_argument("--stats-samples", type=int, default=1000)
     p.add_argument("--held-out", type=int, default=64)
-    p.add_argument("--show", type=int, default=12)
+    p.add_argument("--show", type=int, default=12,
+                   help="held-out samples in the picture: those where the context fires most")
     p.add_argument("--scale", type=int, default=2)
     p.set_defaults(run=cmd_edit)
 

@@ -21,6 +21,19 @@ def firing_threshold(stats: KeyStats, key: torch.Tensor, quantile: float = FIRE_
     return float(torch.quantile(stats.key_sample.double() @ key.double(), quantile))
 
 
+def context_response(
+    generator: Generator,
+    spec: LayerSpec,
+    key: torch.Tensor,
+    numbers: Sequence[int],
+    truncation: float | None,
+    weights: Mapping[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """How strongly the context key fires [N, h, w] at each key location of the samples."""
+    keys = read_layer(generator, spec, generator.latents(numbers), truncation, weights).keys
+    return torch.einsum("nchw,c->nhw", keys.double(), key.double())
+
+
 def firing_masks(
     generator: Generator,
     spec: LayerSpec,
@@ -31,8 +44,7 @@ def firing_masks(
     weights: Mapping[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Boolean maps [N, H, W] at image resolution where the context key fires."""
-    keys = read_layer(generator, spec, generator.latents(numbers), truncation, weights).keys
-    response = torch.einsum("nchw,c->nhw", keys.double(), key.double())
+    response = context_response(generator, spec, key, numbers, truncation, weights)
     fired = (response > threshold).float()[:, None]
     return F.interpolate(fired, size=generator.image_size, mode="nearest")[:, 0].bool()
 
