@@ -1,13 +1,15 @@
 """Solve for the update W1 = W0 + Lambda D that makes the layer write the goal values.
 
-    Lambda* = argmin ||V* - f(K*; W0 + Lambda D)||^2 over the goal box
+    Lambda* = argmin ||V* - f(K*; W0 + Lambda D)||^2            over the goal box
+              + keep * ||V_b - f(K*; W0 + Lambda D)||^2         over the rest of the sample
               + gamma * P * sum_taps Lambda^T (D C D^T) Lambda
 
-The second term is the expected squared change the update makes to values over the key
-distribution (C = E[k k^T]), scaled by the P goal locations: it keeps an ill-posed goal (one the
-context key cannot reach) from blowing up the weights. When f is linear in W it is a linear
-least-squares problem, solved in closed form; otherwise Lambda alone is optimised (L-BFGS).
-`dense` is the same objective with D = I: an unconstrained update of the whole layer.
+The last two terms guard against an ill-posed goal (one the context key cannot reach): the
+second holds the rest of the paste sample's values (`Goal.keep`), the third is the expected
+squared change the update makes to values over the key distribution (C = E[k k^T]), scaled by
+the P goal locations. When f is linear in W this is linear least squares, solved in closed
+form; otherwise Lambda alone is optimised (L-BFGS). With D = I and `dense=True` it is the
+paper's unconstrained baseline, whose ridge is isotropic (it knows nothing of C).
 """
 
 from __future__ import annotations
