@@ -51,9 +51,11 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int, pad: tuple[int, in
         stuffed = x.new_zeros(n, c, h * up, w * up)
         stuffed[:, :, ::up, ::up] = x
         x = stuffed
-    x = F.pad(x.reshape(n * c, 1, h * up, w * up), [pad[0], pad[1], pad[0], pad[1]])
-    out = F.conv2d(x, kernel.flip(0, 1)[None, None].to(x.dtype))
-    return out.reshape(n, c, out.shape[-2], out.shape[-1])
+    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
+    # One depthwise convolution (groups = channels): several times faster on CPU than folding
+    # the channels into the batch.
+    taps = kernel.flip(0, 1).to(x.dtype)[None, None].expand(c, 1, *kernel.shape).contiguous()
+    return F.conv2d(x, taps, groups=c)
 
 
 class FIRFilter(nn.Module):
