@@ -207,6 +207,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
         **change,
         "layer": spec.name,
         "model": generator.name,
+        "stacked_on": len(stack.deltas),
         "seconds_total": time.perf_counter() - started,
         "tool_version": __version__,
     }

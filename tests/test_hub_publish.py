@@ -173,3 +173,16 @@ def test_push_checks_its_inputs_before_any_request(hub, tmp_path, capsys):
     status, text = push(capsys, str(tmp_path), "--repo", "not a repo")
     assert status == 2 and "OWNER/NAME" in text
     assert hub.requests == []
+
+
+def test_an_edit_stacked_on_earlier_ones_is_not_published_alone(hub, edit_dir, tmp_path, capsys):
+    from rewriting.cli import main
+
+    example = Path(__file__).parents[1] / "examples" / "eye-to-mouth.json"
+    stacked = tmp_path / "stacked"
+    assert main(["edit", str(example), "--out", str(stacked), "--stats-samples", "100",
+                 "--held-out", "8", "--show", "4", "--edit",
+                 str(edit_dir / "delta.safetensors")]) == 0
+    code, err = push(capsys, str(stacked), "--repo", "alice/stacked")
+    assert code == 2 and "on top of 1 earlier edit" in err
+    assert "alice/stacked" not in hub.repos

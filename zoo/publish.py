@@ -131,6 +131,11 @@ def publish(
         raise RewritingError(f"publishing needs a Hub token: set HF_TOKEN ({TOKEN_HELP})")
     edit_dir = Path(edit_dir)
     delta, request = _read_edit_dir(edit_dir)
+    if delta.metrics.get("stacked_on"):
+        raise RewritingError(
+            f"{edit_dir} holds an edit made on top of {delta.metrics['stacked_on']} earlier "
+            "edit(s), which a published model would lack: publish a single edit"
+        )
     stack = EditStack(load_any(delta.model, progress), [delta])
     state = stack.state_dict()
     info = edit_info(delta, request, stack, state_digest(state), delta_only)
