@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,11 +19,12 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from . import __version__
+from .atomic import write_atomically
 from .delta import Delta, EditStack
 from .editdir import before_after, write_edit_dir
 from .errors import RewritingError
 from .generator import Generator
-from .metrics import change_inside_outside, context_response
+from .metrics import change_inside_outside, context_response, held_out_samples
 from .parallel import init_from_environment, is_main, rank_and_size, share
 from .render import grid, render
 from .request import read_request
@@ -33,8 +33,6 @@ from .stats import key_stats
 
 #: The request set `evaluate` runs by default, kept in the repository.
 EVALUATION_SET = Path(__file__).parent.parent / "examples" / "evaluation"
-#: Held-out samples for before/after pictures and metrics start here (requests use low numbers).
-HELD_OUT_START = 1000
 
 
 def parse_samples(text: str) -> list[int]:
@@ -78,19 +76,6 @@ def load_stack(generator: Generator, paths: Sequence[str]) -> EditStack:
     return EditStack(generator, [Delta.load(p) for p in paths])
 
 
-def _atomic_output(path: Path, write) -> None:
-    """Write one file through a temporary name in the same folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def cmd_models(args: argparse.Namespace) -> None:
     from zoo.registry import list_models
 
@@ -126,7 +111,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
             args.truncation
         )
         raw = generator.synthesize(z.float(), truncation).contiguous()
-        _atomic_output(Path(args.raw), lambda tmp: save_file({"image": raw}, tmp))
+        write_atomically(Path(args.raw), lambda tmp: save_file({"image": raw}, tmp))
         print(f"wrote {args.raw} (image {list(raw.shape)})")
         return
     if not args.out:
@@ -138,7 +123,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     images = render(generator, numbers, truncation, stack.weights())
     rows = [images[i : i + args.columns] for i in range(0, len(images), args.columns)]
     picture = grid(rows, scale=args.scale)
-    _atomic_output(Path(args.out), lambda tmp: picture.save(tmp, format="PNG"))
+    write_atomically(Path(args.out), lambda tmp: picture.save(tmp, format="PNG"))
     print(f"wrote {args.out} ({len(numbers)} samples)")
 
 
@@ -152,7 +137,7 @@ def cmd_stats(args: argparse.Namespace) -> None:
     if args.out and is_main():
         meta = {**stats.meta, "count": str(stats.count)}
         tensors = {"second_moment": stats.second_moment, "key_sample": stats.key_sample}
-        _atomic_output(Path(args.out), lambda tmp: save_file(tensors, tmp, metadata=meta))
+        write_atomically(Path(args.out), lambda tmp: save_file(tensors, tmp, metadata=meta))
     if not is_main():
         return
     print(
@@ -189,9 +174,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
     )
     result = execute(generator, request, stack, stats)
     edited = EditStack(generator, [*stack.deltas, result.delta])
-    used = set(request.samples())
-    held_out = [n for n in range(HELD_OUT_START, HELD_OUT_START + args.held_out + len(used))]
-    held_out = [n for n in held_out if n not in used][: args.held_out]
+    held_out = held_out_samples(args.held_out, request.samples())
     before, after = stack.weights(), edited.weights()
     change = change_inside_outside(
         generator, spec, result.context_key, result.threshold, held_out, truncation, before, after
@@ -296,7 +279,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         }
     print(bench.table(report))
     if args.json:
-        _atomic_output(Path(args.json), lambda tmp: Path(tmp).write_text(
+        write_atomically(Path(args.json), lambda tmp: Path(tmp).write_text(
             json.dumps(report, indent=2) + "\n"))
         print(f"wrote {args.json}")
 
@@ -312,7 +295,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         "edits": json.dumps([d.metadata() for d in stack.deltas]),
         "tool_version": __version__,
     }
-    _atomic_output(Path(args.out), lambda tmp: save_file(state, tmp, metadata=metadata))
+    write_atomically(Path(args.out), lambda tmp: save_file(state, tmp, metadata=metadata))
     print(f"wrote {args.out} ({len(stack.deltas)} edits applied)")
 
 

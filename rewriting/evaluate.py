@@ -22,7 +22,7 @@ from .baselines import finetune_all, paper_procedure
 from .delta import EditStack
 from .features import read_layer
 from .generator import Generator
-from .metrics import change_summary, firing_masks
+from .metrics import change_summary, firing_masks, held_out_samples
 from .render import render
 from .request import EditRequest
 from .rewrite import EditProblem, execute, prepare
@@ -31,8 +31,6 @@ from .stats import key_stats
 
 FINETUNE_STEPS = 100
 METHODS = ("rank-1", "rank-3", "dense", "finetune-all", "paper-procedure")
-#: Held-out samples start here (requests use low sample numbers).
-HELD_OUT_START = 1000
 
 
 def _relative_norm(after: dict[str, torch.Tensor], before: dict[str, torch.Tensor]) -> float:
@@ -87,7 +85,7 @@ def evaluate(
     log: Callable[[str], None] = print,
 ) -> list[dict]:
     """One row per (request, method) with every measure."""
-    numbers = list(range(HELD_OUT_START, HELD_OUT_START + held_out))
+    numbers = held_out_samples(held_out)
     rows = []
     for name, request in requests:
         spec = generator.layer(request.layer)

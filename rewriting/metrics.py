@@ -12,8 +12,17 @@ from .generator import Generator, LayerSpec
 from .render import render
 from .stats import KeyStats
 
+#: Held-out samples (for metrics and pictures) start here; requests use low sample numbers.
+HELD_OUT_START = 1000
 #: Locations fire when the context response exceeds this quantile over the statistics sample.
 FIRE_QUANTILE = 0.99
+
+
+def held_out_samples(count: int, exclude: Sequence[int] = ()) -> list[int]:
+    """`count` sample numbers from HELD_OUT_START on, skipping those a request uses."""
+    skip = set(exclude)
+    numbers = range(HELD_OUT_START, HELD_OUT_START + count + len(skip))
+    return [n for n in numbers if n not in skip][:count]
 
 
 def firing_threshold(stats: KeyStats, key: torch.Tensor, quantile: float = FIRE_QUANTILE) -> float:

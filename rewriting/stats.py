@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .atomic import write_atomically
 from .features import read_layer
 from .generator import Generator, LayerSpec
 from .parallel import concat_over_ranks, is_main, share, sum_over_ranks
@@ -128,19 +128,9 @@ def load_cached(path: Path, meta: dict[str, str]) -> KeyStats | None:
 
 def save_atomic(path: Path, stats: KeyStats) -> None:
     """Write the statistics so that a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(handle)
-    try:
-        save_file(
-            {"second_moment": stats.second_moment, "key_sample": stats.key_sample},
-            tmp,
-            metadata={**stats.meta, "count": str(stats.count)},
-        )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    tensors = {"second_moment": stats.second_moment, "key_sample": stats.key_sample}
+    metadata = {**stats.meta, "count": str(stats.count)}
+    write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def key_stats(

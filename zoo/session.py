@@ -22,7 +22,6 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from rewriting import __version__
-from rewriting.cli import HELD_OUT_START
 from rewriting.delta import Delta, EditStack
 from rewriting.editdir import before_after, write_edit_dir
 from rewriting.errors import RewritingError
@@ -30,7 +29,7 @@ from rewriting.features import read_layer
 from rewriting.generator import Generator, LayerSpec
 from rewriting.goal import paste_goal
 from rewriting.masks import mask_image, to_grid
-from rewriting.metrics import change_inside_outside, firing_masks
+from rewriting.metrics import change_inside_outside, firing_masks, held_out_samples
 from rewriting.nethook import replace_output
 from rewriting.render import render
 from rewriting.request import EditRequest, Selection, parse_request
@@ -42,7 +41,7 @@ from .publish import publish
 from .registry import model_entry
 
 #: Held-out samples on which an executed edit is measured and shown before and after.
-HELD_OUT = tuple(range(HELD_OUT_START, HELD_OUT_START + 32))
+HELD_OUT = tuple(held_out_samples(32))
 #: Tint of brush masks and context matches drawn over samples.
 MASK_COLOR = (255, 0, 200)
 #: Key statistics kept in memory (the oldest are dropped; the disk cache keeps them all).
