@@ -8,15 +8,14 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from .baselines import paper_procedure
-from .evaluate import goal_residual
+from .evaluate import edited_weights, goal_residual
 from .features import read_layer
 from .generator import Generator
 from .render import fixed_batches
 from .request import EditRequest
 from .rewrite import execute, prepare
-from .solve import expand, solve
-from .stats import compute_key_stats
+from .solve import solve
+from .stats import STATS_SEED, compute_key_stats
 
 
 def timed(run: Callable[[], object], repeats: int) -> dict[str, float]:
@@ -48,7 +47,7 @@ def statistics_cost(
     truncation = generator.check_truncation(None)
 
     def floor() -> None:
-        for chunk, _ in fixed_batches(generator.latents(range(samples), 2)):
+        for chunk, _ in fixed_batches(generator.latents(range(samples), STATS_SEED)):
             read_layer(generator, spec, chunk, truncation)
 
     stats = timed(lambda: compute_key_stats(generator, spec, truncation, samples), repeats)
@@ -83,10 +82,8 @@ def edit_cost(generator: Generator, request: EditRequest, repeats: int) -> dict[
                      "delta_norm_ratio": solution.delta_norm_ratio}
     seconds, residuals = [], []
     for _ in range(max(1, repeats // 4)):
-        lam, spent = paper_procedure(problem)
-        delta = expand(lam, problem.rule_directions.float(), problem.spec.key_axis)
-        residuals.append(goal_residual(generator, problem, {problem.spec.weight:
-                                                             problem.weight + delta}))
+        weights, spent = edited_weights(generator, request, "paper-procedure", problem)
+        residuals.append(goal_residual(generator, problem, weights))
         seconds.append(spent)
     out["paper_procedure"] = {
         "seconds": {"median": statistics.median(seconds), "min": min(seconds),
