@@ -6,10 +6,14 @@ and starts on the embedded default model without any network. Each visitor's sta
 once and shares read-only, so one visitor's edits never change what another one sees.
 """
 
+import atexit
 import functools
+import hashlib
+import io
 import itertools
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,7 +21,9 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 from huggingface_hub import get_token
+from PIL import Image
 
+from rewriting.atomic import write_atomically
 from rewriting.cli import parse_samples
 from rewriting.errors import RewritingError
 from rewriting.request import DEFAULT_ERASE_CHANNELS, Selection, parse_request
@@ -116,7 +122,31 @@ def tiles(
 ) -> list[tuple[np.ndarray, str]]:
     """Gallery items captioned with their sample numbers, enlarged to at least `size` px."""
     pairs = zip(numbers, images, strict=True)
-    return [(ss.enlarge(im, size), f"#{n}{extra(n)}") for n, im in pairs]
+    return [(image_file(ss.enlarge(im, size)), f"#{n}{extra(n)}") for n, im in pairs]
+
+
+@functools.cache
+def gallery_dir() -> Path:
+    """This process's folder of rendered gallery images, removed when the app exits."""
+    folder = Path(tempfile.mkdtemp(prefix="rewriting-gallery-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def image_file(image: np.ndarray) -> str:
+    """The image as a PNG named by its content, written atomically.
+
+    Gradio caches an array output by rewriting a file named by its content in place, so a
+    visitor fetching the same picture at that moment (two visitors viewing the same samples)
+    could read it half-written; a finished file handed over is copied atomically instead.
+    """
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    path = gallery_dir() / f"{hashlib.sha256(data).hexdigest()[:40]}.png"
+    if not path.exists():
+        write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
+    return str(path)
 
 
 def canvas(session: ss.Session, number: int) -> dict:

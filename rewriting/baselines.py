@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 
 import torch
-from torch.func import functional_call
 
 from .generator import Generator, layer_value
 from .nethook import replace_output, trace
@@ -68,8 +67,9 @@ def finetune_all(
     spec, goal, truncation = problem.spec, problem.goal, problem.truncation
     z = generator.latents([problem.request.paste.sample])
     base = {**dict(generator.net.named_parameters()), **problem.base_weights}
-    with replace_output(generator.net, spec.module, lambda _inputs, _out: goal.target[None]):
-        target_image = generator.synthesize(z, truncation, problem.base_weights)[0]
+    target_net = generator.view(problem.base_weights)
+    with replace_output(target_net, spec.module, lambda _inputs, _out: goal.target[None]):
+        target_image = generator.synthesize(z, truncation, net=target_net)[0]
     scale = generator.image_size[0] // spec.value_grid[0]
     top, left, bottom, right = (v * scale for v in goal.box)
     region = goal.region()
@@ -77,8 +77,9 @@ def finetune_all(
     optimizer = torch.optim.Adam(params.values(), lr=lr)
     with torch.enable_grad():
         for _ in range(steps):
-            with trace(generator.net, spec.module) as record:
-                image = functional_call(generator.net, params, (z,), {"truncation": truncation})
+            net = generator.view(params)
+            with trace(net, spec.module) as record:
+                image = net(z, truncation=truncation)
             pixels = (image[0] - target_image)[:, top:bottom, left:right].abs().mean()
             feature = ((record.output[0] - goal.target)[:, region] ** 2).mean()
             loss = pixels + feature_weight * feature

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from .errors import RewritingError
+from .netview import network_view
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class Generator:
     """A loaded generator: `net(z, truncation)` gives raw output; layers say what may be rewritten.
 
     Plugins set the attributes and may override `latents`, `to_image` and `check_truncation`.
-    The base network is never modified by the engine: edits are passed as weight overrides.
+    The base network is never modified by the engine: edits and hooks go on per-call views.
     """
 
     family: str = ""
@@ -143,17 +143,28 @@ class Generator:
         """Latent codes of the given sample numbers."""
         return paper_latents(self.z_dim, indices, seed)
 
+    def view(self, weights: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
+        """A private view of the network for one call, with `weights` overriding its tensors.
+
+        Hooks and overrides go on views only: the shared `net` is never modified, so visitors
+        with different edits can render at the same time.
+        """
+        return network_view(self.net, weights)
+
     def synthesize(
         self,
         z: torch.Tensor,
         truncation: float | None = None,
         weights: Mapping[str, torch.Tensor] | None = None,
+        net: nn.Module | None = None,
     ) -> torch.Tensor:
-        """Raw generator output for latents `z`, with `weights` overriding base parameters."""
+        """Raw output for latents `z` through `net` (a view), or a view with `weights`."""
+        if net is None:
+            net = self.view(weights) if weights else self.net
+        elif weights:
+            raise ValueError("give either weights or a view, not both")
         with torch.no_grad():
-            if weights:
-                return functional_call(self.net, dict(weights), (z,), {"truncation": truncation})
-            return self.net(z, truncation=truncation)
+            return net(z, truncation=truncation)
 
     def to_image(self, raw: torch.Tensor) -> torch.Tensor:
         """Raw output in [-1, 1] to uint8 images [N, H, W, 3]."""

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+from torch import nn
 
 from .generator import Generator
 
@@ -31,11 +32,14 @@ def render(
     truncation: float | None = None,
     weights: Mapping[str, torch.Tensor] | None = None,
     seed: int = 1,
+    net: nn.Module | None = None,
 ) -> torch.Tensor:
-    """uint8 images [N, H, W, 3] of the given sample numbers."""
+    """uint8 images [N, H, W, 3] of the given sample numbers, through `net` (a view) if given."""
     chunks = []
+    if net is None:
+        net = generator.view(weights) if weights else generator.net
     for chunk, size in fixed_batches(generator.latents(numbers, seed)):
-        raw = generator.synthesize(chunk, truncation, weights)[:size]
+        raw = generator.synthesize(chunk, truncation, net=net)[:size]
         chunks.append(generator.to_image(raw))
     if not chunks:
         return torch.zeros(0, *generator.image_size, 3, dtype=torch.uint8)

@@ -166,7 +166,7 @@ def prepare(
 
     rule = context_rule(stats, *context_keys(reading, rows, context), request.rank)
 
-    module = generator.net.get_submodule(spec.module)
+    module = reading.module
     weight = weights.get(spec.weight, generator.parameter(spec.weight)).detach()
     b = rows[request.paste.sample]
     keys_b = reading.keys[b : b + 1]

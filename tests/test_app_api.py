@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 import gradio_client
@@ -32,7 +35,9 @@ def url(tmp_path_factory):
 
 
 def client(url: str):
-    return gradio_client.Client(url, verbose=False)
+    """A new visitor; each downloads to its own folder (gradio_client names files by content,
+    so visitors in threads sharing one folder would overwrite each other's files)."""
+    return gradio_client.Client(url, verbose=False, download_files=tempfile.mkdtemp())
 
 
 def pictures(gallery: list) -> np.ndarray:
@@ -95,3 +100,65 @@ def test_bad_requests_give_the_message_and_keep_state(url):
     after, info_after = sample(visitor)
     assert np.array_equal(before, after)
     assert info_after["edits"] == info["edits"]
+
+
+CONCURRENT_SECONDS = 30
+
+
+def test_six_concurrent_visitors_each_see_only_their_own_model(url):
+    """Six visitors render at once for 30 s (two with edits, four without) while a seventh
+    executes and reverts edits: every image is what that visitor's own stack gives alone."""
+    edited = [client(url), client(url)]
+    for visitor, request in zip(edited, (EYE_TO_MOUTH, MOUTH_TO_EYE), strict=True):
+        visitor.predict(json.dumps(request), api_name="/execute")
+    visitors = edited + [client(url) for _ in range(4)]
+    base = render(load_model("dcgan-digiface"), list(range(1000, 1006))).numpy()
+    alone = [sample(visitor)[0] for visitor in visitors]
+    assert not np.array_equal(alone[0], base) and not np.array_equal(alone[1], base)
+    assert not np.array_equal(alone[0], alone[1])
+    assert all(np.array_equal(images, base) for images in alone[2:])
+
+    deadline = time.monotonic() + CONCURRENT_SECONDS
+    outcomes: list[tuple[int, bool]] = []
+    edits_done: list[int] = []
+    errors: list[BaseException] = []
+
+    def watch(index: int) -> None:
+        visitor, flip = visitors[index], False
+        while time.monotonic() < deadline:
+            flip = not flip
+            images, _ = sample(visitor, edited=flip or index >= 2)
+            expected = alone[index] if flip or index >= 2 else base
+            outcomes.append((index, np.array_equal(images, expected)))
+
+    def edit_and_revert() -> None:
+        visitor = client(url)
+        while time.monotonic() < deadline:
+            metrics, _ = visitor.predict(json.dumps(MOUTH_TO_EYE), api_name="/execute")
+            edits_done.append(metrics["edits"])
+            visitor.predict(0, api_name="/revert")
+
+    def guarded(job, *args) -> None:
+        try:
+            job(*args)
+        except BaseException as err:  # noqa: BLE001 - reported by the test
+            errors.append(err)
+
+    threads = [threading.Thread(target=guarded, args=(watch, i)) for i in range(len(visitors))]
+    threads.append(threading.Thread(target=guarded, args=(edit_and_revert,)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=CONCURRENT_SECONDS + 240)
+    assert not errors, errors
+    assert {i for i, _ in outcomes} == set(range(len(visitors)))
+    wrong = [i for i, ok in outcomes if not ok]
+    assert not wrong, f"{len(wrong)} of {len(outcomes)} renders showed another visitor's model"
+    assert edits_done and set(edits_done) == {1}
+
+    # Afterwards the shared model is untouched: a newcomer sees the original, edits still work.
+    assert np.array_equal(sample(client(url))[0], base)
+    edited[0].predict(0, api_name="/revert")
+    assert np.array_equal(sample(edited[0])[0], base)
+    metrics, _ = edited[0].predict(json.dumps(EYE_TO_MOUTH), api_name="/execute")
+    assert metrics["edits"] == 1 and np.array_equal(sample(edited[0])[0], alone[0])

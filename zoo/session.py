@@ -214,8 +214,9 @@ def paste_preview(session: Session) -> np.ndarray:
         return reading.values[numbers.index(selection.sample)], to_grid(cover, spec.value_grid)
 
     goal = paste_goal(*values(session.copy), *values(session.paste), spec.stride)
-    with replace_output(generator.net, spec.module, lambda _i, out: goal.target.expand_as(out)):
-        return samples(session, [session.paste.sample])[0]
+    net = generator.view(weights)
+    with replace_output(net, spec.module, lambda _i, out: goal.target.expand_as(out)):
+        return render(generator, [session.paste.sample], session.truncation, net=net)[0].numpy()
 
 
 def statistics(
