@@ -13,18 +13,15 @@ kinds of repository render the same images, bit for bit, as the edited model the
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 import threading
 import weakref
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from plugins.base import HubFile, ModelEntry, PackageFile, Source, UrlFile
+from rewriting.checksum import state_digest
 from rewriting.delta import Delta, EditStack
 from rewriting.editdir import DELTA_FILE
 from rewriting.errors import RewritingError
@@ -58,16 +55,6 @@ def parse_spec(spec: str) -> tuple[str, str]:
             f"bad Hub model {spec!r}: write hub:OWNER/NAME or hub:OWNER/NAME@REVISION"
         )
     return repo_id, revision or "main"
-
-
-def state_digest(state: Mapping[str, torch.Tensor]) -> str:
-    """sha256 over the names, dtypes, shapes and bytes of a state dict, in name order."""
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        tensor = state[key].detach().cpu().contiguous()
-        digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def source_json(source: Source) -> dict[str, Any] | None:
