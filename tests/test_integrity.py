@@ -3,6 +3,7 @@ the cache; atomic writes leave no temporaries and use the usual permissions."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ from rewriting.cli import main
 from rewriting.errors import RewritingError
 from zoo.checkpoint import file_sha256
 from zoo.fetch import manual_path, resolve
-from zoo.registry import model_entry
+from zoo.registry import model_entry, pinning
 
 ROOT = Path(__file__).parents[1]
 TINY = ROOT / "tests" / "data" / "stylegan2_tiny_g_ema.pt"
@@ -130,3 +131,17 @@ def test_atomic_writes_use_the_umask_and_clear_a_killed_writers_temporary(tmp_pa
     assert target.read_bytes() == b"done"
     assert target.stat().st_mode & 0o777 == 0o640
     assert (tmp_path / "grid.png").stat().st_mode & 0o777 == 0o640
+
+
+def test_models_says_which_entries_are_not_pinned(capsys):
+    assert main(["models", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["dcgan-digiface"]["pinned"] and rows["dcgan-digiface"]["pinning"] == "yes: sha256"
+    hub_row = rows["stylegan2-church-hub"]
+    assert not hub_row["pinned"] and hub_row["pinning"] == "no: no sha256, branch main"
+    assert rows["proggan-church"]["pinning"] == "no: 8-hex sha256 prefix"
+    assert pinning(HubFile("a/b", "f.pt", "c" * 40, "d" * 64)) == (True, "yes: commit + sha256")
+    assert main(["models", "stylegan2*"]) == 0
+    table = capsys.readouterr().out
+    assert "no: no sha256, branch main" in table
+    assert "13 of 13 models are not pinned to a full sha256" in table
