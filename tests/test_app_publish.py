@@ -52,8 +52,17 @@ def test_a_session_edit_publishes_and_loads_back_identically(monkeypatch, tmp_pa
 
 def test_on_a_space_only_the_visitors_login_publishes(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "the-space-owners-token")
+    monkeypatch.delenv(app.ALLOW_PUBLISH, raising=False)
     monkeypatch.setattr(app, "ON_SPACE", True)
     with pytest.raises(RewritingError, match="sign in"):
         app.hub_token(None)
     monkeypatch.setattr(app, "ON_SPACE", False)
+    for value in (None, "", "0", "yes"):
+        if value is not None:
+            monkeypatch.setenv(app.ALLOW_PUBLISH, value)
+        with pytest.raises(RewritingError, match="publishing is off in this app"):
+            app.hub_token(None)
+        assert "Publishing is off" in app.publish_help()
+    monkeypatch.setenv(app.ALLOW_PUBLISH, "1")
     assert app.hub_token(None) == "the-space-owners-token"
+    assert "Publishing is off" not in app.publish_help()
