@@ -16,7 +16,7 @@ from huggingface_hub import constants
 
 from plugins.base import HubFile, PackageFile, UrlFile
 from plugins.dcgan import WEIGHTS_SHA256
-from rewriting.atomic import write_atomically
+from rewriting.atomic import temporary_name, write_atomically
 from rewriting.cli import main
 from rewriting.errors import RewritingError
 from zoo.checkpoint import file_sha256
@@ -117,6 +117,12 @@ def test_atomic_writes_use_the_umask_and_clear_a_killed_writers_temporary(tmp_pa
     assert killed.returncode == -9
     left = list(target.parent.iterdir())
     assert len(left) == 1 and left[0].name.startswith(".weights.safetensors.")
+    dead_pid = int(left[0].name.split(".")[3])
+    staging = tmp_path / "out" / f".edit.{dead_pid}.{'1' * 16}.tmp"  # a killed `edit --out`
+    staging.mkdir()
+    (staging / "delta.safetensors").write_bytes(b"half")
+    assert temporary_name(tmp_path / "out" / "edit").name.startswith(f".edit.{os.getpid()}.")
+    assert not staging.exists()
     live = target.parent / f".weights.safetensors.{os.getpid()}.{'0' * 16}.tmp"
     live.write_bytes(b"a write of this process, in progress")
 
