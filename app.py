@@ -4,6 +4,8 @@
 and starts on the embedded default model without any network. Each visitor's state is a
 `zoo.session.Session` in gr.State: an EditStack of deltas on a model that the registry loads
 once and shares read-only, so one visitor's edits never change what another one sees.
+Outside a Space, publishing to the Hub is off unless the app is started with
+REWRITING_ALLOW_PUBLISH=1 (it would use this machine's token for every visitor).
 """
 
 import atexit
@@ -15,11 +17,13 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from gradio.utils import get_upload_folder
 from huggingface_hub import get_token
 from PIL import Image
 
@@ -39,6 +43,8 @@ COMPARE_SHOWN = 8
 CANVAS_PX = 256
 TILE_PX = 128
 BRUSH_COLOR = "rgba(255, 0, 200, 0.55)"
+#: Seconds a rendered picture or a download stays in Gradio's cache.
+CACHE_AGE = 3600
 #: Handlers that report progress take this default; Gradio hands each call its own tracker.
 PROGRESS = gr.Progress()
 #: A new value each time the brush canvas must be rebuilt.
@@ -69,11 +75,11 @@ Change a *rule* of a pretrained image generator by example (Bau et al., ECCV 202
 
 #: Running as a Hugging Face Space: publishing then goes through the visitor's own login.
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
-PUBLISH_HELP = (
-    "Push your edit (the full edited weights, or only the delta), its before/after picture, "
-    "the request and a model card to a Hub repository, in one commit. "
-    + ("Sign in first; the upload uses your account." if ON_SPACE else
-       "Uses the token of `HF_TOKEN` or of `hf auth login` on this machine.")
+#: Elsewhere every visitor would publish with this machine's token: off unless this is "1".
+ALLOW_PUBLISH = "REWRITING_ALLOW_PUBLISH"
+PUBLISH_OFF = (
+    "publishing is off in this app: outside a Space it would upload with this machine's Hub "
+    f"token for any visitor; whoever starts the app can allow it with {ALLOW_PUBLISH}=1"
 )
 
 NO_RESULT = "Execute or Erase to change the model; what the edit did is reported here."
@@ -156,12 +162,37 @@ def canvas(session: ss.Session, number: int) -> dict:
     return {"background": ss.enlarge(rgba, CANVAS_PX), "layers": [], "composite": None}
 
 
+def publishing_allowed() -> bool:
+    """On a Space (visitors sign in), or where whoever started the app set ALLOW_PUBLISH=1."""
+    return ON_SPACE or os.environ.get(ALLOW_PUBLISH) == "1"
+
+
+def publish_help() -> str:
+    """What the Publish panel says: how publishing works here, or that it is off."""
+    what = (
+        "Push your edit (the full edited weights, or only the delta), its before/after picture, "
+        "the request and a model card to a Hub repository, in one commit. "
+    )
+    if ON_SPACE:
+        return what + "Sign in first; the upload uses your account."
+    if publishing_allowed():
+        return what + "Uses the token of `HF_TOKEN` or of `hf auth login` on this machine."
+    return (
+        f"**Publishing is off.** Outside a Space it would upload with this machine's Hub token "
+        f"for any visitor, so it must be allowed by whoever starts the app: "
+        f"`{ALLOW_PUBLISH}=1 python app.py`. `python -m rewriting push` publishes from a shell."
+    )
+
+
 def hub_token(oauth: gr.OAuthToken | None) -> str | None:
     """Whose token publishes: the signed-in visitor's on a Space, the local one otherwise.
 
     On a Space the environment's token belongs to the Space's owner, so it is never used for a
-    visitor's upload; the token is passed on to the Hub client and never shown or stored.
+    visitor's upload; elsewhere the local token is used only where publishing was allowed at
+    start. The token is passed on to the Hub client and never shown or stored.
     """
+    if not publishing_allowed():
+        raise RewritingError(PUBLISH_OFF)
     if ON_SPACE:
         if oauth is None:
             raise RewritingError("sign in with Hugging Face (the button above) to publish")
@@ -170,15 +201,26 @@ def hub_token(oauth: gr.OAuthToken | None) -> str | None:
 
 
 def download_dir() -> Path:
-    """A new folder for one download."""
-    return Path(tempfile.mkdtemp(prefix="rewriting-"))
+    """A new folder for one download, inside Gradio's cache, which deletes the files the app
+    served once they are `CACHE_AGE` old; older download folders (of an app that was stopped
+    before that, or emptied) go too."""
+    cache = Path(get_upload_folder())
+    cache.mkdir(parents=True, exist_ok=True)
+    for old in cache.glob("rewriting-*"):
+        try:
+            if time.time() - old.stat().st_mtime > CACHE_AGE:
+                shutil.rmtree(old)
+        except OSError:  # another app's folder, deleted meanwhile
+            continue
+    return Path(tempfile.mkdtemp(prefix="rewriting-", dir=cache))
 
 
 def build() -> gr.Blocks:
     """The app's page and its events."""
     models = [m.name for m in list_models()]
     # Rendered pictures and downloads in Gradio's cache are deleted after an hour.
-    with gr.Blocks(title="Rewriting a Deep Generative Model", delete_cache=(1800, 3600)) as demo:
+    with gr.Blocks(title="Rewriting a Deep Generative Model",
+                   delete_cache=(CACHE_AGE // 2, CACHE_AGE)) as demo:
         state = gr.State(None)
         found = gr.State([])
         tray_pick = gr.State(None)
@@ -288,10 +330,10 @@ def build() -> gr.Blocks:
                 load_b = gr.UploadButton("Load edit JSON (ours or the paper's)",
                                          file_types=[".json"])
                 delta_b = gr.Button("Download last edit's delta")
-                weights_b = gr.Button("Download full edited weights")
+                weights_b = gr.Button("Download full edited weights", elem_id="download-weights")
             files = gr.File(label="Files", interactive=False, height=120)
         with gr.Accordion("Publish to the Hugging Face Hub", open=False):
-            gr.Markdown(PUBLISH_HELP)
+            gr.Markdown(publish_help(), elem_id="publish-help")
             with gr.Row():
                 if ON_SPACE:
                     gr.LoginButton()
@@ -299,7 +341,8 @@ def build() -> gr.Blocks:
                 private_cb = gr.Checkbox(False, label="Private")
                 delta_cb = gr.Checkbox(False, label="Delta only (loading fetches the base)")
                 exist_cb = gr.Checkbox(False, label="Add to an existing repository")
-            publish_b = gr.Button("Publish this edit", elem_id="publish")
+            publish_b = gr.Button("Publish this edit", elem_id="publish",
+                                  interactive=publishing_allowed())
             published = gr.Markdown()
         with gr.Column(visible=False):
             api_samples = gr.Textbox("0-7")
@@ -528,10 +571,12 @@ def build() -> gr.Blocks:
         @friendly
         def publish_now(st, repo, private, delta_only, exist_ok,
                         oauth: gr.OAuthToken | None = None, progress=PROGRESS):
-            url = ss.publish_edit(
-                current(st), repo, hub_token(oauth), download_dir(), private, delta_only,
-                exist_ok, lambda f, msg: progress(f, desc=msg),
-            )
+            token = hub_token(oauth)  # refuses first where publishing is not allowed
+            with tempfile.TemporaryDirectory(prefix="rewriting-publish-") as staging:
+                url = ss.publish_edit(
+                    current(st), repo, token, Path(staging), private, delta_only, exist_ok,
+                    lambda f, msg: progress(f, desc=msg),
+                )
             name = repo.strip()
             return (f"Published in one commit: [{url}]({url}). Load it here by typing "
                     f"`hub:{name}` as the model, or `python -m rewriting sample --model "

@@ -43,10 +43,11 @@ class UrlFile:
 
 @dataclass(frozen=True)
 class PackageFile:
-    """A resource shipped inside an installed Python package."""
+    """A resource shipped inside an installed Python package, with its sha256 when known."""
 
     package: str
     resource: str
+    sha256: str | None = None
 
     def __str__(self) -> str:
         return f"package:{self.package}/{self.resource}"

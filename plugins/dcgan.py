@@ -94,6 +94,9 @@ def build(checkpoint: Any, entry: ModelEntry, sha256: str) -> DCGAN:
     return DCGAN(entry.name, net, layers, default, channels[0], sha256, (grid, grid))
 
 
+#: sha256 of weights.tar in the wheel gan-face-generate 1.1.1 (its RECORD gives the same digest).
+WEIGHTS_SHA256 = "0c3b90b138cfc4e8a73310b9fd5ce2a8f1f3a542a037de277412307fcd28771f"
+
 PLUGIN = Plugin(
     family="dcgan",
     build=build,
@@ -102,7 +105,7 @@ PLUGIN = Plugin(
         ModelEntry(
             name="dcgan-digiface",
             family="dcgan",
-            source=PackageFile("gan_face_generate", "weights.tar"),
+            source=PackageFile("gan_face_generate", "weights.tar", sha256=WEIGHTS_SHA256),
             license="mit",
             description="64x64 synthetic faces (DigiFace-1M), from the PyPI package "
             "gan-face-generate 1.1.1; the embedded default, no network needed",

@@ -77,23 +77,29 @@ def load_stack(generator: Generator, paths: Sequence[str]) -> EditStack:
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    from zoo.registry import list_models
+    from zoo.registry import list_models, pinning
 
     entries = list_models(args.filter)
+    pins = [pinning(m.source) for m in entries]
     if args.json:
         rows = [
             {
                 "name": m.name, "family": m.family, "source": str(m.source),
                 "default_layer": m.default_layer, "license": m.license,
-                "description": m.description,
+                "description": m.description, "pinned": pinned, "pinning": how,
             }
-            for m in entries
+            for m, (pinned, how) in zip(entries, pins, strict=True)
         ]
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'name':24} {'family':10} {'layer':8} {'license':30} source")
-    for m in entries:
-        print(f"{m.name:24} {m.family:10} {m.default_layer or '-':8} {m.license:30} {m.source}")
+    print(f"{'name':24} {'family':10} {'layer':8} {'license':30} {'pinned':26} source")
+    for m, (_, how) in zip(entries, pins, strict=True):
+        print(f"{m.name:24} {m.family:10} {m.default_layer or '-':8} {m.license:30} {how:26} "
+              f"{m.source}")
+    loose = sum(not pinned for pinned, _ in pins)
+    if loose:
+        print(f"\n{loose} of {len(entries)} models are not pinned to a full sha256 (and a commit, "
+              "for Hub files): their downloads are checked only as far as the pinned column says")
 
 
 def cmd_sample(args: argparse.Namespace) -> None:

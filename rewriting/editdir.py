@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 from PIL import Image
 
+from .atomic import temporary_name
 from .delta import Delta
 from .generator import Generator
 from .render import grid, render
@@ -41,8 +41,8 @@ def write_edit_dir(
     out: Path, delta: Delta, request: dict, picture: Image.Image, metrics: dict
 ) -> None:
     """Write the four files into `out` all at once (staged beside it, then moved in)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    staging = temporary_name(out)
+    staging.mkdir()
     try:
         delta.save(staging / DELTA_FILE)
         (staging / REQUEST_FILE).write_text(json.dumps(request, indent=2) + "\n")

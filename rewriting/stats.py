@@ -2,7 +2,9 @@
 
 C is the uncentered second moment over every spatial location of the keys of `samples` images
 (rows 0..samples-1 of the latent seed). It is accumulated in float64 and cached as safetensors
-whose metadata records everything it depends on; a cache file is reused only when all match.
+whose metadata records everything it depends on and a sha256 of the tensors; a cache file is
+reused only when all of it matches and its contents are sound (finite, of the layer's shape,
+not all zero, a plausible count), and is otherwise computed again and replaced.
 A fixed subsample of keys is kept beside C to give response quantiles over the same images.
 """
 
@@ -16,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
-from .atomic import write_atomically
+from .atomic import safe_name, write_atomically
+from .checksum import state_digest
 from .features import read_layer
 from .generator import Generator, LayerSpec
 from .parallel import concat_over_ranks, is_main, share, sum_over_ranks
@@ -104,32 +107,42 @@ def default_cache_dir() -> Path:
 
 def cache_path(cache_dir: Path, meta: dict[str, str]) -> Path:
     """One file per identity; its metadata, not its name, decides whether it is reused."""
-    name = f"{meta['model']}-{meta['layer']}"
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    safe = safe_name(f"{meta['model']}-{meta['layer']}")
     digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
     return cache_dir / f"{safe}-{digest}.safetensors"
 
 
-def load_cached(path: Path, meta: dict[str, str]) -> KeyStats | None:
-    """The cached statistics at `path` if its metadata matches `meta` exactly and it reads."""
+def load_cached(path: Path, meta: dict[str, str], channels: int) -> KeyStats | None:
+    """The statistics cached at `path`, or None unless it reads, its metadata matches `meta`
+    exactly, its checksum holds and its tensors are sound for a layer of `channels` keys."""
     try:
-        tensors = load_file(path)
-        with open(path, "rb") as handle:
-            header_len = int.from_bytes(handle.read(8), "little")
-            stored = json.loads(handle.read(header_len)).get("__metadata__", {})
-    except (FileNotFoundError, SafetensorError, OSError, ValueError):
+        with safe_open(path, "pt") as cached:
+            stored = cached.metadata() or {}
+            tensors = {name: cached.get_tensor(name) for name in cached.keys()}
+    except (FileNotFoundError, SafetensorError, OSError, ValueError, RuntimeError):
         return None
     if any(stored.get(key) != value for key, value in meta.items()):
         return None
     if set(tensors) != {"second_moment", "key_sample"}:
         return None
-    return KeyStats(tensors["second_moment"], tensors["key_sample"], int(stored["count"]), meta)
+    if stored.get("sha256") != state_digest(tensors):
+        return None
+    moment, sample = tensors["second_moment"], tensors["key_sample"]
+    count = stored.get("count", "")
+    sound = (
+        count.isdigit() and int(count) > 0 and int(count) % int(meta["samples"]) == 0
+        and moment.dtype == torch.float64 and moment.shape == (channels, channels)
+        and sample.dim() == 2 and sample.shape[1] == channels and sample.shape[0] > 0
+        and bool(moment.isfinite().all()) and bool(sample.isfinite().all())
+        and bool((torch.diagonal(moment) >= 0).all()) and float(moment.trace()) > 0
+    )
+    return KeyStats(moment, sample, int(count), meta) if sound else None
 
 
 def save_atomic(path: Path, stats: KeyStats) -> None:
-    """Write the statistics so that a reader never sees a half-written file."""
+    """Write the statistics and their checksum so that a reader never sees a half-written file."""
     tensors = {"second_moment": stats.second_moment, "key_sample": stats.key_sample}
-    metadata = {**stats.meta, "count": str(stats.count)}
+    metadata = {**stats.meta, "count": str(stats.count), "sha256": state_digest(tensors)}
     write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
@@ -145,7 +158,7 @@ def key_stats(
     """C for a layer: from the cache when every identifying key matches, else computed."""
     meta = stats_identity(generator, spec, truncation, samples, seed)
     path = cache_path(cache_dir or default_cache_dir(), meta)
-    cached = load_cached(path, meta)
+    cached = load_cached(path, meta, spec.key_channels)
     if cached is not None:
         return cached
     stats = compute_key_stats(generator, spec, truncation, samples, seed, progress=progress)

@@ -23,8 +23,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(folder: Path, timeout: float = 120.0) -> Iterator[str]:
-    """`python app.py` serving on 127.0.0.1:<free port>; yields its URL, stops it afterwards."""
+def running_app(
+    folder: Path, timeout: float = 120.0, env: dict[str, str | None] | None = None
+) -> Iterator[str]:
+    """`python app.py` serving on 127.0.0.1:<free port>; yields its URL, stops it afterwards.
+
+    `env` adds to (or, with a value of None, removes from) the environment the app gets.
+    """
     port = free_port()
     env = {
         **os.environ,
@@ -32,7 +37,9 @@ def running_app(folder: Path, timeout: float = 120.0) -> Iterator[str]:
         "GRADIO_SERVER_PORT": str(port),
         "GRADIO_ANALYTICS_ENABLED": "False",
         "REWRITING_CACHE": str(folder / "cache"),
+        **(env or {}),
     }
+    env = {key: value for key, value in env.items() if value is not None}
     log_path = folder / "app.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 from hub_server import HubServer, use_hub
+from safetensors.torch import load_file
 
 import app
+from rewriting.checksum import state_digest
 from rewriting.errors import RewritingError
 from rewriting.render import render
 from rewriting.request import parse_request
@@ -35,6 +37,10 @@ def test_a_session_edit_publishes_and_loads_back_identically(monkeypatch, tmp_pa
         mine = render(edited.generator, numbers, None, edited.weights())
         assert torch.equal(render(loaded, numbers), mine)
         assert ss.Session.start("hub:alice/eyes").generator is loaded  # loaded once, shared
+        saved = ss.save_weights(ss.Session.start("hub:alice/eyes"), tmp_path / "weights")
+        assert saved.parent == tmp_path / "weights"
+        assert saved.name == "hub_alice_eyes-edited.safetensors"
+        assert state_digest(load_file(saved)) == state_digest(loaded.net.state_dict())
 
         twice, _ = ss.run_edit(edited, parse_request(EXAMPLE), ss.statistics(edited))
         with pytest.raises(RewritingError, match="holds one edit"):
@@ -46,8 +52,17 @@ def test_a_session_edit_publishes_and_loads_back_identically(monkeypatch, tmp_pa
 
 def test_on_a_space_only_the_visitors_login_publishes(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "the-space-owners-token")
+    monkeypatch.delenv(app.ALLOW_PUBLISH, raising=False)
     monkeypatch.setattr(app, "ON_SPACE", True)
     with pytest.raises(RewritingError, match="sign in"):
         app.hub_token(None)
     monkeypatch.setattr(app, "ON_SPACE", False)
+    for value in (None, "", "0", "yes"):
+        if value is not None:
+            monkeypatch.setenv(app.ALLOW_PUBLISH, value)
+        with pytest.raises(RewritingError, match="publishing is off in this app"):
+            app.hub_token(None)
+        assert "Publishing is off" in app.publish_help()
+    monkeypatch.setenv(app.ALLOW_PUBLISH, "1")
     assert app.hub_token(None) == "the-space-owners-token"
+    assert "Publishing is off" not in app.publish_help()

@@ -76,7 +76,7 @@ def test_hub_entry_lands_in_the_hf_cache_verified_and_loads_offline(hub, monkeyp
 
 def test_corrupted_hub_download_is_rejected_and_not_cached(hub, tmp_path):
     hub.corrupt = True
-    with pytest.raises(RewritingError, match="sha256 .* the file was deleted"):
+    with pytest.raises(RewritingError, match="sha256 .* removed from the cache"):
         resolve(SOURCE)
     repo = tmp_path / "home" / "hub" / "models--org--tiny"
     assert files_under(repo / "blobs") == [] and files_under(repo / "snapshots") == []

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 import rewriting.stats as stats_module
 from rewriting.stats import cache_path, key_stats, stats_identity
@@ -63,3 +67,64 @@ def test_cache_with_other_weights_or_corruption_is_recomputed(dcgan, tmp_path, m
     assert torch.allclose(recomputed.second_moment, first.second_moment)
     assert key_stats(dcgan, spec, samples=32, cache_dir=tmp_path) is not None
     assert calls == ["main.6"]  # the rewritten file is good again
+
+
+def contents(path) -> tuple[dict, dict]:
+    """The metadata and the tensors' bytes of a safetensors file (its header order varies)."""
+    with safe_open(path, "pt") as handle:
+        data = {k: handle.get_tensor(k).numpy().tobytes() for k in handle.keys()}
+        return handle.metadata(), data
+
+
+def test_a_cache_failing_its_checksum_or_soundness_is_recomputed_and_replaced(
+    dcgan, tmp_path, monkeypatch
+):
+    spec = dcgan.layer("main.6")
+    good = key_stats(dcgan, spec, samples=32, cache_dir=tmp_path)
+    meta = stats_identity(dcgan, spec, None, 32, stats_module.STATS_SEED)
+    path = cache_path(tmp_path, meta)
+    original = path.read_bytes()
+    header = 8 + int.from_bytes(original[:8], "little")
+    assert json.loads(original[8:header])["__metadata__"]["sha256"]
+    contents_before = contents(path)
+
+    flipped = bytearray(original)
+    flipped[header + 100] ^= 0x40  # one bit of the second moment's data
+    moment, sample = good.second_moment, good.key_sample
+    channels = spec.key_channels
+
+    def written(moment=moment, sample=sample, count=good.count, sha=True) -> bytes:
+        """A cache file with these contents and (unless `sha` is False) a valid checksum."""
+        stats_module.save_atomic(path, stats_module.KeyStats(moment, sample, count, meta))
+        if not sha:
+            tensors = {"second_moment": moment, "key_sample": sample}
+            save_file(tensors, path, metadata={**meta, "count": str(count)})
+        return path.read_bytes()
+
+    bad = {
+        "flipped bit": bytes(flipped),
+        "no checksum": written(sha=False),
+        "NaN": written(moment=moment.clone().fill_diagonal_(float("nan"))),
+        "Inf in the key sample": written(sample=sample.clone().fill_(float("inf"))),
+        "zeros": written(moment=torch.zeros_like(moment)),
+        "wrong shape": written(moment=torch.eye(channels + 1, dtype=torch.float64)),
+        "float32": written(moment=moment.float()),
+        "zero count": written(count=0),
+        "count not a multiple": written(count=good.count + 1),
+        "empty key sample": written(sample=sample[:0]),
+    }
+    for what, data in bad.items():
+        path.write_bytes(data)
+        assert stats_module.load_cached(path, meta, channels) is None, what
+    path.write_bytes(original)
+    assert stats_module.load_cached(path, meta, channels) is not None
+
+    calls = _counting(monkeypatch)
+    for what in ("flipped bit", "NaN"):
+        path.write_bytes(bad[what])
+        again = key_stats(dcgan, spec, samples=32, cache_dir=tmp_path)
+        assert torch.equal(again.second_moment, good.second_moment), what
+        assert contents(path) == contents_before, what  # replaced by a sound file
+    assert len(calls) == 2
+    key_stats(dcgan, spec, samples=32, cache_dir=tmp_path)
+    assert len(calls) == 2  # the sound file is used again

@@ -16,13 +16,18 @@ from rewriting.errors import RewritingError
 
 
 def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks; a file unchanged since is not read twice."""
+    """Hex sha256 of a file, read in 1 MiB blocks; a file unchanged since is not read twice.
+
+    "Unchanged" is the same inode, size and modification and change times (the change time
+    cannot be set back by hand, so a file swapped in place is read again).
+    """
     stat = Path(path).stat()
-    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    changed = (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    return _sha256(str(Path(path).resolve()), changed)
 
 
 @functools.lru_cache(maxsize=64)
-def _sha256(path: str, _size: int, _mtime_ns: int) -> str:
+def _sha256(path: str, _changed: tuple[int, ...]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

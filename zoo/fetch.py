@@ -4,8 +4,10 @@ Hub files go through `hf_hub_download` into the standard Hugging Face cache (`HF
 `HF_HUB_CACHE`, `HF_HUB_OFFLINE` as huggingface_hub reads them). Files on plain web servers go
 to `$HF_HOME/assets/gan-rewriting/downloads/<host>/`, the cache huggingface_hub sets aside for
 libraries' own files. A known sha256 (or, for URLs, torch.hub's hash prefix) is checked on every
-load; a file that fails the check is deleted. A file that is neither cached nor downloadable
-fails with one message that says how to get it, including where to place a copy by hand.
+load, a package's embedded file included. A download that fails the check is never kept; a
+cached file that fails it is deleted, and so is the blob it links to, but only inside the cache.
+A file that is neither cached nor downloadable fails with one message that says how to get it,
+including where to place a copy by hand.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import hashlib
 import importlib.resources
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -40,6 +41,7 @@ from huggingface_hub.utils import cached_assets_path
 from huggingface_hub.utils import tqdm as hf_tqdm
 
 from plugins.base import HubFile, LocalFile, PackageFile, Source, UrlFile
+from rewriting.atomic import write_atomically
 from rewriting.errors import RewritingError
 
 from .checkpoint import file_sha256
@@ -86,8 +88,15 @@ def resolve(source: Source, progress: Progress | None = None) -> Path:
                 f"installed; install it (see the README)"
             ) from None
         path = Path(str(root / source.resource))
-        if not path.is_file():
+        inside = path.resolve().is_relative_to(Path(str(root)).resolve())
+        if not inside or not path.is_file():
             raise RewritingError(f"package {source.package!r} has no resource {source.resource!r}")
+        actual = file_sha256(path)
+        if source.sha256 and not actual.startswith(source.sha256.lower()):
+            raise RewritingError(
+                f"{path} is not the file the catalog pins (its sha256 is {actual[:16]}..., "
+                f"expected {source.sha256[:16]}...): reinstall the package that ships it"
+            )
         return path
     if isinstance(source, HubFile):
         return _hub_file(source, progress)
@@ -96,19 +105,31 @@ def resolve(source: Source, progress: Progress | None = None) -> Path:
     raise RewritingError(f"unknown checkpoint source {source!r}")
 
 
+def _in_cache(path: Path) -> bool:
+    """Whether `path` lies in the Hugging Face hub cache or this tool's downloads cache."""
+    caches = (constants.HF_HUB_CACHE, constants.HF_ASSETS_CACHE)
+    return any(path.is_relative_to(Path(cache).resolve()) for cache in caches)
+
+
 def _check_sha256(path: Path, expected: str | None, what: str) -> None:
-    """Delete `path` (and its cache blob) and fail unless its sha256 starts with `expected`."""
+    """Fail unless the sha256 of `path` starts with `expected`, deleting it from the cache.
+
+    A cached path may be a link (the hub cache links snapshots to blobs, and a copy placed by
+    hand may be a link): the link goes, and what it points to only if that is in a cache too.
+    """
     if not expected:
         return
     actual = file_sha256(path)
     if actual.startswith(expected.lower()):
         return
-    blob = path.resolve()
-    path.unlink(missing_ok=True)
-    blob.unlink(missing_ok=True)
+    link, target = path.parent.resolve() / path.name, path.resolve()
+    for item in dict.fromkeys((link, target)):
+        if _in_cache(item):
+            item.unlink(missing_ok=True)
     raise RewritingError(
         f"{what} is corrupt or not the expected file: its sha256 is {actual[:16]}..., "
-        f"expected {expected[:16]}...; the file was deleted, run again to download it anew"
+        f"expected {expected[:16]}...; it was removed from the cache, run again to download it "
+        "anew"
     )
 
 
@@ -211,24 +232,25 @@ def _url_file(source: UrlFile, progress: Progress | None) -> Path:
         return path
     if constants.is_offline_mode():
         raise _unavailable(what, source.url, path, None)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    digest = hashlib.sha256()
-    try:
-        with os.fdopen(handle, "wb") as out:
-            with urllib.request.urlopen(source.url, timeout=URL_TIMEOUT) as response:
-                total = int(response.headers.get("Content-Length") or 0)
-                with hf_tqdm(
-                    total=total or None, unit="B", unit_scale=True, desc=path.name,
-                    disable=progress is not None,
-                ) as bar:
-                    done = 0
-                    while block := response.read(1 << 20):
-                        out.write(block)
-                        digest.update(block)
-                        bar.update(len(block))
-                        done += len(block)
-                        if progress and total:
-                            progress(min(done / total, 1.0), f"downloading {path.name}")
+
+    def download(tmp: str) -> None:
+        digest = hashlib.sha256()
+        with open(tmp, "wb") as out, urllib.request.urlopen(
+            source.url, timeout=URL_TIMEOUT
+        ) as response:
+            total = int(response.headers.get("Content-Length") or 0)
+            with hf_tqdm(
+                total=total or None, unit="B", unit_scale=True, desc=path.name,
+                disable=progress is not None,
+            ) as bar:
+                done = 0
+                while block := response.read(1 << 20):
+                    out.write(block)
+                    digest.update(block)
+                    bar.update(len(block))
+                    done += len(block)
+                    if progress and total:
+                        progress(min(done / total, 1.0), f"downloading {path.name}")
         actual = digest.hexdigest()
         if expected and not actual.startswith(expected.lower()):
             raise RewritingError(
@@ -236,12 +258,11 @@ def _url_file(source: UrlFile, progress: Progress | None) -> Path:
                 f"is {actual[:16]}..., expected {expected[:16]}...; nothing was kept, run again "
                 "to retry"
             )
-        os.replace(tmp, path)
+
+    try:
+        write_atomically(path, download)
     except urllib.error.HTTPError as err:
         raise RewritingError(f"{source.url} answered HTTP {err.code}: {err.reason}") from None
     except (urllib.error.URLError, OSError) as err:
         raise _unavailable(what, source.url, path, getattr(err, "reason", err)) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -2,27 +2,26 @@
 
 A published repository holds `edit.json` (the request and its provenance), `delta.safetensors`
 and, unless it was pushed delta-only, `model.safetensors` with the full edited weights. For a
-delta-only repository the base model is fetched by its catalog name, or else by the source that
-edit.json records (a Hub file, a URL, or another `hub:` repository), and the delta is applied
-to it. Either way the edited weights must match the digest that edit.json records, so both
+delta-only repository the base model is either a catalog entry, fetched by name from the source
+and hash the catalog itself gives, or another `hub:` repository, by id and revision, at most
+`MAX_BASE_DEPTH` repositories deep. A source, URL, package or path written in edit.json is never
+used: a repository cannot make this process fetch, import or read anything its catalog did not
+name. Either way the edited weights must match the digest that edit.json records, so both
 kinds of repository render the same images, bit for bit, as the edited model they came from.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 import threading
 import weakref
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from plugins.base import HubFile, ModelEntry, PackageFile, Source, UrlFile
+from rewriting.checksum import state_digest
 from rewriting.delta import Delta, EditStack
 from rewriting.editdir import DELTA_FILE
 from rewriting.errors import RewritingError
@@ -38,6 +37,10 @@ EDIT_FILE = "edit.json"
 WEIGHTS_FILE = "model.safetensors"
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+#: A base revision recorded in edit.json: a commit id, or a branch or tag name.
+_REVISION = re.compile(r"[\w.-]{1,128}")
+#: How many delta-only repositories may stand on top of one another.
+MAX_BASE_DEPTH = 4
 _SOURCES: dict[str, type] = {cls.__name__: cls for cls in (HubFile, UrlFile, PackageFile)}
 #: Where each generator loaded from the Hub came from (repository and commit).
 _origins: weakref.WeakKeyDictionary[Generator, dict[str, Any]] = weakref.WeakKeyDictionary()
@@ -54,31 +57,11 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return repo_id, revision or "main"
 
 
-def state_digest(state: Mapping[str, torch.Tensor]) -> str:
-    """sha256 over the names, dtypes, shapes and bytes of a state dict, in name order."""
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        tensor = state[key].detach().cpu().contiguous()
-        digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 def source_json(source: Source) -> dict[str, Any] | None:
     """A downloadable source as JSON for edit.json (local paths are not published)."""
     if type(source).__name__ not in _SOURCES:
         return None
     return {"type": type(source).__name__, **dataclasses.asdict(source)}
-
-
-def _source_from_json(data: Any) -> Source | None:
-    if not isinstance(data, dict) or data.get("type") not in _SOURCES:
-        return None
-    fields = {k: v for k, v in data.items() if k != "type"}
-    try:
-        return _SOURCES[data["type"]](**fields)
-    except TypeError:
-        return None
 
 
 def provenance(generator: Generator) -> dict[str, Any]:
@@ -108,10 +91,12 @@ def read_edit_info(path: Path, spec: str) -> dict[str, Any]:
             f"{spec} was not published by this tool (its {EDIT_FILE} is not {EDIT_FORMAT})"
         )
     base = info.get("base")
-    missing = [k for k in ("family", "edited_weights_sha256", "files") if k not in info]
-    missing += [] if isinstance(base, dict) and "model" in base else ["base.model"]
-    if missing or not isinstance(info["files"], dict):
-        raise RewritingError(f"{spec}: its {EDIT_FILE} lacks {', '.join(missing) or 'files'}")
+    missing = [k for k in ("family", "edited_weights_sha256") if not isinstance(info.get(k), str)]
+    missing += [] if isinstance(info.get("files"), dict) else ["files"]
+    named = isinstance(base, dict) and isinstance(base.get("model"), str)
+    missing += [] if named else ["base.model"]
+    if missing:
+        raise RewritingError(f"{spec}: its {EDIT_FILE} lacks {', '.join(missing)}")
     return info
 
 
@@ -120,21 +105,43 @@ def _catalog_entry(name: str) -> ModelEntry | None:
     return next((m for m in registry.list_models() if m.name == name), None)
 
 
-def _load_base(base: dict[str, Any], progress: Progress | None) -> Generator:
-    """The base model of a delta-only repository: by catalog name, else by its recorded source."""
-    name = base["model"]
+def _load_base(
+    base: dict[str, Any], family: str, chain: tuple[str, ...], progress: Progress | None
+) -> Generator:
+    """The base model of a delta-only repository: a catalog entry, or a `hub:` repository.
+
+    `chain` lists the repositories being loaded, outermost first, to stop loops and depth.
+    """
+    name, spec = base["model"], chain[-1]
     if name.startswith(HUB_PREFIX):
         revision = (base.get("source") or {}).get("revision")
-        return load_hub(f"{name}@{revision}" if revision else name, progress)
-    if _catalog_entry(name) is not None:
-        return registry.load_model(name, progress)
-    source = _source_from_json(base.get("source"))
-    if source is None:
+        if not isinstance(revision, str) or not _REVISION.fullmatch(revision):
+            raise RewritingError(
+                f"{spec}: its base {name} has no valid revision in {EDIT_FILE} (a commit id)"
+            )
+        base_spec = f"{name}@{revision}"
+        parse_spec(base_spec)
+        return load_hub(base_spec, progress, chain)
+    entry = _catalog_entry(name)
+    if entry is None:
         raise RewritingError(
-            f"the base model {name!r} of this delta is not in this installation's catalog and "
-            "its edit.json does not say where to download it: install the plugin that provides it"
+            f"{spec}: its base model {name!r} is not in this installation's catalog; a published "
+            "delta loads only on a catalog model or another hub: repository (install the plugin "
+            "that provides it)"
         )
-    return registry.build_from_file(resolve(source, progress), base["family"], name)
+    if entry.family != family:
+        raise RewritingError(
+            f"{spec}: its {EDIT_FILE} says family {family!r}, but the catalog's {name} is "
+            f"{entry.family!r}"
+        )
+    generator = registry.load_model(name, progress)
+    recorded = base.get("weights_sha256")
+    if recorded is not None and recorded != generator.weights_sha256:
+        raise RewritingError(
+            f"{spec} was made on other weights than the catalog's {name} "
+            f"({str(recorded)[:12]} != {generator.weights_sha256[:12]})"
+        )
+    return generator
 
 
 #: Published models loaded in this process, by Hub, repository and commit (shared, read-only).
@@ -142,9 +149,18 @@ _loaded: dict[tuple[str, str, str], Generator] = {}
 _lock = threading.Lock()
 
 
-def load_hub(spec: str, progress: Progress | None = None) -> Generator:
-    """The edited generator published at `hub:OWNER/NAME[@REVISION]`."""
+def load_hub(
+    spec: str, progress: Progress | None = None, chain: tuple[str, ...] = ()
+) -> Generator:
+    """The edited generator published at `hub:OWNER/NAME[@REVISION]`.
+
+    `chain` holds the repositories whose bases are being loaded (internal: loops and depth).
+    """
     repo_id, revision = parse_spec(spec)
+    if len(chain) > MAX_BASE_DEPTH:
+        raise RewritingError(
+            f"{chain[0]}: its chain of base models is deeper than {MAX_BASE_DEPTH} repositories"
+        )
     info_path = resolve(HubFile(repo_id, EDIT_FILE, revision), progress)
     # In the Hugging Face cache the file sits in snapshots/<commit>/: pin the other files to it.
     commit = info_path.parent.name if info_path.parent.parent.name == "snapshots" else revision
@@ -156,8 +172,14 @@ def load_hub(spec: str, progress: Progress | None = None) -> Generator:
     if info["files"].get("weights"):
         state = read_checkpoint(resolve(HubFile(repo_id, WEIGHTS_FILE, commit), progress))
     else:
+        here = f"{HUB_PREFIX}{repo_id}@{commit}"
+        if any(link.partition("@")[0] == HUB_PREFIX + repo_id for link in chain):
+            raise RewritingError(
+                f"{chain[0]}: its chain of base models comes back to {HUB_PREFIX}{repo_id}"
+            )
+        base = _load_base(info["base"], info["family"], (*chain, here), progress)
         delta = Delta.load(resolve(HubFile(repo_id, DELTA_FILE, commit), progress))
-        state = EditStack(_load_base(info["base"], progress), [delta]).state_dict()
+        state = EditStack(base, [delta]).state_dict()
     digest = state_digest(state)
     if digest != info["edited_weights_sha256"]:
         raise RewritingError(

@@ -19,6 +19,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from safetensors.torch import save_file
 
 from rewriting import __version__
+from rewriting.checksum import state_digest
 from rewriting.delta import Delta, EditStack
 from rewriting.editdir import DELTA_FILE, PICTURE_FILE, REQUEST_FILE
 from rewriting.errors import RewritingError
@@ -33,7 +34,6 @@ from .hub import (
     load_any,
     parse_spec,
     provenance,
-    state_digest,
 )
 
 TOKEN_HELP = "create one with write access at https://huggingface.co/settings/tokens"

@@ -11,6 +11,7 @@ import difflib
 import fnmatch
 import importlib
 import pkgutil
+import re
 import threading
 from functools import cache
 from importlib.metadata import entry_points
@@ -18,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 
 import plugins
-from plugins.base import LocalFile, ModelEntry, Plugin
+from plugins.base import HubFile, LocalFile, ModelEntry, Plugin, Source
 from rewriting.errors import RewritingError
 from rewriting.generator import Generator
 
@@ -70,6 +71,25 @@ def list_models(pattern: str = "*") -> list[ModelEntry]:
     """Pretrained models whose name matches the glob `pattern`, e.g. ``"stylegan2*"``."""
     entries = [m for p in all_plugins().values() for m in p.models]
     return [m for m in entries if fnmatch.fnmatchcase(m.name, pattern)]
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def pinning(source: Source) -> tuple[bool, str]:
+    """Whether a catalog source is pinned (full sha256, and a commit for Hub files), and how."""
+    if isinstance(source, LocalFile):
+        return False, "no: a local file"
+    digest = (source.sha256 or "").lower()
+    gaps = [] if _SHA256.fullmatch(digest) else [
+        f"{len(digest)}-hex sha256 prefix" if digest else "no sha256"
+    ]
+    if isinstance(source, HubFile) and not _COMMIT.fullmatch(source.revision):
+        gaps.append(f"branch {source.revision}")
+    if gaps:
+        return False, "no: " + ", ".join(gaps)
+    return True, "yes: commit + sha256" if isinstance(source, HubFile) else "yes: sha256"
 
 
 def model_entry(name: str) -> ModelEntry:

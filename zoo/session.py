@@ -22,6 +22,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from rewriting import __version__
+from rewriting.atomic import safe_name, write_atomically
 from rewriting.delta import Delta, EditStack
 from rewriting.editdir import before_after, write_edit_dir
 from rewriting.errors import RewritingError
@@ -371,8 +372,9 @@ def save_weights(session: Session, folder: Path) -> Path:
         "edits": json.dumps([d.metadata() for d in session.stack.deltas]),
         "tool_version": __version__,
     }
-    path = folder / f"{generator.name}-edited.safetensors"
-    save_file(session.stack.state_dict(), str(path), metadata=metadata)
+    path = folder / f"{safe_name(generator.name)}-edited.safetensors"
+    state = session.stack.state_dict()
+    write_atomically(path, lambda tmp: save_file(state, tmp, metadata=metadata))
     return path
 
 
