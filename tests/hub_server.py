@@ -57,6 +57,8 @@ class HubServer:
         self.repos: dict[str, Repo] = {}
         self.files: dict[str, bytes] = {}
         self.requests: list[tuple[str, str]] = []
+        #: Whether each request carried an Authorization header, in the order of `requests`.
+        self.authorized: list[bool] = []
         self.reject_tokens = False
         self.fail_commit = False
         self.corrupt = False
@@ -165,6 +167,7 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
         def _route(self) -> None:
             path = urlsplit(self.path).path
             hub.requests.append((self.command, path))
+            hub.authorized.append(bool(self.headers.get("Authorization")))
             body = self._body() if self.command == "POST" else b""
             post = {
                 "/api/repos/create": self._create,

@@ -36,8 +36,10 @@ def test_a_session_edit_publishes_and_loads_back_identically(monkeypatch, tmp_pa
         numbers = [0, 7, 1000, 1001]
         mine = render(edited.generator, numbers, None, edited.weights())
         assert torch.equal(render(loaded, numbers), mine)
-        assert ss.Session.start("hub:alice/eyes").generator is loaded  # loaded once, shared
-        saved = ss.save_weights(ss.Session.start("hub:alice/eyes"), tmp_path / "weights")
+        visitor = ss.Session.start("hub:alice/eyes")
+        assert ss.Session.start("hub:alice/eyes").generator is visitor.generator  # loaded once
+        assert torch.equal(render(visitor.generator, numbers), mine)
+        saved = ss.save_weights(visitor, tmp_path / "weights")
         assert saved.parent == tmp_path / "weights"
         assert saved.name == "hub_alice_eyes-edited.safetensors"
         assert state_digest(load_file(saved)) == state_digest(loaded.net.state_dict())
@@ -66,3 +68,19 @@ def test_on_a_space_only_the_visitors_login_publishes(monkeypatch):
     monkeypatch.setenv(app.ALLOW_PUBLISH, "1")
     assert app.hub_token(None) == "the-space-owners-token"
     assert "Publishing is off" not in app.publish_help()
+
+
+def test_visitors_load_hub_models_without_the_servers_token(monkeypatch, tmp_path):
+    """A private repository the machine's token can read stays private to visitors."""
+    with HubServer({TOKEN: "alice"}) as server:
+        use_hub(monkeypatch, server.url, tmp_path / "home")
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
+        edited, _ = ss.run_edit(ss.Session.start("dcgan-digiface"), parse_request(EXAMPLE),
+                                None)
+        ss.publish_edit(edited, "alice/secret", TOKEN, tmp_path / "a", private=True)
+        assert load_any("hub:alice/secret").name == "hub:alice/secret"  # the owner, by CLI
+        asked = len(server.requests)
+        with pytest.raises(RewritingError, match="no repository alice/secret"):
+            ss.Session.start("hub:alice/secret")
+        assert len(server.requests) > asked, "the visitor's load must ask the Hub"
+        assert not any(server.authorized[asked:]), "a visitor's request sent the server's token"

@@ -18,7 +18,9 @@ import os
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -52,6 +54,23 @@ Progress = Callable[[float, str], None]
 URL_TIMEOUT = 30
 #: torch.hub's convention: "name-<start of sha256>.ext" (used when the catalog gives no hash).
 HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")
+#: Set while serving a visitor: Hub requests then carry no token (context-local, so per thread).
+_ANONYMOUS: ContextVar[bool] = ContextVar("anonymous_hub", default=False)
+
+
+@contextmanager
+def anonymous_hub() -> Iterator[None]:
+    """Hub requests inside go without the machine's token: a visitor reads public files only."""
+    reset = _ANONYMOUS.set(True)
+    try:
+        yield
+    finally:
+        _ANONYMOUS.reset(reset)
+
+
+def hub_is_anonymous() -> bool:
+    """Whether Hub requests in this context go without a token."""
+    return _ANONYMOUS.get()
 
 
 def hub_endpoint() -> str:
@@ -164,20 +183,28 @@ def _progress_class(progress: Progress | None, label: str) -> type[hf_tqdm] | No
     return Forward
 
 
-def _probe(url: str) -> None:
+def _probe(url: str, cached: bool) -> None:
     """One HEAD request without retries, so that an unreachable Hub fails at once.
 
     hf_hub_download retries a failed request for about 25 s before it gives up on a file that
-    is not cached; a cached file needs no probe (the client falls back to it without retrying).
+    is not cached; a cached file needs no probe (the client falls back to it without retrying),
+    except for a visitor: the Hub must then say the file is public, since the machine's own
+    cache may hold private files. Only a refusal counts then; an unreachable Hub leaves the
+    cached copy usable.
     """
+    anonymous = hub_is_anonymous()
+    if cached and not anonymous:
+        return
     try:
-        get_hf_file_metadata(url)
+        get_hf_file_metadata(url, token=False if anonymous else None)
     except HfHubHTTPError as err:
         if err.response.status_code < 500:
             raise
-        raise LocalEntryNotFoundError(str(err)) from err
+        if not cached:
+            raise LocalEntryNotFoundError(str(err)) from err
     except Exception as err:  # the client's transport errors (httpx or httpx2, by version)
-        raise LocalEntryNotFoundError(str(err)) from err
+        if not cached:
+            raise LocalEntryNotFoundError(str(err)) from err
 
 
 def _hub_file(source: HubFile, progress: Progress | None) -> Path:
@@ -186,11 +213,12 @@ def _hub_file(source: HubFile, progress: Progress | None) -> Path:
     url = hf_hub_url(source.repo_id, source.filename, revision=source.revision, endpoint=endpoint)
     cached = try_to_load_from_cache(source.repo_id, source.filename, revision=source.revision)
     try:
-        if not isinstance(cached, str) and not constants.is_offline_mode():
-            _probe(url)
+        if not constants.is_offline_mode():
+            _probe(url, isinstance(cached, str))
         path = Path(
             hf_hub_download(
                 source.repo_id, source.filename, revision=source.revision, endpoint=endpoint,
+                token=False if hub_is_anonymous() else None,
                 tqdm_class=_progress_class(progress, f"downloading {source.filename}"),
             )
         )

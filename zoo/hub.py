@@ -29,7 +29,7 @@ from rewriting.generator import Generator
 
 from . import registry
 from .checkpoint import read_checkpoint
-from .fetch import Progress, hub_endpoint, resolve
+from .fetch import Progress, hub_endpoint, hub_is_anonymous, resolve
 
 HUB_PREFIX = "hub:"
 EDIT_FORMAT = "gan-rewriting-edit/1"
@@ -144,7 +144,8 @@ def _load_base(
     return generator
 
 
-#: Published models loaded in this process, by Hub, repository and commit (shared, read-only).
+#: Published models loaded in this process, by Hub, repository, commit and whether loaded
+#: without a token (shared, read-only).
 _loaded: dict[tuple[str, str, str], Generator] = {}
 _lock = threading.Lock()
 
@@ -164,7 +165,7 @@ def load_hub(
     info_path = resolve(HubFile(repo_id, EDIT_FILE, revision), progress)
     # In the Hugging Face cache the file sits in snapshots/<commit>/: pin the other files to it.
     commit = info_path.parent.name if info_path.parent.parent.name == "snapshots" else revision
-    key = (hub_endpoint(), repo_id, commit)
+    key = (hub_endpoint(), repo_id, commit, hub_is_anonymous())
     with _lock:
         if key in _loaded:
             return _loaded[key]

@@ -37,6 +37,7 @@ from rewriting.request import EditRequest, Selection, parse_request
 from rewriting.rewrite import context_keys, context_rule, execute
 from rewriting.stats import KeyStats, key_stats
 
+from .fetch import anonymous_hub
 from .hub import HUB_PREFIX, load_any
 from .publish import publish
 from .registry import model_entry
@@ -65,8 +66,12 @@ class Session:
 
     @classmethod
     def start(cls, model: str, progress: Callable[[float, str], None] | None = None) -> Session:
-        """A fresh session on a catalog model (loaded once per process, then shared)."""
-        generator = load_any(model, progress)
+        """A fresh session on a catalog or public `hub:` model (loaded once, then shared).
+
+        A session serves a visitor, so its Hub requests never carry this machine's token.
+        """
+        with anonymous_hub():
+            generator = load_any(model, progress)
         return cls(EditStack(generator), generator.default_layer, generator.check_truncation(None))
 
     @property
