@@ -42,10 +42,15 @@ def read_checkpoint(path: str | Path) -> Any:
     except (SafetensorError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise RewritingError(
             f"cannot read checkpoint {path}: the file is corrupt, truncated or not a "
-            f"weights-only checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+            f"weights-only checkpoint ({_first_line(err)})"
         ) from None
     except Exception as err:  # the weights-only unpickler refuses arbitrary code this way
         raise RewritingError(
-            f"refusing to load {path}: it is not a plain tensor checkpoint "
-            f"({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+            f"refusing to load {path}: it is not a plain tensor checkpoint ({_first_line(err)})"
         ) from None
+
+
+def _first_line(err: BaseException) -> str:
+    """The exception's type and the first line of its message (which may be empty)."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0][:200]}" if lines else type(err).__name__
