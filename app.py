@@ -192,9 +192,11 @@ def build() -> gr.Blocks:
                 )
                 with gr.Row():
                     prev_b = gr.Button("< Previous page", size="sm")
-                    first = gr.Number(0, label="Page starts at sample", precision=0)
+                    first = gr.Number(0, label="Page starts at sample", precision=0,
+                                      elem_id="page-start")
                     next_b = gr.Button("Next page >", size="sm")
-                    number = gr.Number(0, label="Open sample # in the canvas", precision=0)
+                    number = gr.Number(0, label="Open sample # in the canvas", precision=0,
+                                       elem_id="open-number")
                 with gr.Row():
                     view = gr.Radio(["Edited", "Original"], value="Edited",
                                     label="Show the model", elem_id="view")
@@ -251,7 +253,8 @@ def build() -> gr.Blocks:
                 rank = gr.Slider(1, 16, value=1, step=1, label="Rank of the update")
                 method = gr.Radio([("rank-r (the paper)", "rank"), ("dense (whole layer)",
                                   "dense")], value="rank", label="Method")
-                reg = gr.Number(DEFAULT_REGULARIZATION, label="Regularization")
+                reg = gr.Number(DEFAULT_REGULARIZATION, label="Regularization",
+                                elem_id="regularization")
                 erase_n = gr.Slider(1, 128, value=DEFAULT_ERASE_CHANNELS, step=1,
                                     label="Channels to erase")
         result = gr.Markdown(NO_RESULT, elem_id="result", container=True, min_height=60)
