@@ -115,7 +115,7 @@ def parse_samples(text: str, limit: int = MAX_SAMPLES_PER_CALL) -> list[int]:
         except ValueError:
             raise RewritingError(f"bad sample list {text!r}: use e.g. 0-15 or 1,4,9") from None
         if first < 0 or last < first:
-            raise RewritingError(f"bad sample range {part.strip()!r}: need first <= last")
+            raise RewritingError(f"bad sample list {text!r}: {part.strip()!r} needs first <= last")
         if last > MAX_SAMPLE_NUMBER:
             raise RewritingError(f"sample {last} is out of range: numbers go from 0 to "
                                  f"{MAX_SAMPLE_NUMBER}")
