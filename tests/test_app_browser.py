@@ -101,15 +101,20 @@ def press(tab, elem_id: str, then: str) -> None:
     settled(tab)
 
 
-def test_copy_paste_context_execute_revert(page):
+def recorded(page, name: str, steps) -> None:
+    """Run `steps(tab)`; when it fails, keep a screenshot `{name}-failure.png` and the app's log."""
     tab, folder = page
     ARTIFACTS.mkdir(exist_ok=True)
     try:
-        edit_cycle(tab)
+        steps(tab)
     except Exception:
-        tab.screenshot(path=str(ARTIFACTS / "app-failure.png"), full_page=True)
+        tab.screenshot(path=str(ARTIFACTS / f"{name}-failure.png"), full_page=True)
         print(app_log(folder))
         raise
+
+
+def test_copy_paste_context_execute_revert(page):
+    recorded(page, "app", edit_cycle)
 
 
 def edit_cycle(tab) -> None:
@@ -170,13 +175,7 @@ def edit_cycle(tab) -> None:
 
 def test_bad_numbers_in_the_page_get_a_message_not_error_badges(page):
     """A page of -1, a sample of -5 or a negative regularization: a warning, and the page works."""
-    tab, folder = page
-    try:
-        bad_numbers(tab)
-    except Exception:
-        tab.screenshot(path=str(ARTIFACTS / "app-bad-numbers-failure.png"), full_page=True)
-        print(app_log(folder))
-        raise
+    recorded(page, "app-bad-numbers", bad_numbers)
 
 
 def bad_numbers(tab) -> None:
