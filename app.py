@@ -28,8 +28,14 @@ from huggingface_hub import get_token
 from PIL import Image
 
 from rewriting.atomic import write_atomically
-from rewriting.cli import parse_samples
-from rewriting.errors import RewritingError
+from rewriting.errors import RewritingError, one_line
+from rewriting.limits import (
+    MAX_APP_SAMPLES,
+    MAX_SAMPLE_NUMBER,
+    parse_json,
+    parse_samples,
+    read_json_file,
+)
 from rewriting.request import DEFAULT_ERASE_CHANNELS, Selection, parse_request
 from rewriting.solve import DEFAULT_REGULARIZATION
 from zoo import session as ss
@@ -98,7 +104,7 @@ def friendly(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except RewritingError as err:
-            gr.Warning(str(err))
+            gr.Warning(one_line(err))
             return gr.skip()
 
     return wrapper
@@ -112,9 +118,23 @@ def api_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except RewritingError as err:
-            raise gr.Error(str(err), print_exception=False) from None
+            raise gr.Error(one_line(err), print_exception=False) from None
 
     return wrapper
+
+
+def page_start(start: float | None) -> int:
+    """The first sample of a gallery page: `start` clamped so that the whole page exists."""
+    return min(max(0, int(start or 0)), MAX_SAMPLE_NUMBER + 1 - PAGE)
+
+
+def whole_number(value: object, what: str) -> int:
+    """An integer from an API call (a number or its text), or a clear error."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise RewritingError(f"{what} must be a whole number, got {value!r}") from None
+    return number
 
 
 def current(state: ss.Session | None) -> ss.Session:
@@ -244,10 +264,11 @@ def build() -> gr.Blocks:
                 )
                 with gr.Row():
                     prev_b = gr.Button("< Previous page", size="sm")
-                    first = gr.Number(0, label="Page starts at sample", precision=0, minimum=0)
+                    first = gr.Number(0, label="Page starts at sample", precision=0,
+                                      elem_id="page-start")
                     next_b = gr.Button("Next page >", size="sm")
                     number = gr.Number(0, label="Open sample # in the canvas", precision=0,
-                                       minimum=0)
+                                       elem_id="open-number")
                 with gr.Row():
                     view = gr.Radio(["Edited", "Original"], value="Edited",
                                     label="Show the model", elem_id="view")
@@ -304,7 +325,8 @@ def build() -> gr.Blocks:
                 rank = gr.Slider(1, 16, value=1, step=1, label="Rank of the update")
                 method = gr.Radio([("rank-r (the paper)", "rank"), ("dense (whole layer)",
                                   "dense")], value="rank", label="Method")
-                reg = gr.Number(DEFAULT_REGULARIZATION, label="Regularization", minimum=0)
+                reg = gr.Number(DEFAULT_REGULARIZATION, label="Regularization",
+                                elem_id="regularization")
                 erase_n = gr.Slider(1, 128, value=DEFAULT_ERASE_CHANNELS, step=1,
                                     label="Channels to erase")
         result = gr.Markdown(NO_RESULT, elem_id="result", container=True, min_height=60)
@@ -348,14 +370,14 @@ def build() -> gr.Blocks:
             api_samples = gr.Textbox("0-7")
             api_edited = gr.Checkbox(True)
             api_request = gr.Textbox()
-            api_index = gr.Number(precision=0)
+            api_index = gr.Textbox("0")
             api_info = gr.JSON()
             api_images = gr.Gallery(format="png")
             api_sample_b, api_execute_b, api_revert_b = gr.Button(), gr.Button(), gr.Button()
 
         # ---- what the page shows, from a session -------------------------------------------
         def page(session, start, shown, marks, r) -> list:
-            numbers = list(range(int(start or 0), int(start or 0) + PAGE))
+            numbers = list(range(page_start(start), page_start(start) + PAGE))
             images = ss.samples(session, numbers, shown != "Original")
             if marks:
                 key, threshold = ss.probe(session, ss.statistics(session), int(r))
@@ -430,22 +452,25 @@ def build() -> gr.Blocks:
                     gallery: page(session, start, shown, False, 1), highlight: False}
 
         def show_page(st, start, shown, marks, r):
+            if page_start(start) != int(start or 0):
+                gr.Warning(f"pages start at samples 0 to {page_start(MAX_SAMPLE_NUMBER)}; "
+                           f"showing the page from {page_start(start)}")
             try:
                 return {gallery: page(current(st), start, shown, marks, r),
-                        first: int(start or 0)}
+                        first: page_start(start)}
             except RewritingError as err:
-                gr.Warning(str(err))
-                return {highlight: False}
+                gr.Warning(one_line(err))
+                return {highlight: False, first: page_start(start)}
 
         def step(delta):
             def move(st, start, shown, marks, r):
-                return show_page(st, max(0, int(start or 0) + delta), shown, marks, r)
+                return show_page(st, page_start(page_start(start) + delta), shown, marks, r)
 
             return move
 
         @friendly
         def open_clicked(evt: gr.SelectData, st, start):
-            return opened(current(st), int(start or 0) + evt.index)
+            return opened(current(st), page_start(start) + evt.index)
 
         @friendly
         def open_found(evt: gr.SelectData, st, numbers):
@@ -453,7 +478,11 @@ def build() -> gr.Blocks:
 
         @friendly
         def open_number(st, n):
-            return opened(current(st), int(n or 0))
+            session = current(st)
+            n = int(n or 0)
+            if not 0 <= n <= session.generator.max_sample:
+                raise RewritingError(f"samples go from 0 to {session.generator.max_sample}")
+            return opened(session, n)
 
         def store(role, n):
             @friendly
@@ -547,11 +576,7 @@ def build() -> gr.Blocks:
 
         @friendly
         def load_json(path, st):
-            try:
-                data = json.loads(Path(path).read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise RewritingError(f"that file is not a JSON edit: {err}") from None
-            session, request = current(st).loaded(data)
+            session, request = current(st).loaded(read_json_file(path, "edit file"))
             return {
                 **selections(session), layer_dd: session.layer, rank: request.rank,
                 method: request.method, reg: request.regularization or DEFAULT_REGULARIZATION,
@@ -587,7 +612,9 @@ def build() -> gr.Blocks:
         def api_sample(text, edited, st):
             """Render samples ("0-15", "3,5,9") of this session's model, edited or original."""
             session = current(st)
-            numbers = parse_samples(text)
+            if not isinstance(edited, bool):
+                raise RewritingError(f"edited must be true or false, got {edited!r}")
+            numbers = parse_samples(text, MAX_APP_SAMPLES)
             return session, tiles(numbers, ss.samples(session, numbers, edited), size=0), {
                 "model": session.generator.name, "samples": numbers,
                 "edits": ss.history(session), "edited": edited,
@@ -599,12 +626,8 @@ def build() -> gr.Blocks:
 
             A request for another model moves a session without edits to that model.
             """
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise RewritingError(f"the request is not valid JSON: {err}") from None
             session = current(st)
-            request = parse_request(data)
+            request = parse_request(parse_json(text, "the request"))
             if request.model != session.generator.name and not session.stack.deltas:
                 session = ss.Session.start(request.model)
             done, metrics, numbers, old, new = apply(session, request, progress)
@@ -615,7 +638,7 @@ def build() -> gr.Blocks:
         @api_errors
         def api_revert(index, st):
             """Revert this session's edit number `index` (0-based)."""
-            session = current(st).reverted(int(index))
+            session = current(st).reverted(whole_number(index, "the edit number"))
             return session, {"edits": ss.history(session)}
 
         # ---- wiring ----------------------------------------------------------------------------

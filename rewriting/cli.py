@@ -11,8 +11,9 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 from PIL import Image
@@ -22,36 +23,66 @@ from . import __version__
 from .atomic import write_atomically
 from .delta import Delta, EditStack
 from .editdir import before_after, write_edit_dir
-from .errors import RewritingError
+from .errors import RewritingError, one_line
 from .generator import Generator
+from .limits import (
+    MAX_APP_SAMPLES,
+    MAX_SAMPLES_PER_CALL,
+    MAX_SCALE,
+    check_latents,
+    check_picture,
+    parse_samples,
+)
 from .metrics import change_inside_outside, context_response, held_out_samples
 from .parallel import init_from_environment, is_main, rank_and_size, share
 from .render import grid, render
 from .request import read_request
-from .rewrite import execute
+from .rewrite import check_request, execute
 from .stats import key_stats
 
 #: The request set `evaluate` runs by default, kept in the repository.
 EVALUATION_SET = Path(__file__).parent.parent / "examples" / "evaluation"
 
 
-def parse_samples(text: str) -> list[int]:
-    """Sample numbers from '0-15', '3,5,9' or '0-3,10'."""
-    numbers: list[int] = []
-    try:
-        for part in text.split(","):
-            if "-" in part:
-                first, last = (int(v) for v in part.split("-", 1))
-                if last < first:
-                    raise ValueError
-                numbers.extend(range(first, last + 1))
-            else:
-                numbers.append(int(part))
-    except ValueError:
-        raise RewritingError(f"bad sample list {text!r}: use e.g. 0-15 or 1,4,9") from None
-    if any(n < 0 for n in numbers):
-        raise RewritingError("sample numbers must be non-negative")
-    return numbers
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one line with exit status 2, like bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        raise RewritingError(f"{message} (see {self.prog} --help)")
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from `low` to `high`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer from {low} to {high}, got {text!r}"
+            )
+        return value
+
+    return parse
+
+
+def _check_out(path: str, folder: bool = False) -> Path:
+    """Refuse an output path that cannot be written as asked, before doing any work."""
+    if not path:
+        raise RewritingError("the output path is empty")
+    out = Path(path)
+    if folder and out.exists() and not out.is_dir():
+        raise RewritingError(f"cannot write into {out}: it exists and is not a folder")
+    if not folder and out.is_dir():
+        raise RewritingError(f"cannot write {out}: it is a folder; give a file name")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise RewritingError(f"cannot write {out}: {parent} is a file, not a folder")
+            break
+    return out
 
 
 def _progress(label: str):
@@ -108,42 +139,48 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
         if not (args.checkpoint and args.family and args.latents):
             raise RewritingError("--raw needs --checkpoint, --family and --latents")
+        out = _check_out(args.raw)
         generator = build_from_file(args.checkpoint, args.family)
         try:
             z = load_file(args.latents)["z"]
         except Exception as err:
             raise RewritingError(f"cannot read latents 'z' from {args.latents}: {err}") from None
+        z = check_latents(z, generator.z_dim)
         truncation = None if args.truncation is None else generator.check_truncation(
             args.truncation
         )
-        raw = generator.synthesize(z.float(), truncation).contiguous()
-        write_atomically(Path(args.raw), lambda tmp: save_file({"image": raw}, tmp))
+        raw = generator.synthesize(z, truncation).contiguous()
+        write_atomically(out, lambda tmp: save_file({"image": raw}, tmp))
         print(f"wrote {args.raw} (image {list(raw.shape)})")
         return
-    if not args.out:
+    if args.out is None:
         raise RewritingError("give --out grid.png (or --raw with --checkpoint)")
-    generator = load_model(args.model)
+    out = _check_out(args.out)
     numbers = parse_samples(args.samples)
+    generator = load_model(args.model)
+    columns = min(args.columns, len(numbers))
+    check_picture(-(-len(numbers) // columns), columns, generator.image_size, args.scale)
     stack = load_stack(generator, args.edit)
     truncation = generator.check_truncation(args.truncation)
     images = render(generator, numbers, truncation, stack.weights())
-    rows = [images[i : i + args.columns] for i in range(0, len(images), args.columns)]
+    rows = [images[i : i + columns] for i in range(0, len(images), columns)]
     picture = grid(rows, scale=args.scale)
-    write_atomically(Path(args.out), lambda tmp: picture.save(tmp, format="PNG"))
+    write_atomically(out, lambda tmp: picture.save(tmp, format="PNG"))
     print(f"wrote {args.out} ({len(numbers)} samples)")
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
+    out = None if args.out is None else _check_out(args.out)
     generator = load_model(args.model)
     spec = generator.layer(args.layer)
     truncation = generator.check_truncation(args.truncation)
     started = time.perf_counter()
     progress = _progress("statistics") if is_main() else None
     stats = key_stats(generator, spec, truncation, samples=args.samples, progress=progress)
-    if args.out and is_main():
+    if out and is_main():
         meta = {**stats.meta, "count": str(stats.count)}
         tensors = {"second_moment": stats.second_moment, "key_sample": stats.key_sample}
-        write_atomically(Path(args.out), lambda tmp: save_file(tensors, tmp, metadata=meta))
+        write_atomically(out, lambda tmp: save_file(tensors, tmp, metadata=meta))
     if not is_main():
         return
     print(
@@ -153,11 +190,12 @@ def cmd_stats(args: argparse.Namespace) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> None:
+    out = _check_out(args.out, folder=True)
+    numbers = parse_samples(args.samples)
     generator = load_model(args.model)
     stack = load_stack(generator, args.edit)
     truncation = generator.check_truncation(args.truncation)
-    mine = share(parse_samples(args.samples))
-    out = Path(args.out)
+    mine = share(numbers)
     out.mkdir(parents=True, exist_ok=True)
     weights = stack.weights()
     for start in range(0, len(mine), 64):
@@ -170,10 +208,12 @@ def cmd_render(args: argparse.Namespace) -> None:
 
 def cmd_edit(args: argparse.Namespace) -> None:
     started = time.perf_counter()
+    out = _check_out(args.out, folder=True)
     request = read_request(args.request, args.model, args.layer)
     generator = load_model(request.model)
     stack = load_stack(generator, args.edit)
-    spec = generator.layer(request.layer)
+    spec = check_request(generator, request)
+    check_picture(3, args.show, generator.image_size, args.scale)
     truncation = generator.check_truncation(request.truncation)
     stats = key_stats(
         generator, spec, truncation, samples=args.stats_samples, progress=_progress("statistics")
@@ -201,7 +241,6 @@ def cmd_edit(args: argparse.Namespace) -> None:
         "tool_version": __version__,
     }
     result.delta.metrics = metrics
-    out = Path(args.out)
     write_edit_dir(out, result.delta, request.to_json(), picture, metrics)
     print(
         f"edited {generator.name} {spec.name}: residual {metrics['residual']:.3f}, "
@@ -227,6 +266,9 @@ def machine() -> dict[str, str]:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from . import evaluate
 
+    out = _check_out(args.out, folder=True)
+    if not Path(args.requests).is_dir():
+        raise RewritingError(f"--requests {args.requests} is not a folder of request files")
     paths = sorted(Path(args.requests).glob("*.json"))
     if not paths:
         raise RewritingError(f"no request files (*.json) in {args.requests}")
@@ -239,7 +281,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         "model": generator.name, "held_out_samples": args.held_out,
         "finetune_steps": args.finetune_steps, "tool_version": __version__, **machine(),
     }
-    evaluate.write_results(rows, Path(args.out), context)
+    evaluate.write_results(rows, out, context)
     print(evaluate.markdown_table(rows))
     print(f"wrote {args.out}/results.json, results.md, selectivity.png")
 
@@ -263,6 +305,7 @@ def random_stylegan2(size: int = 256) -> Generator:
 def cmd_bench(args: argparse.Namespace) -> None:
     from . import bench
 
+    out = None if args.json is None else _check_out(args.json)
     repeats = args.repeats
     samples = 200 if args.quick else 1000
     generator = load_model("dcgan-digiface")
@@ -284,13 +327,14 @@ def cmd_bench(args: argparse.Namespace) -> None:
             "statistics": bench.statistics_cost(big, "layer8", 20 if args.quick else 1000, 1),
         }
     print(bench.table(report))
-    if args.json:
-        write_atomically(Path(args.json), lambda tmp: Path(tmp).write_text(
+    if out:
+        write_atomically(out, lambda tmp: Path(tmp).write_text(
             json.dumps(report, indent=2) + "\n"))
         print(f"wrote {args.json}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    out = _check_out(args.out)
     generator = load_model(args.model)
     stack = load_stack(generator, args.edit)
     state = stack.state_dict()
@@ -301,7 +345,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         "edits": json.dumps([d.metadata() for d in stack.deltas]),
         "tool_version": __version__,
     }
-    write_atomically(Path(args.out), lambda tmp: save_file(state, tmp, metadata=metadata))
+    write_atomically(out, lambda tmp: save_file(state, tmp, metadata=metadata))
     print(f"wrote {args.out} ({len(stack.deltas)} edits applied)")
 
 
@@ -319,7 +363,7 @@ def cmd_push(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m rewriting", description="Rewrite the rules of a pretrained generator."
     )
     parser.add_argument("--version", action="version", version=__version__)
@@ -337,8 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truncation", type=float)
     p.add_argument("--edit", action="append", default=[], metavar="DELTA")
     p.add_argument("--out", help="grid PNG to write")
-    p.add_argument("--columns", type=int, default=8)
-    p.add_argument("--scale", type=int, default=2)
+    p.add_argument("--columns", type=_count(1, MAX_SAMPLES_PER_CALL), default=8)
+    p.add_argument("--scale", type=_count(1, MAX_SCALE), default=2)
     p.add_argument("--checkpoint", help="with --raw: a checkpoint file")
     p.add_argument("--family", help="with --raw: the checkpoint's generator family")
     p.add_argument("--latents", help="with --raw: safetensors holding latents under 'z'")
@@ -348,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stats", help="compute (or reuse) the key statistics C of a layer")
     p.add_argument("--model", default=default)
     p.add_argument("--layer")
-    p.add_argument("--samples", type=int, default=1000)
+    p.add_argument("--samples", type=_count(1, MAX_SAMPLES_PER_CALL), default=1000)
     p.add_argument("--truncation", type=float)
     p.add_argument("--out", help="also write C and the key sample to this safetensors file")
     p.set_defaults(run=cmd_stats)
@@ -368,17 +412,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="layer (required for the paper's format)")
     p.add_argument("--edit", action="append", default=[], metavar="DELTA",
                    help="earlier edits to apply first")
-    p.add_argument("--stats-samples", type=int, default=1000)
-    p.add_argument("--held-out", type=int, default=64)
-    p.add_argument("--show", type=int, default=12,
+    p.add_argument("--stats-samples", type=_count(1, MAX_SAMPLES_PER_CALL), default=1000)
+    p.add_argument("--held-out", type=_count(1, MAX_SAMPLES_PER_CALL), default=64)
+    p.add_argument("--show", type=_count(1, MAX_APP_SAMPLES), default=12,
                    help="held-out samples in the picture: those where the context fires most")
-    p.add_argument("--scale", type=int, default=2)
+    p.add_argument("--scale", type=_count(1, MAX_SCALE), default=2)
     p.set_defaults(run=cmd_edit)
 
     p = sub.add_parser("bench", help="measure speed and memory; print a table, write JSON")
     p.add_argument("--json", help="write the figures to this JSON file")
     p.add_argument("--request", default=str(EVALUATION_SET.parent / "eye-to-mouth.json"))
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=_count(1, 1000), default=5)
     p.add_argument("--quick", action="store_true",
                    help="fewer statistics samples (200, and 20 on StyleGAN2) instead of 1000")
     p.add_argument("--no-stylegan2", action="store_true", help="skip the 256 px StyleGAN2")
@@ -387,8 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="compare ours with the paper's baselines on a request set")
     p.add_argument("--requests", default=str(EVALUATION_SET), help="folder of requests (*.json)")
     p.add_argument("--out", default="evaluation")
-    p.add_argument("--held-out", type=int, default=256)
-    p.add_argument("--finetune-steps", type=int, default=100)
+    p.add_argument("--held-out", type=_count(1, MAX_SAMPLES_PER_CALL), default=256)
+    p.add_argument("--finetune-steps", type=_count(1, 100_000), default=100)
     p.set_defaults(run=cmd_evaluate)
 
     p = sub.add_parser("export", help="write the full edited weights as safetensors")
@@ -410,11 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    init_from_environment()
+    """Run one command; bad input prints one line and gives exit status 2."""
     try:
+        args = build_parser().parse_args(argv)
+        init_from_environment()
         args.run(args)
     except RewritingError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     return 0

@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 from . import __version__
 from .errors import RewritingError
 from .generator import Generator
+from .limits import MAX_DELTA_NORM_RATIO, parse_json
 from .solve import expand
 
 DELTA_FORMAT = "rewriting-delta/1"
@@ -79,21 +80,28 @@ class Delta:
             raise RewritingError(f"cannot read delta {path}: {err}") from None
         if meta.get("format") != DELTA_FORMAT or set(tensors) != {"lambda", "directions"}:
             raise RewritingError(f"{path} is not a delta file written by this tool")
+        lam, directions = _checked_tensors(path, tensors["lambda"], tensors["directions"])
         try:
-            return cls(
+            key_axis = int(meta["key_axis"])
+            if int(meta.get("rank", directions.shape[0])) != directions.shape[0]:
+                raise ValueError(f"rank {meta['rank']} but {directions.shape[0]} directions")
+            delta = cls(
                 layer=meta["layer"],
                 weight=meta["weight"],
-                key_axis=int(meta["key_axis"]),
-                lam=tensors["lambda"],
-                directions=tensors["directions"],
+                key_axis=key_axis,
+                lam=lam,
+                directions=directions,
                 model=meta["model"],
                 weights_sha256=meta["weights_sha256"],
                 method=meta.get("method", "rank"),
-                request=json.loads(meta.get("request", "{}")),
-                metrics=json.loads(meta.get("metrics", "{}")),
+                request=parse_json(meta.get("request", "{}"), "its request"),
+                metrics=parse_json(meta.get("metrics", "{}"), "its metrics"),
             )
         except (KeyError, ValueError) as err:
             raise RewritingError(f"delta {path} has malformed metadata ({err})") from None
+        if not isinstance(delta.request, dict) or not isinstance(delta.metrics, dict):
+            raise RewritingError(f"delta {path} has malformed metadata (request or metrics)")
+        return delta
 
     def check_applies_to(self, generator: Generator) -> None:
         """Refuse a delta made for another model or other weights."""
@@ -105,8 +113,41 @@ class Delta:
             )
         spec = generator.layer(self.layer)
         base = generator.parameter(spec.weight)
-        if spec.weight != self.weight or self.dense().shape != base.shape:
-            raise RewritingError(f"delta for layer {self.layer} does not fit that layer's weight")
+        rest = base.movedim(spec.key_axis, 0).shape[1:]
+        if (
+            spec.weight != self.weight
+            or self.key_axis != spec.key_axis
+            or self.directions.shape[1] != spec.key_channels
+            or self.lam.shape != (self.rank, *rest)
+        ):
+            raise RewritingError(
+                f"delta for layer {self.layer} does not fit that layer's weight {spec.weight} "
+                f"{list(base.shape)} (key axis {self.key_axis}, lambda {list(self.lam.shape)}, "
+                f"directions {list(self.directions.shape)})"
+            )
+        ratio = float(self.dense().norm() / base.norm())
+        if not ratio <= MAX_DELTA_NORM_RATIO:
+            raise RewritingError(
+                f"delta for layer {self.layer} would change its weight by {ratio:.3g} times the "
+                f"weight's norm (the limit is {MAX_DELTA_NORM_RATIO}): not a plausible edit"
+            )
+
+
+def _checked_tensors(
+    path: str | Path, lam: torch.Tensor, directions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lambda [r, ...] and directions [r, C_in] as float32: finite, floating point, same r >= 1."""
+    for name, tensor in (("lambda", lam), ("directions", directions)):
+        if not tensor.is_floating_point():
+            raise RewritingError(f"delta {path}: {name} holds {tensor.dtype}, not floating point")
+        if not bool(torch.isfinite(tensor).all()):
+            raise RewritingError(f"delta {path}: {name} holds NaN or infinite values")
+    if directions.dim() != 2 or lam.dim() < 2 or not 1 <= directions.shape[0] == lam.shape[0]:
+        raise RewritingError(
+            f"delta {path}: lambda {list(lam.shape)} and directions {list(directions.shape)} "
+            "do not agree on a rank of at least 1"
+        )
+    return lam.float(), directions.float()
 
 
 class EditStack:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import RewritingError
+from .limits import MAX_SAMPLE_NUMBER
 from .netview import network_view
 
 
@@ -77,8 +78,10 @@ def paper_latents(z_dim: int, indices: Sequence[int], seed: int = 1) -> torch.Te
     indices = [int(i) for i in indices]
     if not indices:
         return torch.zeros(0, z_dim)
-    if min(indices) < 0:
-        raise RewritingError(f"sample numbers must be non-negative, got {min(indices)}")
+    if min(indices) < 0 or max(indices) > MAX_SAMPLE_NUMBER:
+        raise RewritingError(
+            f"sample numbers go from 0 to {MAX_SAMPLE_NUMBER}, got {min(indices)}..{max(indices)}"
+        )
     rows = np.random.RandomState(seed).standard_normal((max(indices) + 1, z_dim))
     return torch.from_numpy(rows.astype(np.float32)[indices])
 
@@ -94,7 +97,7 @@ class Generator:
     #: Whether the family has a truncation trick, and its default when it does.
     default_truncation: float | None = None
     #: Largest sample number a request may name.
-    max_sample: int = 1_000_000
+    max_sample: int = MAX_SAMPLE_NUMBER
 
     def __init__(
         self,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import struct
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,17 +15,33 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from .errors import RewritingError
+from .limits import MAX_MASK_PIXELS
 
 MaskSpec = Sequence[int] | str
 
 
 def _decode_png(url: str) -> Image.Image:
+    """The PNG of a data URL, decoded only when it has at most MAX_MASK_PIXELS pixels."""
     if not url.startswith("data:image/") or ";base64," not in url:
         raise RewritingError("a mask must be a box [top, left, bottom, right] or a PNG data URL")
+    too_big = RewritingError(f"the mask image has more than {MAX_MASK_PIXELS} pixels")
     try:
-        return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1], validate=True)))
+        data = base64.b64decode(url.split(",", 1)[1], validate=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=["PNG"])
+            if image.width * image.height > MAX_MASK_PIXELS:
+                raise too_big
+            image.load()
+    except RewritingError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise too_big from None
     except (binascii.Error, UnidentifiedImageError, ValueError):
-        raise RewritingError("the mask's data URL does not hold a readable image") from None
+        raise RewritingError("the mask's data URL does not hold a readable PNG image") from None
+    except (OSError, SyntaxError, EOFError, struct.error):
+        raise RewritingError("the mask's PNG image is truncated or corrupt") from None
+    return image
 
 
 def painted(image: Image.Image, paper: bool = False) -> np.ndarray:

@@ -14,12 +14,13 @@ channel count, or true for the default, instead of `copy`). The paper's interfac
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import RewritingError
+from .limits import check_context, read_json_file
 from .masks import MaskSpec
 
 METHODS = ("rank", "dense")
@@ -118,6 +119,7 @@ def parse_request(data: Any, model: str | None = None, layer: str | None = None)
                 raise RewritingError(f"the paper's edit format needs {key!r}")
         if not isinstance(data["key"], list):
             raise RewritingError("'key' must be a list of [sample, mask] pairs")
+        check_context(data["key"])
         return EditRequest(
             model=model,
             layer=layer,
@@ -144,6 +146,7 @@ def parse_request(data: Any, model: str | None = None, layer: str | None = None)
     context = data.get("context", [])
     if not isinstance(context, list):
         raise RewritingError('"context" must be a list of selections')
+    check_context(context)
     method = data.get("method", "rank")
     if method not in METHODS:
         raise RewritingError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -153,6 +156,9 @@ def parse_request(data: Any, model: str | None = None, layer: str | None = None)
     layer = layer or data.get("layer")
     if layer is not None and not isinstance(layer, str):
         raise RewritingError(f"layer must be a layer name, got {layer!r}")
+    regularization = _number(data, "regularization", float, None)
+    if regularization is not None and not (math.isfinite(regularization) and regularization >= 0):
+        raise RewritingError(f"regularization must be zero or positive, got {regularization!r}")
     return EditRequest(
         model=model,
         layer=layer,
@@ -163,16 +169,10 @@ def parse_request(data: Any, model: str | None = None, layer: str | None = None)
         context=tuple(_selection(item, f"context[{i}]") for i, item in enumerate(context)),
         truncation=_number(data, "truncation", float, None),
         erase=erase,
-        regularization=_number(data, "regularization", float, None),
+        regularization=regularization,
     )
 
 
 def read_request(path: str | Path, model: str | None = None, layer: str | None = None):
-    """Read and validate a request file."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise RewritingError(f"request file {path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RewritingError(f"request file {path} is not valid JSON: {err}") from None
-    return parse_request(data, model, layer)
+    """Read and validate a request file (size and nesting limited: `rewriting.limits`)."""
+    return parse_request(read_json_file(path, "request file"), model, layer)

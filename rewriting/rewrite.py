@@ -23,7 +23,7 @@ from .masks import mask_image, to_grid
 from .metrics import firing_threshold
 from .request import EditRequest, Selection
 from .solve import DEFAULT_REGULARIZATION, Solution, solve
-from .stats import KeyStats, key_stats
+from .stats import KeyStats, default_cache_dir, key_stats
 
 #: An update larger than this fraction of the layer's weight norm is refused as ill-conditioned.
 MAX_DELTA_RATIO = 1.0
@@ -122,10 +122,52 @@ def context_rule(
     stats: KeyStats, keys: torch.Tensor, weights: torch.Tensor, rank: int
 ) -> ContextRule:
     """D from context keys [n, C_in] (mask-weighted), the key u^T D and where it fires."""
+    check_stats(stats, keys.shape[1])
     directions = context_directions(stats.second_moment, keys, weights, rank)
     mean_key = (keys.double() * weights[:, None]).sum(0) / weights.sum()
     key = context_key(directions, mean_key)
     return ContextRule(directions, key.float(), firing_threshold(stats, key))
+
+
+def check_request(generator: Generator, request: EditRequest) -> LayerSpec:
+    """Refuse what the request asks of this model before any work: its layer, truncation,
+    sample numbers, rank, erase channel count and masks; returns the layer."""
+    spec = generator.layer(request.layer)
+    generator.check_truncation(request.truncation)
+    too_big = [n for n in request.samples() if n > generator.max_sample]
+    if too_big:
+        raise RewritingError(
+            f"sample {too_big[0]} is out of range (0..{generator.max_sample} for this model)"
+        )
+    if request.rank > spec.key_channels:
+        raise RewritingError(
+            f"rank {request.rank} exceeds layer {spec.name}'s {spec.key_channels} key channels"
+        )
+    if request.erase is not None and request.erase > spec.key_channels:
+        raise RewritingError(
+            f"erase {request.erase} exceeds layer {spec.name}'s {spec.key_channels} key channels"
+        )
+    for selection in (request.copy, request.paste, *request.context):
+        if selection is not None:
+            mask_image(selection.mask, generator.image_size, selection.paper)
+    return spec
+
+
+def check_stats(stats: KeyStats, channels: int) -> None:
+    """Refuse key statistics of the wrong size or with non-finite values (a damaged cache)."""
+    moment, sample = stats.second_moment, stats.key_sample
+    if (
+        moment.shape != (channels, channels)
+        or sample.dim() != 2
+        or sample.shape[1] != channels
+        or stats.count < 1
+        or not bool(torch.isfinite(moment).all() and torch.isfinite(sample).all())
+    ):
+        raise RewritingError(
+            f"the key statistics are unusable (C {list(moment.shape)} for {channels} key "
+            f"channels, {stats.count} keys, or not finite): delete the statistics cache "
+            f"{default_cache_dir()} and run again"
+        )
 
 
 def prepare(
@@ -137,17 +179,8 @@ def prepare(
     keep: float = DEFAULT_KEEP,
 ) -> EditProblem:
     """Validate the request and read what the solve needs from the (edited) generator."""
-    spec = generator.layer(request.layer)
+    spec = check_request(generator, request)
     truncation = generator.check_truncation(request.truncation)
-    too_big = [n for n in request.samples() if n > generator.max_sample]
-    if too_big:
-        raise RewritingError(
-            f"sample {too_big[0]} is out of range (0..{generator.max_sample} for this model)"
-        )
-    if request.rank > spec.key_channels:
-        raise RewritingError(
-            f"rank {request.rank} exceeds layer {spec.name}'s {spec.key_channels} key channels"
-        )
 
     def grids(selection: Selection) -> tuple[torch.Tensor, torch.Tensor]:
         image = mask_image(selection.mask, generator.image_size, selection.paper)

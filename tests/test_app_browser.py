@@ -101,15 +101,20 @@ def press(tab, elem_id: str, then: str) -> None:
     settled(tab)
 
 
-def test_copy_paste_context_execute_revert(page):
+def recorded(page, name: str, steps) -> None:
+    """Run `steps(tab)`; when it fails, keep a screenshot `{name}-failure.png` and the app's log."""
     tab, folder = page
     ARTIFACTS.mkdir(exist_ok=True)
     try:
-        edit_cycle(tab)
+        steps(tab)
     except Exception:
-        tab.screenshot(path=str(ARTIFACTS / "app-failure.png"), full_page=True)
+        tab.screenshot(path=str(ARTIFACTS / f"{name}-failure.png"), full_page=True)
         print(app_log(folder))
         raise
+
+
+def test_copy_paste_context_execute_revert(page):
+    recorded(page, "app", edit_cycle)
 
 
 def edit_cycle(tab) -> None:
@@ -166,3 +171,30 @@ def edit_cycle(tab) -> None:
     tab.wait_for_function("document.querySelector('#history').innerText.includes('No edits')")
     tab.wait_for_timeout(500)
     assert np.array_equal(images(tab), original)
+
+
+def test_bad_numbers_in_the_page_get_a_message_not_error_badges(page):
+    """A page of -1, a sample of -5 or a negative regularization: a warning, and the page works."""
+    recorded(page, "app-bad-numbers", bad_numbers)
+
+
+def bad_numbers(tab) -> None:
+    field = tab.locator("#page-start input")
+    field.fill("-1")
+    field.press("Enter")
+    tab.get_by_text("pages start at samples 0 to").first.wait_for()
+    tab.wait_for_function("document.querySelector('#page-start input').value === '0'")
+    field = tab.locator("#open-number input")
+    field.fill("-5")
+    field.press("Enter")
+    tab.get_by_text("samples go from 0 to").first.wait_for()
+    # Gradio's own bounds check would mark the inputs as errors; the handler's check explains.
+    tab.get_by_text("Advanced", exact=True).click()
+    tab.locator("#regularization input").fill("-1")
+    tab.click("#execute")
+    tab.get_by_text(re.compile("regularization must be zero|nothing to paste")).first.wait_for()
+    tab.screenshot(path=str(ARTIFACTS / "app-bad-numbers.png"), full_page=True)
+    for elem_id in ("gallery", "page-start", "open-number", "regularization", "result"):
+        assert "Error" not in tab.inner_text(f"#{elem_id}"), elem_id
+    assert len(thumbnails(tab)) == 24
+    assert "No edits" in tab.inner_text("#history")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -43,14 +44,22 @@ def read_checkpoint(path: str | Path) -> Any:
     try:
         if path.suffix == ".safetensors":
             return load_file(path)
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # the verdict below is the one line the user needs
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except (SafetensorError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise RewritingError(
             f"cannot read checkpoint {path}: the file is corrupt, truncated or not a "
-            f"weights-only checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+            f"weights-only checkpoint ({_first_line(err)})"
         ) from None
     except Exception as err:  # the weights-only unpickler refuses arbitrary code this way
         raise RewritingError(
-            f"refusing to load {path}: it is not a plain tensor checkpoint "
-            f"({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+            f"refusing to load {path}: it is not a plain tensor checkpoint (unpickling it would "
+            f"build objects other than tensors: {type(err).__name__})"
         ) from None
+
+
+def _first_line(err: BaseException) -> str:
+    """The exception's type and the first line of its message (which may be empty)."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0][:200]}" if lines else type(err).__name__

@@ -109,7 +109,15 @@ def build_from_file(path: str | Path, family: str, name: str | None = None) -> G
     entry = ModelEntry(
         name=name or path.stem, family=family, source=LocalFile(str(path)), license="unknown"
     )
-    return plugin(family).build(read_checkpoint(path), entry, file_sha256(path))
+    builder, checkpoint = plugin(family), read_checkpoint(path)
+    try:
+        return builder.build(checkpoint, entry, file_sha256(path))
+    except RewritingError:
+        raise
+    except (LookupError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+        raise RewritingError(
+            f"{path} is not a usable {family} checkpoint ({type(err).__name__}: {err})"
+        ) from None
 
 
 _loaded: dict[str, Generator] = {}
