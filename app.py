@@ -153,8 +153,9 @@ def tiles(
 
 @functools.cache
 def gallery_dir() -> Path:
-    """This process's folder of rendered gallery images, removed when the app exits."""
-    folder = Path(tempfile.mkdtemp(prefix="rewriting-gallery-"))
+    """This process's folder of rendered gallery images in Gradio's cache, removed when the app
+    exits (or, after a crash, swept with stale download folders)."""
+    folder = download_dir()
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
 
