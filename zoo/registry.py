@@ -22,7 +22,7 @@ from plugins.base import LocalFile, ModelEntry, Plugin
 from rewriting.errors import RewritingError
 from rewriting.generator import Generator
 
-from .checkpoint import file_sha256, read_checkpoint
+from .checkpoint import checkpoint_sha256, read_checkpoint
 from .fetch import Progress, resolve
 
 ENTRY_POINT_GROUP = "rewriting.generators"
@@ -89,7 +89,7 @@ def build_from_file(path: str | Path, family: str, name: str | None = None) -> G
     entry = ModelEntry(
         name=name or path.stem, family=family, source=LocalFile(str(path)), license="unknown"
     )
-    return plugin(family).build(read_checkpoint(path), entry, file_sha256(path))
+    return plugin(family).build(read_checkpoint(path), entry, checkpoint_sha256(path))
 
 
 _loaded: dict[str, Generator] = {}
@@ -103,6 +103,6 @@ def load_model(name: str, progress: Progress | None = None) -> Generator:
             entry = model_entry(name)
             path = resolve(entry.source, progress)
             _loaded[name] = plugin(entry.family).build(
-                read_checkpoint(path), entry, file_sha256(path)
+                read_checkpoint(path), entry, checkpoint_sha256(path)
             )
         return _loaded[name]
