@@ -24,6 +24,9 @@ TOL = 1e-4
 CASES = {
     "stylegan2-ada": ("sg2ada_tiny", ["b4.conv1"] + [f"b{r}.conv{i}" for r in (8, 16, 32)
                                                       for i in (0, 1)]),
+    "stylegan3": ("sg3_tiny_t", [f"L{i}_36_32" for i in range(5)]
+                  + [f"L{i}_52_32" for i in range(5, 9)]
+                  + ["L9_52_27", "L10_52_23", "L11_52_19", "L12_52_16", "L13_32_16"]),
 }
 
 
@@ -155,6 +158,50 @@ def _tree(module: torch.nn.Module, kwargs: dict) -> PersistentNet:
     )
 
 
+def _randomized(net: torch.nn.Module) -> torch.nn.Module:
+    with torch.no_grad():
+        for name, tensor in net.state_dict().items():
+            # mapping weights are stored divided by the learning-rate multiplier 0.01, as trained
+            scale = 50.0 if name.startswith("mapping.fc") and name.endswith("weight") else 0.5
+            tensor.copy_(torch.randn_like(tensor) * scale)
+    return net
+
+
+def _as_pickle(net: torch.nn.Module, kwargs: dict, path: Path) -> dict:
+    from zoo.nvidia_pickle import read_network_pickle
+
+    path.write_bytes(SnapshotWriter(Shape(keys=("G_ema",))).snapshot({"G_ema": _tree(net, kwargs)}))
+    return read_network_pickle(path)
+
+
+def test_stylegan3_config_r_loads_from_its_kwargs(tmp_path):
+    """Config r (1x1 kernels, radial down filters, doubled channels) at 16 px, from the file."""
+    from plugins.stylegan3 import build_net
+    from zoo.registry import plugin
+
+    kwargs = {"z_dim": 8, "w_dim": 8, "c_dim": 0, "img_resolution": 16, "img_channels": 3,
+              "mapping_kwargs": {"num_layers": 2}, "channel_base": 256, "channel_max": 16,
+              "conv_kernel": 1, "use_radial_filters": True, "magnitude_ema_beta": 0.999}
+    torch.manual_seed(0)
+    net = _randomized(build_net(kwargs))
+    with torch.no_grad():
+        for name, tensor in net.state_dict().items():
+            if name.endswith("magnitude_ema"):
+                tensor.fill_(1.3)
+    checkpoint = _as_pickle(net, kwargs, tmp_path / "r.pkl")
+    entry = ModelEntry("r", "stylegan3", LocalFile(str(tmp_path / "r.pkl")), "unknown")
+    gen = plugin("stylegan3").build(checkpoint, entry, "x")
+    layers = [gen.net.synthesis.get_submodule(n) for n in gen.net.synthesis.layer_names]
+    assert all(layer.weight.shape[-1] == 1 for layer in layers)
+    radial = [layer.down_filter.ndim == 2 for layer in layers if layer.down_filter is not None]
+    assert radial[0] and not radial[-1]  # critically sampled layers keep separable filters
+    z = gen.latents([0, 1, 2])
+    image = gen.synthesize(z, 1.0)
+    assert image.shape == (3, 3, 16, 16) and torch.isfinite(image).all()
+    assert (image[0] - image[1]).abs().max() > 1e-3
+    assert torch.equal(gen.synthesize(z[1:2], 1.0)[0], gen.synthesize(z[1:2], 1.0)[0])
+
+
 @pytest.mark.parametrize("architecture", ["resnet", "orig"])
 def test_other_configurations_load_from_their_kwargs(tmp_path, architecture):
     """A conditional 16px StyleGAN2-ADA of another architecture: all of it read from the file."""
@@ -165,14 +212,9 @@ def test_other_configurations_load_from_their_kwargs(tmp_path, architecture):
               "synthesis_kwargs": {"channel_base": 128, "channel_max": 16, "conv_clamp": None,
                                    "architecture": architecture}}
     torch.manual_seed(0)
-    net = build_net(kwargs)
-    with torch.no_grad():
-        for name, tensor in net.state_dict().items():
-            # mapping weights are stored divided by the learning-rate multiplier 0.01, as trained
-            scale = 50.0 if name.startswith("mapping.fc") and name.endswith("weight") else 0.5
-            tensor.copy_(torch.randn_like(tensor) * scale)
+    net = _randomized(build_net(kwargs))
     path = tmp_path / "conditional.pkl"
-    path.write_bytes(SnapshotWriter(Shape(keys=("G_ema",))).snapshot({"G_ema": _tree(net, kwargs)}))
+    _as_pickle(net, kwargs, path)
     entry = ModelEntry("cond", "stylegan2-ada", LocalFile(str(path)), "unknown",
                        options={"label": 2})
     from zoo.nvidia_pickle import read_network_pickle
