@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,34 @@ def convert(source: str | Path, out: str | Path) -> dict[str, Any]:
         if tmp.exists():
             shutil.rmtree(tmp)
     return config
+
+
+def is_local_network(name: str) -> bool:
+    """Whether a model name is the path of a network pickle or a converted folder."""
+    path = Path(name)
+    return (path.suffix == ".pkl" and path.is_file()) or (path / CONFIG).is_file()
+
+
+_local: dict[tuple[str, str], Any] = {}
+_local_lock = threading.Lock()
+
+
+def load_local(name: str) -> Any:
+    """The generator of a local network pickle or converted folder, named by its path.
+
+    Loaded once per file content and shared read-only, like catalog models.
+    """
+    from plugins.base import LocalFile, ModelEntry
+
+    from .checkpoint import checkpoint_sha256, read_checkpoint
+    from .registry import plugin
+
+    sha256 = checkpoint_sha256(name)
+    key = (str(Path(name).resolve()), sha256)
+    with _local_lock:
+        if key not in _local:
+            checkpoint = read_checkpoint(name)
+            family = checkpoint.get("family") or nvidia_family(checkpoint)
+            entry = ModelEntry(name, family, LocalFile(name), "unknown (a local file)")
+            _local[key] = plugin(family).build(checkpoint, entry, sha256)
+        return _local[key]
