@@ -114,6 +114,9 @@ def test_convert_then_sample_equals_the_pickle(tmp_path, case):
     assert config["family"] == family and config["init_kwargs"] == gen_kwargs(stem)
     assert config["source_sha256"] == gen.weights_sha256
     converted = build_from_file(out, family)
+    from zoo.registry import load_model
+
+    assert load_model(str(out)).family == family  # a converted folder loads by its path
     for psi in (1.0, 0.5):
         assert torch.equal(converted.synthesize(ref["z"], psi), gen.synthesize(ref["z"], psi))
     again = subprocess.run(
@@ -234,3 +237,13 @@ def test_other_configurations_load_from_their_kwargs(tmp_path, architecture):
     with pytest.raises(RewritingError, match="out of range"):
         plugin("stylegan2-ada").build(read_network_pickle(path), ModelEntry(
             "c", "stylegan2-ada", LocalFile(str(path)), "u", options={"label": 3}), "x")
+
+
+def test_local_checkpoints_load_by_path(tmp_path):
+    from zoo.registry import load_model
+
+    rosinality = load_model(str(DATA / "stylegan2_tiny_g_ema.pt"))
+    assert rosinality.family == "stylegan2" and rosinality.name.endswith("stylegan2_tiny_g_ema.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(RewritingError, match="need a plugin"):
+        load_model(str(tmp_path / "other.pt"))

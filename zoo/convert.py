@@ -106,10 +106,22 @@ def convert(source: str | Path, out: str | Path) -> dict[str, Any]:
     return config
 
 
-def is_local_network(name: str) -> bool:
-    """Whether a model name is the path of a network pickle or a converted folder."""
+def is_local_model(name: str) -> bool:
+    """Whether a model name is the path of a network pickle, a converted folder or a .pt file."""
     path = Path(name)
-    return (path.suffix == ".pkl" and path.is_file()) or (path / CONFIG).is_file()
+    return (path.suffix in (".pkl", ".pt") and path.is_file()) or (path / CONFIG).is_file()
+
+
+def local_family(checkpoint: Any, name: str) -> str:
+    """The family of a local checkpoint: NVIDIA's by its classes, rosinality's by its keys."""
+    if isinstance(checkpoint, dict) and "nvidia_state" in checkpoint:
+        return checkpoint.get("family") or nvidia_family(checkpoint)
+    if isinstance(checkpoint, dict) and {"g_ema", "conv1.conv.weight"} & set(checkpoint):
+        return "stylegan2"
+    raise RewritingError(
+        f"{name}: not an NVIDIA network pickle, converted folder or rosinality StyleGAN2 "
+        "checkpoint; other formats need a plugin (see 'Adding a generator')"
+    )
 
 
 _local: dict[tuple[str, str], Any] = {}
@@ -117,7 +129,7 @@ _local_lock = threading.Lock()
 
 
 def load_local(name: str) -> Any:
-    """The generator of a local network pickle or converted folder, named by its path.
+    """The generator of a local checkpoint file or converted folder, named by its path.
 
     Loaded once per file content and shared read-only, like catalog models.
     """
@@ -131,7 +143,7 @@ def load_local(name: str) -> Any:
     with _local_lock:
         if key not in _local:
             checkpoint = read_checkpoint(name)
-            family = checkpoint.get("family") or nvidia_family(checkpoint)
+            family = local_family(checkpoint, name)
             entry = ModelEntry(name, family, LocalFile(name), "unknown (a local file)")
             _local[key] = plugin(family).build(checkpoint, entry, sha256)
         return _local[key]

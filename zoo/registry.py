@@ -99,11 +99,12 @@ _lock = threading.Lock()
 def load_model(name: str, progress: Progress | None = None) -> Generator:
     """Load a catalog model once per process; the result is shared and must not be modified.
 
-    A name that is the path of an NVIDIA network pickle or a converted folder loads that file.
+    A name that is the path of an NVIDIA network pickle (.pkl), a converted folder or a
+    rosinality StyleGAN2 checkpoint (.pt) loads that file.
     """
-    from .convert import is_local_network, load_local
+    from .convert import is_local_model, load_local
 
-    if name not in {m.name for m in list_models()} and is_local_network(name):
+    if name not in {m.name for m in list_models()} and is_local_model(name):
         return load_local(name)
     with _lock:
         if name not in _loaded:
