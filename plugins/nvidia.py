@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from rewriting.errors import RewritingError
-from rewriting.generator import Generator, paper_latents
+from rewriting.generator import Generator, LayerSpec, paper_latents
+
+from .base import ModelEntry, load_strict
 
 #: Activation functions of NVIDIA's `bias_act`, with their default gains.
 ACTIVATION_GAINS = {"linear": 1.0, "relu": math.sqrt(2.0), "lrelu": math.sqrt(2.0)}
@@ -204,6 +206,22 @@ def checkpoint_parts(checkpoint: Any, title: str) -> tuple[dict, dict[str, torch
         raise RewritingError(f"{title} checkpoint lacks the generator's constructor kwargs")
     classes = dict(checkpoint.get("nvidia_classes") or {})
     return dict(kwargs), dict(checkpoint["nvidia_state"]), classes
+
+
+def assemble(
+    cls: type[NvidiaGenerator], net: NvidiaNet, layers: list[LayerSpec], state: dict,
+    kwargs: Mapping[str, Any], entry: ModelEntry, sha256: str, title: str,
+) -> NvidiaGenerator:
+    """Load the stored tensors into `net` and wrap it as a generator of class `cls`."""
+    load_strict(net, state, title)
+    default = entry.default_layer or layers[len(layers) // 2].name
+    if default not in {spec.name for spec in layers}:
+        raise RewritingError(f"{title} model {entry.name!r} has no layer {default!r}")
+    size = int(kwargs["img_resolution"])
+    return cls(
+        entry.name, net, layers, default, int(kwargs["z_dim"]), sha256, (size, size),
+        c_dim=int(kwargs.get("c_dim", 0)), label=int(entry.options.get("label", 0)),
+    )
 
 
 def take(options: dict[str, Any], allowed: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -24,13 +24,14 @@ from torch import nn
 from rewriting.errors import RewritingError
 from rewriting.generator import LayerSpec
 
-from .base import ModelEntry, Plugin, load_strict
+from .base import ModelEntry, Plugin
 from .nvidia import (
     ACTIVATION_GAINS,
     FullyConnectedLayer,
     NvidiaGenerator,
     NvidiaNet,
     activate,
+    assemble,
     check_activation,
     checkpoint_parts,
     mapping_network,
@@ -259,16 +260,7 @@ def build(checkpoint: Any, entry: ModelEntry, sha256: str) -> StyleGAN2ADA:
         raise RewritingError(f"not a {TITLE} checkpoint: this is a StyleGAN3 network "
                              "(use --family stylegan3)")
     net = build_net(kwargs)
-    load_strict(net, state, TITLE)
-    layers = layer_specs(net)
-    default = entry.default_layer or layers[len(layers) // 2].name
-    if default not in {spec.name for spec in layers}:
-        raise RewritingError(f"{TITLE} model {entry.name!r} has no layer {default!r}")
-    size = int(kwargs["img_resolution"])
-    return StyleGAN2ADA(
-        entry.name, net, layers, default, int(kwargs["z_dim"]), sha256, (size, size),
-        c_dim=int(kwargs.get("c_dim", 0)), label=int(entry.options.get("label", 0)),
-    )
+    return assemble(StyleGAN2ADA, net, layer_specs(net), state, kwargs, entry, sha256, TITLE)
 
 
 PLUGIN = Plugin(

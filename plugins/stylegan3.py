@@ -9,7 +9,8 @@ gain and clamp, then downsample-filter (NVIDIA's reference path). float32 everyw
 Rewritable layers are the synthesis convolutions `L{i}_{size}_{channels}` (all but the final
 ToRGB). Key: the input scaled per input channel by the normalised style and the stored input
 magnitude gain; memory W: the base weight [out, in, k, k] (key axis 1); value: the layer output.
-The feature grids include the layers' margins around the image.
+The feature grids include the layers' margins around the image (`key_margin`, `value_margin`:
+cells outside the picture), so masks drawn on the image land on the cells that render it.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from torch import nn
 from rewriting.errors import RewritingError
 from rewriting.generator import LayerSpec
 
-from .base import ModelEntry, Plugin, load_strict
+from .base import ModelEntry, Plugin
 from .nvidia import (
     FullyConnectedLayer,
     NvidiaGenerator,
     NvidiaNet,
     activate,
+    assemble,
     checkpoint_parts,
     mapping_network,
     take,
@@ -66,6 +68,8 @@ class LayerPlan:
     down_taps: int
     radial: bool
     padding: tuple[int, int, int, int]
+    in_margin: int
+    out_margin: int
 
 
 def plan_layers(img_resolution: int, img_channels: int, o: dict[str, Any]
@@ -102,6 +106,8 @@ def plan_layers(img_resolution: int, img_channels: int, o: dict[str, Any]
             up_taps=int(up_taps), down_taps=int(down_taps),
             radial=bool(o["use_radial_filters"]) and idx < n - critical,
             padding=(lo, total - lo, lo, total - lo),
+            in_margin=max((in_size - in_rate) // 2, 0),
+            out_margin=max((out_size - out_rate) // 2, 0),
         ))
     first = {"size": int(sizes[0]), "sampling_rate": float(rates[0]),
              "bandwidth": float(cutoffs[0]), "channels": int(channels[0])}
@@ -126,17 +132,17 @@ class SynthesisInput(nn.Module):
         n = w.shape[0]
         t = self.affine(w)
         t = t / t[:, :2].norm(dim=1, keepdim=True)  # (cos, sin, tx, ty), rotation normalised
-        rotate = torch.eye(3).repeat(n, 1, 1)
+        rotate = torch.eye(3, device=w.device).repeat(n, 1, 1)
         rotate[:, 0, 0], rotate[:, 0, 1] = t[:, 0], -t[:, 1]
         rotate[:, 1, 0], rotate[:, 1, 1] = t[:, 1], t[:, 0]
-        shift = torch.eye(3).repeat(n, 1, 1)
+        shift = torch.eye(3, device=w.device).repeat(n, 1, 1)
         shift[:, 0, 2], shift[:, 1, 2] = -t[:, 2], -t[:, 3]
         transform = rotate @ shift @ self.transform.unsqueeze(0)
         phases = self.phases.unsqueeze(0) + (self.freqs.unsqueeze(0) @ transform[:, :2, 2:])[..., 0]
         freqs = self.freqs.unsqueeze(0) @ transform[:, :2, :2]
         band = self.sampling_rate / 2 - self.bandwidth
         amplitudes = (1 - (freqs.norm(dim=2) - self.bandwidth) / band).clamp(0, 1)
-        theta = torch.zeros(1, 2, 3)
+        theta = torch.zeros(1, 2, 3, device=w.device)
         theta[0, 0, 0] = theta[0, 1, 1] = 0.5 * self.size / self.sampling_rate
         grid = F.affine_grid(theta, [1, 1, self.size, self.size], align_corners=False)
         x = (grid.unsqueeze(3) @ freqs.permute(0, 2, 1).unsqueeze(1).unsqueeze(2)).squeeze(3)
@@ -251,7 +257,7 @@ def layer_specs(net: NvidiaNet) -> list[LayerSpec]:
             name=name, module=module, weight=f"{module}.weight", key_axis=1,
             key_channels=plan.c_in, value_channels=plan.c_out,
             key_grid=(plan.in_size, plan.in_size), value_grid=(plan.out_size, plan.out_size),
-            linear=False,
+            linear=False, key_margin=plan.in_margin, value_margin=plan.out_margin,
         ))
     return specs
 
@@ -263,16 +269,7 @@ def build(checkpoint: Any, entry: ModelEntry, sha256: str) -> StyleGAN3:
         raise RewritingError(f"not a {TITLE} checkpoint: this is a StyleGAN2-ADA network "
                              "(use --family stylegan2-ada)")
     net = build_net(kwargs)
-    load_strict(net, state, TITLE)
-    layers = layer_specs(net)
-    default = entry.default_layer or layers[len(layers) // 2].name
-    if default not in {spec.name for spec in layers}:
-        raise RewritingError(f"{TITLE} model {entry.name!r} has no layer {default!r}")
-    size = int(kwargs["img_resolution"])
-    return StyleGAN3(
-        entry.name, net, layers, default, int(kwargs["z_dim"]), sha256, (size, size),
-        c_dim=int(kwargs.get("c_dim", 0)), label=int(entry.options.get("label", 0)),
-    )
+    return assemble(StyleGAN3, net, layer_specs(net), state, kwargs, entry, sha256, TITLE)
 
 
 PLUGIN = Plugin(

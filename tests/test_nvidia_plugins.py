@@ -76,7 +76,7 @@ def test_every_stored_layer_feature_matches(case):
 
 def test_rewrite_key_and_value_reproduce_each_layer(case):
     _, gen, ref, layers = case
-    z = gen.latents([0, 5])
+    z = gen.latents([5])
     seen = capture(gen.net, [gen.layer(n).module for n in layers], lambda: gen.synthesize(z, 0.5))
     for name in layers:
         spec = gen.layer(name)
@@ -95,7 +95,7 @@ def test_rewrite_key_and_value_reproduce_each_layer(case):
 def test_samples_follow_the_project_numbering(case):
     _, gen, _, _ = case
     assert torch.equal(gen.latents([3, 1]), paper_latents(gen.z_dim, [3, 1]))
-    batch = gen.synthesize(gen.latents(range(4)), 0.5)
+    batch = gen.synthesize(gen.latents(range(3)), 0.5)
     single = gen.synthesize(gen.latents([2]), 0.5)
     assert (batch[2] - single[0]).abs().max() < 1e-5
     assert gen.check_truncation(None) == 0.5
@@ -117,8 +117,13 @@ def test_convert_then_sample_equals_the_pickle(tmp_path, case):
     from zoo.registry import load_model
 
     assert load_model(str(out)).family == family  # a converted folder loads by its path
-    for psi in (1.0, 0.5):
-        assert torch.equal(converted.synthesize(ref["z"], psi), gen.synthesize(ref["z"], psi))
+    from zoo.checkpoint import read_checkpoint
+    from zoo.fetch import resolve
+
+    folder = resolve(LocalFile(str(out)))  # and as a catalog entry's LocalFile
+    assert read_checkpoint(folder)["nvidia_kwargs"] == config["init_kwargs"]
+    z = ref["z"][:3]
+    assert torch.equal(converted.synthesize(z, 0.5), gen.synthesize(z, 0.5))
     again = subprocess.run(
         [sys.executable, "-m", "rewriting", "convert", str(DATA / f"{stem}.pkl"), "--out",
          str(out)], capture_output=True, text=True,
@@ -132,9 +137,11 @@ def gen_kwargs(stem: str) -> dict:
     return read_network_pickle(DATA / f"{stem}.pkl")["nvidia_kwargs"]
 
 
-@pytest.mark.parametrize("truncation", [None, "0.5"])
-def test_raw_sample_command_matches_the_reference(tmp_path, case, truncation):
-    family, _, ref, _ = case
+# The default (no truncation) belongs to the command, not the family: checked once.
+@pytest.mark.parametrize(("family", "truncation"), [("stylegan2-ada", None),
+                                                    ("stylegan2-ada", "0.5"), ("stylegan3", "0.5")])
+def test_raw_sample_command_matches_the_reference(tmp_path, family, truncation):
+    ref = load_file(DATA / f"{CASES[family][0]}_reference.safetensors")
     save_file({"z": ref["z"]}, tmp_path / "z.safetensors")
     args = ["sample", "--checkpoint", str(DATA / f"{CASES[family][0]}.pkl"), "--family", family,
             "--latents", str(tmp_path / "z.safetensors"), "--raw", str(tmp_path / "out.st")]
@@ -247,3 +254,27 @@ def test_local_checkpoints_load_by_path(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(RewritingError, match="need a plugin"):
         load_model(str(tmp_path / "other.pt"))
+
+
+def test_image_masks_land_on_the_cells_that_render_them(case):
+    """A bump added where a box maps to on a layer's grid changes the image in that box (the
+    StyleGAN3 grids carry margins around the picture; ignoring them moves the change away)."""
+    from rewriting.masks import mask_image, to_grid
+    from rewriting.nethook import replace_output
+
+    _, gen, _, layers = case
+    z = gen.latents([0])
+    base = gen.synthesize(z, 0.5)
+    box = [4, 20, 12, 28]
+    for name in (layers[3], layers[-3]):
+        spec = gen.layer(name)
+        shares = []
+        for margin in (spec.value_margin, 0):
+            cover = to_grid(mask_image(box, gen.image_size), spec.value_grid, margin)
+            net = gen.view()
+            with replace_output(net, spec.module, lambda _i, out, c=cover: out + 3.0 * c):
+                change = (gen.synthesize(z, 0.5, net=net) - base).abs().sum(1)[0]
+            shares.append(float(change[4:12, 20:28].sum() / change.sum()))
+        assert shares[0] > 0.15, name
+        if spec.value_margin:
+            assert shares[0] > 1.5 * shares[1], (name, shares)
