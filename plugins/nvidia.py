@@ -9,6 +9,7 @@ NVIDIA's, so the stored state loads as is.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -145,12 +146,18 @@ class MappingNetwork(nn.Module):
 
 
 class NvidiaNet(nn.Module):
-    """Mapping then synthesis. `z` holds z_dim latent columns, then c_dim label columns."""
+    """Mapping then synthesis. `z` holds z_dim latent columns, then c_dim label columns.
 
-    def __init__(self, mapping: MappingNetwork, synthesis: nn.Module) -> None:
+    The constructor kwargs ride along as the buffer `config_json` (UTF-8 JSON bytes), so any
+    state dict of the network (exported or published edits) describes its own architecture.
+    """
+
+    def __init__(self, mapping: MappingNetwork, synthesis: nn.Module,
+                 kwargs: Mapping[str, Any]) -> None:
         super().__init__()
         self.synthesis = synthesis
         self.mapping = mapping
+        self.register_buffer("config_json", encode_config(kwargs))
 
     def forward(self, z: torch.Tensor, truncation: float | None = None) -> torch.Tensor:
         z_dim = self.mapping.z_dim
@@ -187,6 +194,23 @@ class NvidiaGenerator(Generator):
         return torch.cat([z, with_labels(z.shape[0], self.c_dim, self.label)], dim=1)
 
 
+def encode_config(kwargs: Mapping[str, Any]) -> torch.Tensor:
+    """Constructor kwargs as a uint8 tensor of their JSON text."""
+    text = json.dumps(dict(kwargs), sort_keys=True).encode()
+    return torch.tensor(list(text), dtype=torch.uint8)
+
+
+def decode_config(tensor: torch.Tensor, title: str) -> dict[str, Any]:
+    """The kwargs `encode_config` stored."""
+    try:
+        kwargs = json.loads(bytes(tensor.to(torch.uint8).tolist()).decode())
+    except (ValueError, UnicodeDecodeError):
+        kwargs = None
+    if not isinstance(kwargs, dict):
+        raise RewritingError(f"{title} weights: 'config_json' does not hold constructor kwargs")
+    return kwargs
+
+
 def with_labels(count: int, c_dim: int, label: int) -> torch.Tensor:
     """`count` one-hot rows of class `label`."""
     c = torch.zeros(count, c_dim)
@@ -195,7 +219,14 @@ def with_labels(count: int, c_dim: int, label: int) -> torch.Tensor:
 
 
 def checkpoint_parts(checkpoint: Any, title: str) -> tuple[dict, dict[str, torch.Tensor], dict]:
-    """The constructor kwargs, tensors and class names of an NVIDIA generator checkpoint."""
+    """The constructor kwargs, tensors and class names of an NVIDIA generator checkpoint.
+
+    Also reads a plain state dict of the network (an exported or published edit), whose
+    `config_json` buffer holds the kwargs.
+    """
+    if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("config_json"), torch.Tensor):
+        state = dict(checkpoint)
+        return decode_config(state.pop("config_json"), title), state, {}
     if not isinstance(checkpoint, Mapping) or "nvidia_state" not in checkpoint:
         raise RewritingError(
             f"not a {title} checkpoint: expected an NVIDIA network pickle (.pkl) or a folder "
@@ -213,7 +244,7 @@ def assemble(
     kwargs: Mapping[str, Any], entry: ModelEntry, sha256: str, title: str,
 ) -> NvidiaGenerator:
     """Load the stored tensors into `net` and wrap it as a generator of class `cls`."""
-    load_strict(net, state, title)
+    load_strict(net, {**state, "config_json": net.config_json}, title)
     default = entry.default_layer or layers[len(layers) // 2].name
     if default not in {spec.name for spec in layers}:
         raise RewritingError(f"{title} model {entry.name!r} has no layer {default!r}")

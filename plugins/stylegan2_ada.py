@@ -227,7 +227,7 @@ def build_net(kwargs: dict[str, Any]) -> NvidiaNet:
         raise RewritingError(f"{TITLE}: unknown architecture {options['architecture']!r}")
     synthesis = SynthesisNetwork(int(top["w_dim"]), int(top["img_resolution"]),
                                  int(top["img_channels"]), options)
-    return NvidiaNet(mapping_network(top, synthesis.num_ws, TITLE, 8), synthesis)
+    return NvidiaNet(mapping_network(top, synthesis.num_ws, TITLE, 8), synthesis, kwargs)
 
 
 def layer_specs(net: NvidiaNet) -> list[LayerSpec]:

@@ -242,7 +242,7 @@ def build_net(kwargs: dict[str, Any]) -> NvidiaNet:
                    f"{TITLE} constructor")
     synthesis = SynthesisNetwork(int(top["w_dim"]), int(top["img_resolution"]),
                                  int(top["img_channels"]), options)
-    return NvidiaNet(mapping_network(top, synthesis.num_ws, TITLE, 2), synthesis)
+    return NvidiaNet(mapping_network(top, synthesis.num_ws, TITLE, 2), synthesis, kwargs)
 
 
 def layer_specs(net: NvidiaNet) -> list[LayerSpec]:

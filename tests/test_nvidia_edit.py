@@ -73,3 +73,35 @@ def _load(model: str):
         return load_model(model)
     finally:
         os.chdir(here)
+
+
+def test_an_nvidia_edit_pushed_to_the_hub_loads_back(tmp_path, monkeypatch, capsys):
+    """The published full weights describe their own architecture, so `hub:` rebuilds them."""
+    from hub_server import HubServer, use_hub
+
+    from rewriting.cli import main
+    from zoo.hub import load_any
+
+    model = str(ROOT / CASES["stylegan2-ada"][0])
+    request = {"model": model, "layer": "b8.conv1",
+               "copy": {"sample": 1, "mask": [8, 8, 16, 16]},
+               "paste": {"sample": 7, "mask": BOX},
+               "context": [{"sample": 7, "mask": BOX}]}
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    out = tmp_path / "edit"
+    assert main(["edit", str(tmp_path / "request.json"), "--out", str(out), "--stats-samples",
+                 "64", "--held-out", "8", "--show", "2"]) == 0
+    token = "hf_NvidiaEditTokenNeverShown0123"
+    with HubServer({token: "alice"}) as server:
+        use_hub(monkeypatch, server.url, tmp_path / "home")
+        monkeypatch.setenv("HF_TOKEN", token)
+        assert main(["push", str(out), "--repo", "alice/sg2-edit"]) == 0
+        published = load_any("hub:alice/sg2-edit")
+    capsys.readouterr()
+    base = _load(model)
+    assert published.family == "stylegan2-ada" and published.layers.keys() == base.layers.keys()
+    z = base.latents([7, 2])
+    edited = base.synthesize(z, 0.5, EditStack(base, [Delta.load(out / "delta.safetensors")])
+                             .weights())
+    assert torch.equal(published.synthesize(z, 0.5), edited)
+    assert not torch.equal(edited, base.synthesize(z, 0.5))

@@ -170,6 +170,14 @@ def test_module_src_is_never_executed(tmp_path, shape, snapshots):
     assert not marker.exists()
 
 
+def test_tensorflow_era_pickles_are_named_as_such(tmp_path):
+    path = tmp_path / "karras2019stylegan-ffhq-1024x1024.pkl"
+    network = Call(Ref("dnnlib.tflib.network", "Network"), ())
+    path.write_bytes(dumps((network, network, network), 3))
+    with pytest.raises(RewritingError, match="TensorFlow-era NVIDIA pickle .* not supported yet"):
+        load_snapshot(path)
+
+
 def test_truncated_and_foreign_files_are_clear_errors(tmp_path):
     data = (DATA / "sg3_tiny_t.pkl").read_bytes()
     cut = tmp_path / "cut.pkl"

@@ -162,8 +162,9 @@ def test_the_wrong_family_is_a_clear_error():
 
 def _tree(module: torch.nn.Module, kwargs: dict) -> PersistentNet:
     """A module as the pickle reader returns networks (class names, tensors, children)."""
+    buffers = {k: v for k, v in module._buffers.items() if k != "config_json"}  # ours only
     return PersistentNet(
-        type(module).__name__, (), kwargs, dict(module._parameters), dict(module._buffers),
+        type(module).__name__, (), kwargs, dict(module._parameters), buffers,
         {k: _tree(c, {}) for k, c in module._modules.items() if c is not None},
     )
 
@@ -171,6 +172,8 @@ def _tree(module: torch.nn.Module, kwargs: dict) -> PersistentNet:
 def _randomized(net: torch.nn.Module) -> torch.nn.Module:
     with torch.no_grad():
         for name, tensor in net.state_dict().items():
+            if not tensor.is_floating_point():  # the kwargs' JSON bytes
+                continue
             # mapping weights are stored divided by the learning-rate multiplier 0.01, as trained
             scale = 50.0 if name.startswith("mapping.fc") and name.endswith("weight") else 0.5
             tensor.copy_(torch.randn_like(tensor) * scale)

@@ -66,6 +66,8 @@ def _plain(value: Any) -> Any:
     """Numbers, strings and containers as JSON-friendly Python values (numpy scalars too)."""
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, _NDArray):
+        return None if value.array is None else value.array.tolist()
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -255,12 +257,18 @@ STORAGES: dict[tuple[str, str], torch.dtype] = {("torch", "FloatStorage"): torch
 class _Refusing(pickle.Unpickler):
     """An unpickler that resolves names only through `allowed` and refuses anything else."""
 
-    def __init__(self, data: bytes, allowed: Mapping[tuple[str, str], Any], where: str) -> None:
+    def __init__(self, data: bytes | io.BytesIO, allowed: Mapping[tuple[str, str], Any],
+                 where: str) -> None:
         super().__init__(io.BytesIO(data) if isinstance(data, bytes) else data)
         self.allowed = allowed
         self.where = where
 
     def find_class(self, module: str, name: str) -> Any:
+        if module.startswith("dnnlib.tflib"):
+            raise RewritingError(
+                f"refusing {self.where}: it is a TensorFlow-era NVIDIA pickle ({module}.{name}), "
+                "a different format (TensorFlow variables) that is not supported yet"
+            )
         if (module, name) not in self.allowed:
             raise RewritingError(
                 f"refusing {self.where}: it refers to {module}.{name}, which an NVIDIA network "
@@ -276,7 +284,7 @@ class _StorageReader(_Refusing):
     """The object pickle of a legacy `torch.save` blob: its one storage, by persistent id."""
 
     def __init__(self, stream: io.BytesIO, where: str) -> None:
-        super().__init__(stream, {k: v for k, v in STORAGES.items()}, where)
+        super().__init__(stream, STORAGES, where)
         self.storages: dict[str, tuple[torch.dtype, int]] = {}
 
     def persistent_load(self, pid: Any) -> Any:
@@ -327,7 +335,7 @@ def load_snapshot(path: str | Path) -> dict[str, Any]:
     except RewritingError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, OSError, MemoryError) as err:
+            IndexError, KeyError, OSError, MemoryError, RecursionError) as err:
         line = str(err).splitlines()[0][:160] if str(err) else ""
         raise RewritingError(
             f"cannot read network pickle {where}: the file is corrupt or not an NVIDIA network "
