@@ -281,3 +281,28 @@ def test_image_masks_land_on_the_cells_that_render_them(case):
         assert shares[0] > 0.15, name
         if spec.value_margin:
             assert shares[0] > 1.5 * shares[1], (name, shares)
+
+
+def test_conv_clamp_from_the_kwargs_bounds_every_layer(case):
+    """conv_clamp (256 in the fixtures, never reached) is read from the file and applied."""
+    import copy
+
+    from zoo.nvidia_pickle import read_network_pickle
+    from zoo.registry import plugin
+
+    family, gen, ref, layers = case
+    checkpoint = copy.deepcopy(read_network_pickle(DATA / f"{CASES[family][0]}.pkl"))
+    kwargs = checkpoint["nvidia_kwargs"]
+    (kwargs["synthesis_kwargs"] if "synthesis_kwargs" in kwargs else kwargs)["conv_clamp"] = 0.05
+    entry = ModelEntry("clamped", family, LocalFile("x"), "unknown")
+    clamped = plugin(family).build(checkpoint, entry, "x")
+    modules = [gen.layer(n).module for n in layers]
+    z = ref["z"][:2]
+    free = capture(gen.net, modules, lambda: gen.synthesize(z, 1.0))
+    bound = capture(clamped.net, modules, lambda: clamped.synthesize(z, 1.0))
+    for module in modules:
+        # StyleGAN3 clamps before its downsampling filter, which can overshoot by its L1 norm.
+        f = getattr(clamped.net.get_submodule(module), "down_filter", None)
+        overshoot = 1.0 if f is None else float(f.abs().sum() ** (3 - f.ndim))
+        assert free[module][1].abs().max() > 0.1, module
+        assert bound[module][1].abs().max() <= 0.05 * overshoot + 1e-6, module
