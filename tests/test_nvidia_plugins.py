@@ -254,6 +254,9 @@ def test_local_checkpoints_load_by_path(tmp_path):
 
     rosinality = load_model(str(DATA / "stylegan2_tiny_g_ema.pt"))
     assert rosinality.family == "stylegan2" and rosinality.name.endswith("stylegan2_tiny_g_ema.pt")
+    renamed = tmp_path / "rosinality.pkl"  # a torch.save zip named .pkl is not NVIDIA's format
+    renamed.write_bytes((DATA / "stylegan2_tiny_g_ema.pt").read_bytes())
+    assert build_from_file(renamed, "stylegan2").family == "stylegan2"
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(RewritingError, match="need a plugin"):
         load_model(str(tmp_path / "other.pt"))

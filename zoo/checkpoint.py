@@ -44,7 +44,7 @@ def read_checkpoint(path: str | Path) -> Any:
         from .convert import read_converted
 
         return read_converted(path)
-    if path.suffix == ".pkl" and path.is_file():
+    if path.suffix == ".pkl" and path.is_file() and not zipfile.is_zipfile(path):
         from .nvidia_pickle import read_network_pickle
 
         return read_network_pickle(path)
