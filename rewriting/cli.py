@@ -146,6 +146,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         except Exception as err:
             raise RewritingError(f"cannot read latents 'z' from {args.latents}: {err}") from None
         z = check_latents(z, generator.z_dim)
+        z = with_labels(generator, z, args.labels)
         truncation = None if args.truncation is None else generator.check_truncation(
             args.truncation
         )
@@ -167,6 +168,40 @@ def cmd_sample(args: argparse.Namespace) -> None:
     picture = grid(rows, scale=args.scale)
     write_atomically(out, lambda tmp: picture.save(tmp, format="PNG"))
     print(f"wrote {args.out} ({len(numbers)} samples)")
+
+
+def with_labels(generator: Generator, z: torch.Tensor, labels: str | None) -> torch.Tensor:
+    """Latents `z` followed by the class labels stored under 'c' in `labels` (if given)."""
+    c_dim = getattr(generator, "c_dim", 0)
+    if labels is None:
+        if c_dim:
+            raise RewritingError(f"{generator.name} is conditional: give --labels (key 'c')")
+        return z
+    try:
+        c = load_file(labels)["c"].float()
+    except Exception as err:
+        raise RewritingError(f"cannot read labels 'c' from {labels}: {err}") from None
+    if c.shape != (z.shape[0], c_dim):
+        raise RewritingError(
+            f"labels must be [{z.shape[0]}, {c_dim}] for this model, got {list(c.shape)}"
+        )
+    return torch.cat([z.float(), c], dim=1) if c_dim else z
+
+
+def cmd_convert(args: argparse.Namespace) -> None:
+    from zoo.convert import convert
+
+    config = convert(args.network, args.out)
+    print(f"wrote {args.out}/model.safetensors and config.json ({config['family']}, "
+          f"source sha256 {config['source_sha256'][:12]}); load it with --checkpoint {args.out}")
+
+
+def add_convert_command(sub: argparse._SubParsersAction) -> None:
+    """`convert NETWORK.pkl --out DIR`: an NVIDIA network pickle to safetensors + config."""
+    p = sub.add_parser("convert", help="convert an NVIDIA network pickle to safetensors")
+    p.add_argument("network", help="network pickle (.pkl) of StyleGAN2-ADA or StyleGAN3")
+    p.add_argument("--out", required=True, help="new folder for model.safetensors + config.json")
+    p.set_defaults(run=cmd_convert)
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
@@ -387,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", help="with --raw: the checkpoint's generator family")
     p.add_argument("--latents", help="with --raw: safetensors holding latents under 'z'")
     p.add_argument("--raw", help="write the raw output tensor under 'image' to this file")
+    p.add_argument("--labels", help="with --raw: safetensors holding class labels under 'c'")
     p.set_defaults(run=cmd_sample)
 
     p = sub.add_parser("stats", help="compute (or reuse) the key statistics C of a layer")
@@ -450,6 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exist-ok", action="store_true",
                    help="add a commit to an existing repository instead of refusing")
     p.set_defaults(run=cmd_push)
+
+    add_convert_command(sub)
     return parser
 
 

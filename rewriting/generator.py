@@ -27,7 +27,9 @@ class LayerSpec:
     `module` is the module whose forward maps keys to values; `weight` the parameter path of W.
     `key_axis` is the axis of W indexed by key channels. `linear` means the value is a
     convolution-like linear function of W (each output channel applies the same linear map to
-    its own slice of W), so the solver can use the closed form.
+    its own slice of W), so the solver can use the closed form. `key_margin` and `value_margin`
+    count the cells on each side of a grid that lie outside the image (StyleGAN3 computes its
+    features on a margin around the picture); image masks map to the cells inside them.
     """
 
     name: str
@@ -39,6 +41,8 @@ class LayerSpec:
     key_grid: tuple[int, int]
     value_grid: tuple[int, int]
     linear: bool
+    key_margin: int = 0
+    value_margin: int = 0
 
     @property
     def stride(self) -> int:

@@ -86,9 +86,14 @@ def mask_image(spec: MaskSpec, image_size: tuple[int, int], paper: bool = False)
     return mask
 
 
-def to_grid(mask: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """Average a mask [H, W] over the cells of a feature grid: soft coverage per cell."""
-    return F.adaptive_avg_pool2d(mask[None, None].float(), grid)[0, 0]
+def to_grid(mask: torch.Tensor, grid: tuple[int, int], margin: int = 0) -> torch.Tensor:
+    """Average a mask [H, W] over the cells of a feature grid: soft coverage per cell.
+
+    The image covers the grid less `margin` cells on each side (which get no coverage).
+    """
+    inner = (grid[0] - 2 * margin, grid[1] - 2 * margin)
+    cover = F.adaptive_avg_pool2d(mask[None, None].float(), inner)[0, 0]
+    return F.pad(cover, [margin] * 4) if margin else cover
 
 
 def bounding_box(mask: torch.Tensor, stride: int = 1, threshold: float = 0.0) -> tuple[int, ...]:

@@ -55,6 +55,8 @@ def firing_masks(
     """Boolean maps [N, H, W] at image resolution where the context key fires."""
     response = context_response(generator, spec, key, numbers, truncation, weights)
     fired = (response > threshold).float()[:, None]
+    m = spec.key_margin
+    fired = fired[:, :, m : fired.shape[2] - m, m : fired.shape[3] - m]  # the image's cells
     return F.interpolate(fired, size=generator.image_size, mode="nearest")[:, 0].bool()
 
 

@@ -184,7 +184,8 @@ def prepare(
 
     def grids(selection: Selection) -> tuple[torch.Tensor, torch.Tensor]:
         image = mask_image(selection.mask, generator.image_size, selection.paper)
-        return to_grid(image, spec.key_grid), to_grid(image, spec.value_grid)
+        return (to_grid(image, spec.key_grid, spec.key_margin),
+                to_grid(image, spec.value_grid, spec.value_margin))
 
     paste_key_mask, paste_value_mask = grids(request.paste)
     copy_masks = grids(request.copy) if request.copy else None

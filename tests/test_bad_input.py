@@ -358,7 +358,7 @@ CHECKPOINTS = {
     "checkpoint text": (_checkpoint(lambda: b"hello"), "refusing|cannot read"),
     "checkpoint truncated": (_checkpoint(lambda: (DATA / "proggan_tiny.pth").read_bytes()[:999]),
                              UNREADABLE),
-    "checkpoint a folder": (_checkpoint(lambda: None), "does not exist"),
+    "checkpoint a folder": (_checkpoint(lambda: None), "not a converted model"),
     "checkpoint with code": (_checkpoint(lambda: pickle.dumps(Payload())),
                              "refusing|cannot read"),
     "checkpoint of another family": (

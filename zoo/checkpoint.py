@@ -1,4 +1,5 @@
-"""Read a checkpoint safely: safetensors, or torch.load with weights_only=True; never pickle."""
+"""Read a checkpoint safely: safetensors, torch.load with weights_only=True, or an NVIDIA
+network pickle through the data-only reader of `zoo.nvidia_pickle`; never a plain unpickle."""
 
 from __future__ import annotations
 
@@ -36,9 +37,23 @@ def _sha256(path: str, _changed: tuple[int, ...]) -> str:
     return digest.hexdigest()
 
 
+def checkpoint_sha256(path: str | Path) -> str:
+    """The sha256 of a checkpoint file, or of a converted folder's weights file."""
+    path = Path(path)
+    return file_sha256(path / "model.safetensors" if path.is_dir() else path)
+
+
 def read_checkpoint(path: str | Path) -> Any:
     """The tensors of a checkpoint; a corrupt, truncated or code-carrying file is a clear error."""
     path = Path(path)
+    if path.is_dir():
+        from .convert import read_converted
+
+        return read_converted(path)
+    if path.suffix == ".pkl" and path.is_file() and not zipfile.is_zipfile(path):
+        from .nvidia_pickle import read_network_pickle
+
+        return read_network_pickle(path)
     if not path.is_file():
         raise RewritingError(f"checkpoint {path} does not exist")
     try:

@@ -95,7 +95,7 @@ def resolve(source: Source, progress: Progress | None = None) -> Path:
     """A local path holding the checkpoint of `source`, downloading into the cache if needed."""
     if isinstance(source, LocalFile):
         path = Path(source.path).expanduser()
-        if not path.is_file():
+        if not (path.is_file() or (path / "config.json").is_file()):  # a file, or converted folder
             raise RewritingError(f"checkpoint file {path} does not exist")
         return path
     if isinstance(source, PackageFile):

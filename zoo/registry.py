@@ -23,7 +23,7 @@ from plugins.base import HubFile, LocalFile, ModelEntry, Plugin, Source
 from rewriting.errors import RewritingError
 from rewriting.generator import Generator
 
-from .checkpoint import file_sha256, read_checkpoint
+from .checkpoint import checkpoint_sha256, read_checkpoint
 from .fetch import Progress, resolve
 
 ENTRY_POINT_GROUP = "rewriting.generators"
@@ -111,7 +111,7 @@ def build_from_file(path: str | Path, family: str, name: str | None = None) -> G
     )
     builder, checkpoint = plugin(family), read_checkpoint(path)
     try:
-        return builder.build(checkpoint, entry, file_sha256(path))
+        return builder.build(checkpoint, entry, checkpoint_sha256(path))
     except RewritingError:
         raise
     except (LookupError, TypeError, ValueError, AttributeError, RuntimeError) as err:
@@ -125,12 +125,20 @@ _lock = threading.Lock()
 
 
 def load_model(name: str, progress: Progress | None = None) -> Generator:
-    """Load a catalog model once per process; the result is shared and must not be modified."""
+    """Load a catalog model once per process; the result is shared and must not be modified.
+
+    A name that is the path of an NVIDIA network pickle (.pkl), a converted folder or a
+    rosinality StyleGAN2 checkpoint (.pt) loads that file.
+    """
+    from .convert import is_local_model, load_local
+
+    if name not in {m.name for m in list_models()} and is_local_model(name):
+        return load_local(name)
     with _lock:
         if name not in _loaded:
             entry = model_entry(name)
             path = resolve(entry.source, progress)
             _loaded[name] = plugin(entry.family).build(
-                read_checkpoint(path), entry, file_sha256(path)
+                read_checkpoint(path), entry, checkpoint_sha256(path)
             )
         return _loaded[name]

@@ -217,7 +217,8 @@ def paste_preview(session: Session) -> np.ndarray:
 
     def values(selection: Selection) -> tuple[torch.Tensor, torch.Tensor]:
         cover = mask_image(selection.mask, generator.image_size, selection.paper)
-        return reading.values[numbers.index(selection.sample)], to_grid(cover, spec.value_grid)
+        value_mask = to_grid(cover, spec.value_grid, spec.value_margin)
+        return reading.values[numbers.index(selection.sample)], value_mask
 
     goal = paste_goal(*values(session.copy), *values(session.paste), spec.stride)
     net = generator.view(weights)
@@ -253,7 +254,8 @@ def probe(session: Session, stats: KeyStats, rank: int = 1) -> tuple[torch.Tenso
         generator, spec, generator.latents(numbers), session.truncation, session.weights()
     )
     masks = [
-        (s, to_grid(mask_image(s.mask, generator.image_size, s.paper), spec.key_grid))
+        (s, to_grid(mask_image(s.mask, generator.image_size, s.paper), spec.key_grid,
+                    spec.key_margin))
         for s in context
     ]
     keys, weights = context_keys(reading, {n: i for i, n in enumerate(numbers)}, masks)
