@@ -151,7 +151,8 @@ def test_six_concurrent_visitors_each_see_only_their_own_model(url):
     for thread in threads:
         thread.join(timeout=CONCURRENT_SECONDS + 240)
     assert not errors, errors
-    assert {i for i, _ in outcomes} == set(range(len(visitors)))
+    per_visitor = [sum(1 for i, _ in outcomes if i == v) for v in range(len(visitors))]
+    assert min(per_visitor) >= 2, per_visitor  # every visitor rendered again and again
     wrong = [i for i, ok in outcomes if not ok]
     assert not wrong, f"{len(wrong)} of {len(outcomes)} renders showed another visitor's model"
     assert edits_done and set(edits_done) == {1}
