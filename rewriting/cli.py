@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -22,14 +23,16 @@ from . import __version__
 from .atomic import write_atomically
 from .delta import Delta, EditStack
 from .editdir import before_after, write_edit_dir
+from .efficacy import rule_metrics
 from .errors import RewritingError
 from .generator import Generator
-from .metrics import change_inside_outside, context_response, held_out_samples
+from .metrics import context_response, held_out_samples
 from .parallel import init_from_environment, is_main, rank_and_size, share
 from .render import grid, render
-from .request import read_request
+from .request import MAX_STRENGTH, read_request
 from .rewrite import execute
 from .stats import key_stats
+from .suggest import SPECIFICITY_TARGET, layer_table, suggest_layer
 
 #: The request set `evaluate` runs by default, kept in the repository.
 EVALUATION_SET = Path(__file__).parent.parent / "examples" / "evaluation"
@@ -165,8 +168,17 @@ def cmd_render(args: argparse.Namespace) -> None:
 def cmd_edit(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     request = read_request(args.request, args.model, args.layer)
+    if args.strength is not None:
+        request = replace(request, strength=check_strength(args.strength))
     generator = load_model(request.model)
     stack = load_stack(generator, args.edit)
+    held_out = held_out_samples(args.held_out, request.samples())
+    if request.layer == "auto":
+        suggestion = suggest_layer(generator, request, held_out, stack, args.stats_samples,
+                                   log=lambda line: print(line, file=sys.stderr))
+        print(f"layers for this request (* suggested, specificity >= {SPECIFICITY_TARGET}):")
+        print(layer_table(suggestion))
+        request = replace(request, layer=suggestion.layer)
     spec = generator.layer(request.layer)
     truncation = generator.check_truncation(request.truncation)
     stats = key_stats(
@@ -174,11 +186,8 @@ def cmd_edit(args: argparse.Namespace) -> None:
     )
     result = execute(generator, request, stack, stats)
     edited = EditStack(generator, [*stack.deltas, result.delta])
-    held_out = held_out_samples(args.held_out, request.samples())
     before, after = stack.weights(), edited.weights()
-    change = change_inside_outside(
-        generator, spec, result.context_key, result.threshold, held_out, truncation, before, after
-    )
+    change = rule_metrics(generator, result.problem, after, result.delta.rank, held_out)
     # Show the held-out samples where the rule applies most (chosen by the context key alone,
     # before the edit, not by how much they changed).
     response = context_response(generator, spec, result.context_key, held_out, truncation, before)
@@ -197,12 +206,22 @@ def cmd_edit(args: argparse.Namespace) -> None:
     result.delta.metrics = metrics
     out = Path(args.out)
     write_edit_dir(out, result.delta, request.to_json(), picture, metrics)
+    floor = change["random_floor"]
     print(
-        f"edited {generator.name} {spec.name}: residual {metrics['residual']:.3f}, "
-        f"||dW||/||W0|| {metrics['delta_norm_ratio']:.3f}, change inside "
-        f"{change['change_inside']:.1f} / outside {change['change_outside']:.1f}, "
+        f"edited {generator.name} {spec.name} at strength {result.delta.strength:g}: efficacy "
+        f"{change['efficacy']:.2f} (random {floor['efficacy']:.2f}), generalization "
+        f"{change['generalization']:.2f} (random {floor['generalization']:.2f}), specificity "
+        f"{change['specificity']:.2f} (random {floor['specificity']:.2f}), selectivity "
+        f"{change['selectivity']:.1f}, ||dW||/||W0|| {metrics['delta_norm_ratio']:.3f}, "
         f"solve {metrics['seconds_solve'] * 1000:.1f} ms; wrote {out}/"
     )
+
+
+def check_strength(value: float) -> float:
+    """A strength from the command line, within the range a request may give."""
+    if not 0.0 <= value <= MAX_STRENGTH:
+        raise RewritingError(f"--strength must be between 0 and {MAX_STRENGTH:g}, got {value}")
+    return value
 
 
 def machine() -> dict[str, str]:
@@ -359,7 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("request", help="edit request JSON (this tool's or the paper's format)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", help="model (required for the paper's format)")
-    p.add_argument("--layer", help="layer (required for the paper's format)")
+    p.add_argument("--layer", help="layer (required for the paper's format); 'auto' solves at "
+                   "every layer, prints the table and uses the suggested one")
+    p.add_argument("--strength", type=float,
+                   help="factor on the solved update (default: the request's, else 1)")
     p.add_argument("--edit", action="append", default=[], metavar="DELTA",
                    help="earlier edits to apply first")
     p.add_argument("--stats-samples", type=int, default=1000)

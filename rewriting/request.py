@@ -7,8 +7,9 @@ Ours::
      "paste": {"sample": 7, "mask": [40, 16, 56, 48]},
      "context": [{"sample": 7, "mask": [40, 16, 56, 48]}, ...]}
 
-with optional `method` ("rank" or "dense"), `truncation`, `regularization` and `erase` (a
-channel count, or true for the default, instead of `copy`). The paper's interface saved
+with optional `method` ("rank" or "dense"), `truncation`, `regularization`, `strength` (the
+factor on the solved update, default 1) and `erase` (a channel count, or true for the default,
+instead of `copy`). The paper's interface saved
 `{"object": [n, mask], "paste": [n, mask], "key": [[n, mask], ...]}` without model or layer.
 """
 
@@ -24,6 +25,8 @@ from .masks import MaskSpec
 
 METHODS = ("rank", "dense")
 DEFAULT_ERASE_CHANNELS = 30
+#: The largest factor a request may put on its solved update.
+MAX_STRENGTH = 10.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class EditRequest:
     truncation: float | None = None
     erase: int | None = None
     regularization: float | None = None
+    strength: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The request in this tool's format (round-trips through `parse_request`)."""
@@ -58,7 +62,7 @@ class EditRequest:
         out["paste"] = _selection_json(self.paste)
         out["context"] = [_selection_json(s) for s in self.context]
         out["method"] = self.method
-        for key in ("truncation", "erase", "regularization"):
+        for key in ("truncation", "erase", "regularization", "strength"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -150,6 +154,9 @@ def parse_request(data: Any, model: str | None = None, layer: str | None = None)
     rank = _number(data, "rank", int, 1)
     if rank < 1:
         raise RewritingError(f"rank must be at least 1, got {rank}")
+    strength = _number(data, "strength", float, None)
+    if strength is not None and not 0.0 <= strength <= MAX_STRENGTH:
+        raise RewritingError(f"strength must be between 0 and {MAX_STRENGTH:g}, got {strength!r}")
     layer = layer or data.get("layer")
     if layer is not None and not isinstance(layer, str):
         raise RewritingError(f"layer must be a layer name, got {layer!r}")
@@ -164,6 +171,7 @@ def parse_request(data: Any, model: str | None = None, layer: str | None = None)
         truncation=_number(data, "truncation", float, None),
         erase=erase,
         regularization=_number(data, "regularization", float, None),
+        strength=strength,
     )
 
 

@@ -33,6 +33,8 @@ DEFAULT_KEEP = 1.0
 #: The dense baseline's isotropic ridge, relative to the mean key energy: just enough to pick
 #: the minimum-norm update among the many that fit the goal, as gradient descent would.
 DENSE_REGULARIZATION = 1e-3
+#: The factor on the solved update when a request gives none (W1 = W0 + s Lambda D).
+DEFAULT_STRENGTH = 1.0
 
 
 @dataclass
@@ -179,7 +181,7 @@ def prepare(
         erased[:, channels] = 0
         with torch.no_grad():
             target = layer_value(module, erased, weight, inputs_b)[0]
-        goal = erase_goal(target, paste_value_mask, spec.stride)
+        goal = erase_goal(target, paste_value_mask, spec.stride, channels)
     else:
         a = rows[request.copy.sample]
         goal = paste_goal(
@@ -209,6 +211,7 @@ def execute(
     regularization = request.regularization
     if regularization is None:
         regularization = DENSE_REGULARIZATION if dense else DEFAULT_REGULARIZATION
+    strength = DEFAULT_STRENGTH if request.strength is None else request.strength
     directions = problem.directions
     solution = solve(
         problem.module, problem.spec, problem.weight, directions, problem.keys, problem.inputs,
@@ -228,6 +231,7 @@ def execute(
         "method": request.method,
         "solver": solution.solver,
         "regularization": regularization,
+        "strength": strength,
         "seconds_solve": solution.seconds,
         "seconds_execute": time.perf_counter() - started,
     }
@@ -242,5 +246,6 @@ def execute(
         method=request.method,
         request=request.to_json(),
         metrics=metrics,
+        strength=strength,
     )
     return EditResult(delta, solution, problem)
