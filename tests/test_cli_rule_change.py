@@ -18,7 +18,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_layer_auto_prints_every_layer_and_uses_the_suggestion(tmp_path):
-    done = run("edit", str(EXAMPLE), "--out", "out", "--layer", "auto", "--stats-samples", "200",
+    done = run("edit", str(EXAMPLE), "--out", "out", "--layer", "auto",
                "--held-out", "32", "--strength", "1.5", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     table = [line for line in done.stdout.splitlines() if line[:8].strip("* ").startswith("main.")]

@@ -98,3 +98,24 @@ def test_strength_scales_the_delta_and_survives_save_and_load(dcgan, edit, tmp_p
     halved = execute(dcgan, request, stats=key_stats(dcgan, dcgan.layer("main.6")))
     assert halved.delta.strength == 0.5
     assert torch.allclose(halved.delta.dense(), delta.dense() / 2)
+
+
+def test_app_session_rescales_without_solving_and_suggests_a_layer(dcgan):
+    from zoo import session as ss
+
+    session = ss.Session.start("dcgan-digiface")
+    request = parse_request(EYES_TO_EYES)
+    for role, selection in (("copy", request.copy), ("paste", request.paste)):
+        session = session.with_selection(role, selection)
+    for selection in request.context:
+        session = session.with_selection("context", selection)
+    stats = key_stats(dcgan, dcgan.layer("main.6"))
+    edited, metrics = ss.run_edit(session, session.request(), stats)
+    assert metrics["generalization"] > 0 and metrics["specificity"] < 1
+    numbers = [1000, 1001]
+    off = edited.with_strength(0.0)
+    assert torch.equal(ss.samples(off, numbers), ss.samples(session, numbers))
+    assert off.stack.deltas[-1].lam is edited.stack.deltas[-1].lam  # nothing solved again
+    suggestion = ss.suggest(session, session.request())
+    assert [row["layer"] for row in suggestion.rows] == list(dcgan.layers)
+    assert suggestion.layer in dcgan.layers
