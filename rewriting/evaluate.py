@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .baselines import finetune_all, paper_procedure
+from .baselines import finetune_all, paper_procedure, scaled_lr
 from .delta import EditStack
 from .features import read_layer
 from .generator import Generator
@@ -30,7 +30,7 @@ from .solve import expand
 from .stats import key_stats
 
 FINETUNE_STEPS = 100
-METHODS = ("rank-1", "rank-3", "dense", "finetune-all", "paper-procedure")
+METHODS = ("rank-1", "rank-3", "dense", "finetune-all", "paper", "paper-scaled")
 
 
 def _relative_norm(after: dict[str, torch.Tensor], before: dict[str, torch.Tensor]) -> float:
@@ -67,10 +67,16 @@ def edited_weights(
         )
         result = execute(generator, variant, stats=problem.stats, max_delta_ratio=math.inf)
         return EditStack(generator, [result.delta]).weights(), result.solution.seconds
-    if method == "paper-procedure":
-        lam, seconds = paper_procedure(problem)
-        delta = expand(lam, problem.rule_directions.float(), problem.spec.key_axis)
-        return {problem.spec.weight: problem.weight + delta}, seconds
+    if method in ("paper", "paper-scaled"):
+        # The authors' procedure on their own goal and mask-to-grid rule, at their learning
+        # rate or one scaled to the weight.
+        paper = prepare(
+            generator, replace(request, rank=1, method=method, grid="paper"), stats=problem.stats
+        )
+        lr = None if method == "paper" else scaled_lr(paper.weight)
+        lam, seconds = paper_procedure(paper, lr=lr)
+        delta = expand(lam, paper.rule_directions.float(), paper.spec.key_axis)
+        return {paper.spec.weight: paper.weight + delta}, seconds
     if method == "finetune-all":
         return finetune_all(generator, problem, steps=finetune_steps)
     raise ValueError(f"unknown method {method!r}")
