@@ -245,16 +245,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise RewritingError(f"no request files (*.json) in {args.requests}")
     requests = [(p.stem, read_request(p)) for p in paths]
     generator = load_model(requests[0][1].model)
-    rows = evaluate.evaluate(
-        generator, requests, held_out=args.held_out, finetune_steps=args.finetune_steps
+    rows, points = evaluate.evaluate(
+        generator, requests, held_out=args.held_out, finetune_steps=args.finetune_steps,
+        curves=not args.no_curves,
     )
     context = {
         "model": generator.name, "held_out_samples": args.held_out,
         "finetune_steps": args.finetune_steps, "tool_version": __version__, **machine(),
     }
-    evaluate.write_results(rows, Path(args.out), context)
+    evaluate.write_results(rows, points, Path(args.out), context)
     print(evaluate.markdown_table(rows))
-    print(f"wrote {args.out}/results.json, results.md, selectivity.png")
+    print(f"wrote {args.out}/results.json, results.md, rule_change.png")
 
 
 def random_stylegan2(size: int = 256) -> Generator:
@@ -405,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="evaluation")
     p.add_argument("--held-out", type=int, default=256)
     p.add_argument("--finetune-steps", type=int, default=100)
+    p.add_argument("--no-curves", action="store_true",
+                   help="skip the strength and regularisation curves (faster)")
     p.set_defaults(run=cmd_evaluate)
 
     p = sub.add_parser("export", help="write the full edited weights as safetensors")
