@@ -71,6 +71,13 @@ PUBLISH_HELP = (
        "Uses the token of `HF_TOKEN` or of `hf auth login` on this machine.")
 )
 
+#: Example requests for the embedded model, chosen for a rule change visible at a glance.
+EXAMPLES = {
+    "Glasses onto eyes (8 context samples)": "glasses-onto-eyes.json",
+    "Open mouth (painted masks)": "open-mouth.json",
+    "Eyes onto the mouth (2 context samples)": "eye-to-mouth.json",
+}
+EXAMPLES_DIR = Path(__file__).parent / "examples"
 NO_RESULT = "Execute or Erase to change the model; what the edit did is reported here."
 
 CSS = """
@@ -229,6 +236,8 @@ def build() -> gr.Blocks:
             search_b = gr.Button(f"Search {len(SEARCH_SAMPLES)} samples for the context",
                                  elem_id="search")
             suggest_b = gr.Button("Suggest a layer", elem_id="suggest")
+            example_dd = gr.Dropdown(list(EXAMPLES), value=None, elem_id="example",
+                                     label=f"Load an example ({DEFAULT_MODEL})")
         with gr.Accordion("Advanced", open=False):
             with gr.Row():
                 rank = gr.Slider(1, 16, value=1, step=1, label="Rank of the update")
@@ -518,6 +527,10 @@ def build() -> gr.Blocks:
             }
 
         @friendly
+        def load_example(name, st):
+            return load_json(EXAMPLES_DIR / EXAMPLES[name], st)
+
+        @friendly
         def download_delta(st):
             return str(ss.save_delta(current(st), -1, download_dir()))
 
@@ -617,8 +630,9 @@ def build() -> gr.Blocks:
                         [*chosen, layer_dd, gallery, result], show_progress_on=result,
                         **private, **HEAVY)
         save_b.click(save_json, [state, rank, method, reg], files, **private)
-        load_b.upload(load_json, [load_b, state],
-                      [*chosen, layer_dd, trunc, rank, method, reg, erase_n], **private)
+        loaded_out = [*chosen, layer_dd, trunc, rank, method, reg, erase_n]
+        load_b.upload(load_json, [load_b, state], loaded_out, **private)
+        example_dd.input(load_example, [example_dd, state], loaded_out, **private)
         delta_b.click(download_delta, [state], files, **private)
         weights_b.click(download_weights, [state], files, **private, **HEAVY)
         publish_b.click(publish_now, [state, repo_tb, private_cb, delta_cb, exist_cb], published,

@@ -23,7 +23,7 @@ from . import __version__
 from .atomic import write_atomically
 from .delta import Delta, EditStack
 from .editdir import before_after, write_edit_dir
-from .efficacy import rule_metrics
+from .efficacy import RuleProbe
 from .errors import RewritingError
 from .generator import Generator
 from .metrics import context_response, held_out_samples
@@ -187,13 +187,15 @@ def cmd_edit(args: argparse.Namespace) -> None:
     result = execute(generator, request, stack, stats)
     edited = EditStack(generator, [*stack.deltas, result.delta])
     before, after = stack.weights(), edited.weights()
-    change = rule_metrics(generator, result.problem, after, result.delta.rank, held_out)
+    probe = RuleProbe(generator, result.problem, held_out)
+    change = {**probe.measure(after), "random_floor": probe.floor(after, result.delta.rank)}
     # Show the held-out samples where the rule applies most (chosen by the context key alone,
     # before the edit, not by how much they changed).
     response = context_response(generator, spec, result.context_key, held_out, truncation, before)
     strongest = torch.argsort(response.flatten(1).amax(1), descending=True)[: args.show]
     shown = sorted(held_out[i] for i in strongest.tolist())
-    picture = before_after(generator, shown, truncation, before, after, args.scale)
+    picture = before_after(generator, shown, truncation, before, after, args.scale,
+                           [probe.goal_box(n) for n in shown])
     metrics = {
         **result.delta.metrics,
         **change,

@@ -90,6 +90,17 @@ class RuleProbe:
     def _pixel_boxes(self, goals: SampleGoals) -> list[tuple[int, int, int, int]]:
         return [tuple(v * self.scale for v in box) for box in goals.boxes]
 
+    def goal_box(self, number: int, margin: int = 4) -> tuple[int, int, int, int] | None:
+        """The pixel box where the rule's goal lies on held-out sample `number`, widened by
+        `margin` pixels; None when the context key does not fire there."""
+        if number not in self.held_out.numbers:
+            return None
+        box = self._pixel_boxes(self.held_out)[self.held_out.numbers.index(number)]
+        height, width = self.generator.image_size
+        top, left, bottom, right = box
+        return (max(top - margin, 0), max(left - margin, 0), min(bottom + margin, height),
+                min(right + margin, width))
+
     def _distances(self, name: str, weights: Weights) -> tuple[torch.Tensor, torch.Tensor]:
         """Distances [N] to the `name` goals at the layer and in pixels under `weights`."""
         goals = self.paste if name == "paste" else self.held_out
@@ -148,15 +159,3 @@ class RuleProbe:
                 "generalization_layer")
         return {k: max(d[k] for d in draws) for k in keys}
 
-
-def rule_metrics(
-    generator,
-    problem: EditProblem,
-    after: Weights,
-    rank: int | None,
-    numbers: Sequence[int],
-    seeds: int = FLOOR_SEEDS,
-) -> dict:
-    """`RuleProbe.measure` of the edited weights, with `random_floor` beside it."""
-    probe = RuleProbe(generator, problem, numbers)
-    return {**probe.measure(after), "random_floor": probe.floor(after, rank, seeds)}
