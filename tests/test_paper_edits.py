@@ -84,3 +84,16 @@ def test_cli_edits_with_a_saved_paper_file(tmp_path, name):
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["residual"] < 1 and metrics["change_inside"] > metrics["change_outside"]
+
+
+def test_the_paper_format_examples_name_their_model_and_layer():
+    """examples/evaluation/paper-*.json: the paper's format plus `model` and `layer`, which
+    the authors' code ignores; they load without --model or --layer."""
+    paths = sorted((ROOT / "examples" / "evaluation").glob("paper-*.json"))
+    assert len(paths) == 3
+    for path in paths:
+        data = json.loads(path.read_text())
+        assert {"paste", "key"} <= set(data) and isinstance(data["paste"], list)
+        request = parse_request(data)
+        assert (request.model, request.layer, request.paste.paper) == ("dcgan-digiface",
+                                                                       "main.6", True)
