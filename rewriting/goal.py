@@ -4,7 +4,7 @@ Copy and paste (paper, section 2): the copied object is sample a's value map cro
 copy brush's box with the brush as soft alpha; the target is sample b's value map with that
 crop blended in at the centre of the paste brush's box. Boxes sit on the key grid of
 upsampling layers so that copied and pasted cells see the same transposed-convolution taps.
-The authors' construction (`paper_paste_goal`) places the crop of the copy mask's positive box
+The authors' construction (`authors=True`) places the crop of the copy mask's positive box
 without snapping it, and snaps only the loss box outwards to the key grid.
 Erase: the target is the layer's own output for b's keys with the channels that fire most
 under the context zeroed.
@@ -49,12 +49,15 @@ def paste_goal(
     paste_values: torch.Tensor,
     paste_mask: torch.Tensor,
     stride: int,
+    authors: bool = False,
 ) -> Goal:
     """Blend the copied crop (soft alpha) into the paste sample's values at the paste centre.
 
     Masks are coverage maps at the value grid; `stride` is the value cells per key cell.
+    `authors`: their construction (the crop's box unsnapped, its top-left at the paste box's
+    centre minus half its size, the loss box widened outwards to whole key cells).
     """
-    top, left, bottom, right = bounding_box(copy_mask, stride)
+    top, left, bottom, right = bounding_box(copy_mask, 1 if authors else stride)
     crop = copy_values[:, top:bottom, left:right]
     alpha = copy_mask[top:bottom, left:right]
     height, width = bottom - top, right - left
@@ -62,35 +65,13 @@ def paste_goal(
     grid_h, grid_w = paste_values.shape[1:]
 
     def place(lo: int, hi: int, size: int, limit: int) -> int:
+        if authors:
+            return max(0, min(limit - size, (lo + hi) // 2 - size // 2))
         start = round((lo + hi) / 2 - size / 2)
         start = round(start / stride) * stride
         return min(max(start, 0), (limit - size) // stride * stride)
 
     row, col = place(p_top, p_bottom, height, grid_h), place(p_left, p_right, width, grid_w)
-    target = paste_values.clone()
-    window = target[:, row : row + height, col : col + width]
-    window.mul_(1 - alpha).add_(alpha * crop)
-    return Goal(target, (row, col, row + height, col + width))
-
-
-def paper_paste_goal(
-    copy_values: torch.Tensor,
-    copy_mask: torch.Tensor,
-    paste_values: torch.Tensor,
-    paste_mask: torch.Tensor,
-    stride: int,
-) -> Goal:
-    """The authors' goal: the copy mask's positive box, blended (soft alpha) with its top-left
-    at centre - size // 2 of the paste mask's box (clamped inside the map); the loss box is the
-    pasted box widened outwards to whole key cells."""
-    top, left, bottom, right = bounding_box(copy_mask)
-    crop = copy_values[:, top:bottom, left:right]
-    alpha = copy_mask[top:bottom, left:right]
-    height, width = bottom - top, right - left
-    p_top, p_left, p_bottom, p_right = bounding_box(paste_mask)
-    grid_h, grid_w = paste_values.shape[1:]
-    row = max(0, min(grid_h - height, (p_top + p_bottom) // 2 - height // 2))
-    col = max(0, min(grid_w - width, (p_left + p_right) // 2 - width // 2))
     target = paste_values.clone()
     window = target[:, row : row + height, col : col + width]
     window.mul_(1 - alpha).add_(alpha * crop)
