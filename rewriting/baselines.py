@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,6 +45,19 @@ PAPER_WEIGHT_STD = 1.0
 def scaled_lr(weight: torch.Tensor) -> float:
     """The authors' learning rate scaled to this weight: 0.05 x std(W0) / 1 (see above)."""
     return PAPER_LR * float(weight.detach().float().std()) / PAPER_WEIGHT_STD
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run small tensor work on one thread: on a shared 2-core CPU, Adam on a few thousand
+    entries is many times slower on two contended threads. (Process-wide: other threads' work
+    is only slowed, never changed, meanwhile.)"""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @dataclass
@@ -115,7 +130,7 @@ def projected_adam(
         before = float(l1(weight0))
     current = weight0.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([current], lr=lr)
-    with torch.enable_grad():
+    with torch.enable_grad(), one_thread():
         for step in range(steps):
             loss = l1(current)
             optimizer.zero_grad()

@@ -4,7 +4,7 @@ Copy and paste (paper, section 2): the copied object is sample a's value map cro
 copy brush's box with the brush as soft alpha; the target is sample b's value map with that
 crop blended in at the centre of the paste brush's box. Boxes sit on the key grid of
 upsampling layers so that copied and pasted cells see the same transposed-convolution taps.
-The authors' construction (`paper_paste_goal`) places the crop of the copy mask's positive box
+The authors' construction (`authors=True`) places the crop of the copy mask's positive box
 without snapping it, and snaps only the loss box outwards to the key grid.
 Erase: the target is the layer's own output for b's keys with the channels that fire most
 under the context zeroed.
@@ -54,17 +54,31 @@ def paste_goal(
     paste_values: torch.Tensor,
     paste_mask: torch.Tensor,
     stride: int,
+    authors: bool = False,
 ) -> Goal:
     """Blend the copied crop (soft alpha) into the paste sample's values at the paste centre.
 
     Masks are coverage maps at the value grid; `stride` is the value cells per key cell.
+    `authors`: their construction (the crop's box unsnapped, its top-left at the paste box's
+    centre minus half its size, the loss box widened outwards to whole key cells).
     """
-    top, left, bottom, right = bounding_box(copy_mask, stride)
+    top, left, bottom, right = bounding_box(copy_mask, 1 if authors else stride)
     crop = copy_values[:, top:bottom, left:right]
     alpha = copy_mask[top:bottom, left:right]
     p_top, p_left, p_bottom, p_right = bounding_box(paste_mask)
-    return place_object(crop, alpha, paste_values, ((p_top + p_bottom) / 2, (p_left + p_right) / 2),
-                        stride)
+    if not authors:
+        centre = ((p_top + p_bottom) / 2, (p_left + p_right) / 2)
+        return place_object(crop, alpha, paste_values, centre, stride)
+    height, width = bottom - top, right - left
+    grid_h, grid_w = paste_values.shape[1:]
+    row = max(0, min(grid_h - height, (p_top + p_bottom) // 2 - height // 2))
+    col = max(0, min(grid_w - width, (p_left + p_right) // 2 - width // 2))
+    target = paste_values.clone()
+    window = target[:, row : row + height, col : col + width]
+    window.mul_(1 - alpha).add_(alpha * crop)
+    pasted = torch.zeros(grid_h, grid_w)
+    pasted[row : row + height, col : col + width] = 1.0
+    return Goal(target, bounding_box(pasted, stride), copied=crop, alpha=alpha)
 
 
 def place_object(
@@ -94,32 +108,6 @@ def box_at(
 
     row, col = place(centre[0], size[0], grid[0]), place(centre[1], size[1], grid[1])
     return row, col, row + size[0], col + size[1]
-
-
-def paper_paste_goal(
-    copy_values: torch.Tensor,
-    copy_mask: torch.Tensor,
-    paste_values: torch.Tensor,
-    paste_mask: torch.Tensor,
-    stride: int,
-) -> Goal:
-    """The authors' goal: the copy mask's positive box, blended (soft alpha) with its top-left
-    at centre - size // 2 of the paste mask's box (clamped inside the map); the loss box is the
-    pasted box widened outwards to whole key cells."""
-    top, left, bottom, right = bounding_box(copy_mask)
-    crop = copy_values[:, top:bottom, left:right]
-    alpha = copy_mask[top:bottom, left:right]
-    height, width = bottom - top, right - left
-    p_top, p_left, p_bottom, p_right = bounding_box(paste_mask)
-    grid_h, grid_w = paste_values.shape[1:]
-    row = max(0, min(grid_h - height, (p_top + p_bottom) // 2 - height // 2))
-    col = max(0, min(grid_w - width, (p_left + p_right) // 2 - width // 2))
-    target = paste_values.clone()
-    window = target[:, row : row + height, col : col + width]
-    window.mul_(1 - alpha).add_(alpha * crop)
-    pasted = torch.zeros(grid_h, grid_w)
-    pasted[row : row + height, col : col + width] = 1.0
-    return Goal(target, bounding_box(pasted, stride), copied=crop, alpha=alpha)
 
 
 def erase_channels(keys: torch.Tensor, masks: torch.Tensor, key_energy: torch.Tensor, count: int):

@@ -172,7 +172,11 @@ def parse_request(data: Any, model: str | None = None, layer: str | None = None)
 
 
 def _paper_request(data: dict, model: str | None, layer: str | None) -> EditRequest:
-    """A file saved by the paper's interface, read as the authors' code reads it."""
+    """A file saved by the paper's interface, read as the authors' code reads it (`model` and
+    `layer`, which their files lack, may be given in the file too: their code ignores them)."""
+    model, layer = model or data.get("model"), layer or data.get("layer")
+    if not isinstance(layer, (str, type(None))) or not isinstance(model, (str, type(None))):
+        raise RewritingError("model and layer must be names")
     if layer is None:
         raise RewritingError("the paper's edit files do not record the layer: give --layer")
     if model is None:

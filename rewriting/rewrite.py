@@ -19,7 +19,7 @@ from .directions import context_directions, context_key
 from .errors import RewritingError
 from .features import LayerReading, read_layer
 from .generator import Generator, LayerSpec, layer_value
-from .goal import Goal, erase_channels, erase_goal, paper_paste_goal, paste_goal
+from .goal import Goal, erase_channels, erase_goal, paste_goal
 from .masks import grid_mask
 from .metrics import firing_threshold
 from .request import PAPER_METHODS, EditRequest, Selection
@@ -194,9 +194,9 @@ def prepare(
         goal = erase_goal(target, paste_value_mask, spec.stride, channels)
     else:
         a = rows[request.copy.sample]
-        build = paper_paste_goal if request.method in PAPER_METHODS else paste_goal
-        goal = build(
-            reading.values[a], copy_masks[1], reading.values[b], paste_value_mask, spec.stride
+        goal = paste_goal(
+            reading.values[a], copy_masks[1], reading.values[b], paste_value_mask, spec.stride,
+            authors=request.method in PAPER_METHODS,
         )
     # The dense baseline and the authors' procedure: the loss covers the goal box only.
     goal.keep = 0.0 if request.method in ("dense", *PAPER_METHODS) else keep

@@ -30,7 +30,8 @@ def test_bench_writes_every_figure(tmp_path):
     assert report["statistics"]["seconds"]["median"] > 0
     assert report["statistics"]["forward_to_layer_seconds"]["median"] > 0
     edit = report["edit"]
-    for way in ("closed_form", "closed_form_paper_objective", "iterative", "paper_procedure"):
+    for way in ("closed_form", "closed_form_paper_objective", "iterative", "paper_procedure",
+                "paper_scaled_procedure"):
         assert 0 <= edit[way]["residual"] < 1.5 and edit[way]["seconds"]["median"] > 0
     assert edit["speedup_closed_form_vs_paper"] > 1
     assert report["memory"]["edit_delta_bytes"] < report["memory"]["model_parameter_bytes"]

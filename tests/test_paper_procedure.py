@@ -22,15 +22,6 @@ from rewriting.rewrite import execute, prepare
 ROOT = Path(__file__).parent.parent
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Adam on small tensors: one thread (two threads on the shared 2-core CI are far slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_projected_adam_reaches_the_l1_optimum_in_span_d():
     """A 1x1 convolution, 3 key channels, 2 output channels, 2 locations, D = [d].
 
