@@ -287,9 +287,16 @@ def rule_change_plot(rows: list[dict], means: dict[str, list[dict]], path: Path)
         curves.scatter([m["floor_specificity"]], [m["floor_generalization"]], marker="x",
                        color=colours(i), s=40)
     curves.axvline(SPECIFICITY_TARGET, color="grey", lw=0.8, ls="--")
+    shown = [s for settings in means.values() for s in settings if s["specificity"] >= 0.5]
+    if shown:
+        # The region where edits are usable; methods that change everything fall off the left.
+        curves.set_xlim(0.5, 1.0)
+        curves.set_ylim(min(-0.05, *(s["generalization"] for s in shown)) - 0.02,
+                        max(s["generalization"] for s in shown) + 0.05)
     curves.set_xlabel("specificity (1 = nothing changes where the rule does not fire)")
     curves.set_ylabel("generalisation (share of the gap to the goal closed, pixels)")
-    curves.set_title("Mean over requests; labels: strength; x: random update's floor")
+    curves.set_title("Mean over requests (specificity >= 0.5); labels: strength;\n"
+                     "x: random update's floor; dotted: other regularisations", fontsize=10)
     curves.legend(fontsize=8)
     width = 0.13
     keys = ("efficacy", "generalization", "specificity")
