@@ -36,8 +36,9 @@ from rewriting.limits import (
     parse_samples,
     read_json_file,
 )
-from rewriting.request import DEFAULT_ERASE_CHANNELS, Selection, parse_request
+from rewriting.request import DEFAULT_ERASE_CHANNELS, MAX_STRENGTH, Selection, parse_request
 from rewriting.solve import DEFAULT_REGULARIZATION
+from rewriting.suggest import layer_table
 from zoo import session as ss
 from zoo.registry import list_models
 
@@ -88,6 +89,13 @@ PUBLISH_OFF = (
     f"token for any visitor; whoever starts the app can allow it with {ALLOW_PUBLISH}=1"
 )
 
+#: Example requests for the embedded model, chosen for a rule change visible at a glance.
+EXAMPLES = {
+    "Glasses onto eyes (8 context samples)": "glasses-onto-eyes.json",
+    "Open mouth (painted masks)": "open-mouth.json",
+    "Eyes onto the mouth (2 context samples)": "eye-to-mouth.json",
+}
+EXAMPLES_DIR = Path(__file__).parent / "examples"
 NO_RESULT = "Execute or Erase to change the model; what the edit did is reported here."
 
 CSS = """
@@ -321,6 +329,9 @@ def build() -> gr.Blocks:
             erase_b = gr.Button("Erase what is under Paste (no Copy needed)", elem_id="erase")
             search_b = gr.Button(f"Search {len(SEARCH_SAMPLES)} samples for the context",
                                  elem_id="search")
+            suggest_b = gr.Button("Suggest a layer", elem_id="suggest")
+            example_dd = gr.Dropdown(list(EXAMPLES), value=None, elem_id="example",
+                                     label=f"Load an example ({DEFAULT_MODEL})")
         with gr.Accordion("Advanced", open=False):
             with gr.Row():
                 rank = gr.Slider(1, 16, value=1, step=1, label="Rank of the update")
@@ -331,6 +342,9 @@ def build() -> gr.Blocks:
                 erase_n = gr.Slider(1, 128, value=DEFAULT_ERASE_CHANNELS, step=1,
                                     label="Channels to erase")
         result = gr.Markdown(NO_RESULT, elem_id="result", container=True, min_height=60)
+        strength = gr.Slider(0, MAX_STRENGTH / 2, value=1, step=0.1, elem_id="strength",
+                             label="Strength of the latest edit (re-renders without solving)")
+        compared = gr.State([])
         before = gr.Gallery(label="Before the edit", columns=COMPARE_SHOWN, height=200,
                             allow_preview=False, fit_columns=False, format="png", elem_id="before",
                             elem_classes="thumb", visible=False)
@@ -522,9 +536,35 @@ def build() -> gr.Blocks:
                     canvas_key: next(CANVAS_TICKETS),
                     before: gr.update(value=tiles(numbers, old), visible=True),
                     after: gr.update(value=tiles(numbers, new), visible=True),
+                    strength: done.stack.deltas[-1].strength, compared: numbers,
                 }
 
             return go
+
+        @friendly
+        def rescale(st, s, start, numbers):
+            session = current(st).with_strength(float(s))
+            edited = {after: gr.update(value=tiles(numbers, ss.samples(session, numbers)))}
+            return {
+                state: session, gallery: page(session, start, "Edited", False, 1),
+                view: "Edited", highlight: False, canvas_key: next(CANVAS_TICKETS),
+                result: f"Edit {len(session.stack.deltas)} now at strength {float(s):g} "
+                "(the solved update times the strength; nothing solved again).",
+                **(edited if numbers else {}),
+            }
+
+        @friendly
+        def suggest_now(st, r, m, lam, start, progress=PROGRESS):
+            session = current(st)
+            progress(0.0, desc="Solving at every layer (statistics: first time only)")
+            suggestion = ss.suggest(session, session.request(int(r), m, lam))
+            session = session.with_layer(suggestion.layer)
+            return {
+                **selections(session), layer_dd: suggestion.layer,
+                gallery: page(session, start, "Edited", False, 1),
+                result: f"Suggested layer **{suggestion.layer}** (best generalisation among "
+                f"specific layers):\n```\n{layer_table(suggestion)}\n```",
+            }
 
         def apply(session, request, progress):
             def report(done: int, total: int) -> None:
@@ -584,6 +624,10 @@ def build() -> gr.Blocks:
                 erase_n: request.erase or DEFAULT_ERASE_CHANNELS,
                 trunc: gr.skip() if session.truncation is None else session.truncation,
             }
+
+        @friendly
+        def load_example(name, st):
+            return load_json(EXAMPLES_DIR / EXAMPLES[name], st)
 
         @friendly
         def download_delta(st):
@@ -668,7 +712,7 @@ def build() -> gr.Blocks:
         remove_b.click(remove, [state, tray_pick], chosen, **private)
         clear_b.click(clear, [state], chosen, **private)
         run_out = [state, history, revert_dd, gallery, view, highlight, result, before, after,
-                   canvas_key]
+                   canvas_key, strength, compared]
         execute_b.click(run(False), [state, rank, method, reg, erase_n, first], run_out,
                         show_progress_on=result, **private, **HEAVY)
         erase_b.click(run(True), [state, rank, method, reg, erase_n, first], run_out,
@@ -679,9 +723,15 @@ def build() -> gr.Blocks:
                        **private)
         search_b.click(find, [state, rank], [search_gal, found], show_progress_on=result,
                        **private, **HEAVY)
+        strength.release(rescale, [state, strength, first, compared],
+                         [state, gallery, view, highlight, canvas_key, result, after], **private)
+        suggest_b.click(suggest_now, [state, rank, method, reg, first],
+                        [*chosen, layer_dd, gallery, result], show_progress_on=result,
+                        **private, **HEAVY)
         save_b.click(save_json, [state, rank, method, reg], files, **private)
-        load_b.upload(load_json, [load_b, state],
-                      [*chosen, layer_dd, trunc, rank, method, reg, erase_n], **private)
+        loaded_out = [*chosen, layer_dd, trunc, rank, method, reg, erase_n]
+        load_b.upload(load_json, [load_b, state], loaded_out, **private)
+        example_dd.input(load_example, [example_dd, state], loaded_out, **private)
         delta_b.click(download_delta, [state], files, **private)
         weights_b.click(download_weights, [state], files, **private, **HEAVY)
         publish_b.click(publish_now, [state, repo_tb, private_cb, delta_cb, exist_cb], published,

@@ -1,8 +1,10 @@
 """The methods the paper compares against, re-implemented to measure ours against them.
 
-- `paper_procedure`: the authors' reference optimisation: Adam on the full layer weight
-  (lr 0.05, 2001 steps), mean L1 loss between goal values and layer output over the goal box,
-  and every 10 steps the update W - W0 projected back onto span(D).
+- `paper_procedure`: the authors' own optimisation, as their reference code runs it
+  (rewrite/ganrewrite.py): the layer evaluated on the key map cropped to the goal box, mean L1
+  between its output and the goal values there, Adam on the full layer weight (lr 0.05, 2001
+  steps), and after step 0, every 10th step and the last, W reset to W0 + P(W - W0), P the
+  projection of each weight row onto span(D) along the key axis.
 - `finetune_all`: fine-tune every generator weight on the pasted image: pixel L1 on the pasted
   box plus 0.01 x a feature term, Adam. The paper's feature term is VGG16's MSE; this tool runs
   offline without VGG weights, so it uses the edited layer's own values on the goal box.
@@ -11,48 +13,151 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
-from .generator import Generator, layer_value
+from .errors import RewritingError
+from .generator import Generator, LayerSpec, layer_value
+from .goal import Goal
 from .nethook import replace_output, trace
-from .rewrite import EditProblem
+from .solve import expand
+
+if TYPE_CHECKING:
+    from .rewrite import EditProblem
+
+#: The authors' learning rate, step count and projection interval.
+PAPER_LR = 0.05
+PAPER_STEPS = 2001
+PAPER_PROJECT_EVERY = 10
+#: The weight scale the authors' learning rate suits. Their layers (ProGAN, StyleGAN2) store
+#: weights with an equalised learning rate: drawn N(0, 1), scaled by 1/sqrt(fan_in) only in the
+#: forward pass. Adam moves every entry by about lr a step whatever the gradient's scale, so
+#: lr 0.05 is 5 % of a stored weight's spread there, and far more on a plainly stored layer.
+PAPER_WEIGHT_STD = 1.0
 
 
-def paper_procedure(
-    problem: EditProblem, steps: int = 2001, lr: float = 0.05, project_every: int = 10
-) -> tuple[torch.Tensor, float]:
-    """Lambda [r, *rest] the reference optimisation reaches, and the seconds it took."""
+def scaled_lr(weight: torch.Tensor) -> float:
+    """The authors' learning rate scaled to this weight: 0.05 x std(W0) / 1 (see above)."""
+    return PAPER_LR * float(weight.detach().float().std()) / PAPER_WEIGHT_STD
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run small tensor work on one thread: on a shared 2-core CPU, Adam on a few thousand
+    entries is many times slower on two contended threads. (Process-wide: other threads' work
+    is only slowed, never changed, meanwhile.)"""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@dataclass
+class PaperRun:
+    """What the authors' optimisation reached: Lambda [r, *rest] and its L1 loss before/after."""
+
+    lam: torch.Tensor
+    l1_before: float
+    l1_after: float
+    lr: float
+    seconds: float
+
+
+def crop_to_goal(
+    spec: LayerSpec, keys: torch.Tensor, inputs: tuple, box: tuple[int, int, int, int]
+) -> tuple[torch.Tensor, tuple]:
+    """The key map and module inputs cropped to the key cells under a value box (on the key
+    grid): maps on the key grid to those cells, maps on the value grid to the box."""
+    top, left, bottom, right = box
+    s = spec.stride
+    key_box = (top // s, left // s, bottom // s, right // s)
+
+    def crop(x: object) -> object:
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            return x
+        if tuple(x.shape[-2:]) == tuple(spec.key_grid):
+            rows, cols = (key_box[0], key_box[2]), (key_box[1], key_box[3])
+        elif tuple(x.shape[-2:]) == tuple(spec.value_grid):
+            rows, cols = (top, bottom), (left, right)
+        else:
+            return x
+        return x[:, :, rows[0] : rows[1], cols[0] : cols[1]]
+
+    return crop(keys), tuple(crop(x) for x in inputs)
+
+
+def projected_adam(
+    module: nn.Module,
+    spec: LayerSpec,
+    weight: torch.Tensor,
+    directions: torch.Tensor,
+    keys: torch.Tensor,
+    inputs: tuple,
+    goal: Goal,
+    steps: int = PAPER_STEPS,
+    lr: float = PAPER_LR,
+    project_every: int = PAPER_PROJECT_EVERY,
+) -> PaperRun:
+    """The authors' optimisation of W for one goal; `keys` [1, C_in, h, w] is the whole key map."""
     started = time.perf_counter()
-    spec, weight0 = problem.spec, problem.weight
-    directions = problem.rule_directions.to(weight0.dtype)
-    region = problem.goal.region()
-    target = problem.goal.target[:, region]
+    top, left, bottom, right = goal.box
+    crop_keys, crop_inputs = crop_to_goal(spec, keys, inputs, goal.box)
+    target = goal.target[:, top:bottom, left:right]
+    weight0 = weight.detach()
+    directions = directions.to(weight0.dtype)
 
-    def project(update: torch.Tensor) -> torch.Tensor:
-        moved = update.movedim(spec.key_axis, 0)
-        flat = moved.reshape(moved.shape[0], -1)
-        return directions @ flat  # coordinates of the rows along D: [r, rest]
+    def coordinates(update: torch.Tensor) -> torch.Tensor:
+        return torch.tensordot(directions, update, dims=([1], [spec.key_axis]))
 
-    weight = weight0.clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([weight], lr=lr)
-    with torch.enable_grad():
+    def l1(current: torch.Tensor) -> torch.Tensor:
+        out = layer_value(module, crop_keys, current, crop_inputs)[0]
+        if out.shape != target.shape:
+            raise RewritingError(
+                f"layer {spec.name} gives {tuple(out.shape)} on the cropped key map, not the "
+                f"goal's {tuple(target.shape)}"
+            )
+        return (out - target).abs().mean()
+
+    with torch.no_grad():
+        before = float(l1(weight0))
+    current = weight0.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([current], lr=lr)
+    with torch.enable_grad(), one_thread():
         for step in range(steps):
-            out = layer_value(problem.module, problem.keys, weight, problem.inputs)[0]
-            loss = (out[:, region] - target).abs().mean()
+            loss = l1(current)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             if step % project_every == 0 or step == steps - 1:
                 with torch.no_grad():
-                    coords = project(weight - weight0)
-                    moved = (directions.T @ coords).reshape(
-                        weight0.movedim(spec.key_axis, 0).shape
-                    )
-                    weight.copy_(weight0 + moved.movedim(0, spec.key_axis))
-    rest = weight0.movedim(spec.key_axis, 0).shape[1:]
-    lam = project(weight.detach() - weight0).reshape(directions.shape[0], *rest)
-    return lam, time.perf_counter() - started
+                    moved = coordinates(current - weight0)
+                    current.copy_(weight0 + expand(moved, directions, spec.key_axis))
+    with torch.no_grad():
+        after = float(l1(current))
+        lam = coordinates(current - weight0)
+    return PaperRun(lam, before, after, lr, time.perf_counter() - started)
+
+
+def paper_procedure(
+    problem: EditProblem,
+    steps: int = PAPER_STEPS,
+    lr: float | None = None,
+    project_every: int = PAPER_PROJECT_EVERY,
+) -> tuple[torch.Tensor, float]:
+    """Lambda [r, *rest] the authors' optimisation reaches on a prepared problem (lr None: the
+    paper's 0.05), and the seconds it took. Prepare with method "paper" for their goal."""
+    run = projected_adam(
+        problem.module, problem.spec, problem.weight, problem.rule_directions, problem.keys,
+        problem.inputs, problem.goal, steps, PAPER_LR if lr is None else lr, project_every,
+    )
+    return run.lam, run.seconds
 
 
 def finetune_all(

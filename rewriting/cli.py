@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -23,6 +24,7 @@ from . import __version__
 from .atomic import write_atomically
 from .delta import Delta, EditStack
 from .editdir import before_after, write_edit_dir
+from .efficacy import RuleProbe
 from .errors import RewritingError, one_line
 from .generator import Generator
 from .limits import (
@@ -33,12 +35,13 @@ from .limits import (
     check_picture,
     parse_samples,
 )
-from .metrics import change_inside_outside, context_response, held_out_samples
+from .metrics import context_response, held_out_samples
 from .parallel import init_from_environment, is_main, rank_and_size, share
 from .render import grid, render
-from .request import read_request
+from .request import MAX_STRENGTH, read_request
 from .rewrite import check_request, execute
 from .stats import key_stats
+from .suggest import SPECIFICITY_TARGET, layer_table, suggest_layer
 
 #: The request set `evaluate` runs by default, kept in the repository.
 EVALUATION_SET = Path(__file__).parent.parent / "examples" / "evaluation"
@@ -245,8 +248,17 @@ def cmd_edit(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     out = _check_out(args.out, folder=True)
     request = read_request(args.request, args.model, args.layer)
+    if args.strength is not None:
+        request = replace(request, strength=check_strength(args.strength))
     generator = load_model(request.model)
     stack = load_stack(generator, args.edit)
+    held_out = held_out_samples(args.held_out, request.samples())
+    if request.layer == "auto":
+        suggestion = suggest_layer(generator, request, held_out, stack, args.stats_samples,
+                                   log=lambda line: print(line, file=sys.stderr))
+        print(f"layers for this request (* suggested, specificity >= {SPECIFICITY_TARGET}):")
+        print(layer_table(suggestion))
+        request = replace(request, layer=suggestion.layer)
     spec = check_request(generator, request)
     check_picture(3, args.show, generator.image_size, args.scale)
     truncation = generator.check_truncation(request.truncation)
@@ -255,17 +267,16 @@ def cmd_edit(args: argparse.Namespace) -> None:
     )
     result = execute(generator, request, stack, stats)
     edited = EditStack(generator, [*stack.deltas, result.delta])
-    held_out = held_out_samples(args.held_out, request.samples())
     before, after = stack.weights(), edited.weights()
-    change = change_inside_outside(
-        generator, spec, result.context_key, result.threshold, held_out, truncation, before, after
-    )
+    probe = RuleProbe(generator, result.problem, held_out)
+    change = {**probe.measure(after), "random_floor": probe.floor(after, result.delta.rank)}
     # Show the held-out samples where the rule applies most (chosen by the context key alone,
     # before the edit, not by how much they changed).
     response = context_response(generator, spec, result.context_key, held_out, truncation, before)
     strongest = torch.argsort(response.flatten(1).amax(1), descending=True)[: args.show]
     shown = sorted(held_out[i] for i in strongest.tolist())
-    picture = before_after(generator, shown, truncation, before, after, args.scale)
+    picture = before_after(generator, shown, truncation, before, after, args.scale,
+                           [probe.goal_box(n) for n in shown])
     metrics = {
         **result.delta.metrics,
         **change,
@@ -277,12 +288,22 @@ def cmd_edit(args: argparse.Namespace) -> None:
     }
     result.delta.metrics = metrics
     write_edit_dir(out, result.delta, request.to_json(), picture, metrics)
+    floor = change["random_floor"]
     print(
-        f"edited {generator.name} {spec.name}: residual {metrics['residual']:.3f}, "
-        f"||dW||/||W0|| {metrics['delta_norm_ratio']:.3f}, change inside "
-        f"{change['change_inside']:.1f} / outside {change['change_outside']:.1f}, "
+        f"edited {generator.name} {spec.name} at strength {result.delta.strength:g}: efficacy "
+        f"{change['efficacy']:.2f} (random {floor['efficacy']:.2f}), generalization "
+        f"{change['generalization']:.2f} (random {floor['generalization']:.2f}), specificity "
+        f"{change['specificity']:.2f} (random {floor['specificity']:.2f}), selectivity "
+        f"{change['selectivity']:.1f}, ||dW||/||W0|| {metrics['delta_norm_ratio']:.3f}, "
         f"solve {metrics['seconds_solve'] * 1000:.1f} ms; wrote {out}/"
     )
+
+
+def check_strength(value: float) -> float:
+    """A strength from the command line, within the range a request may give."""
+    if not 0.0 <= value <= MAX_STRENGTH:
+        raise RewritingError(f"--strength must be between 0 and {MAX_STRENGTH:g}, got {value}")
+    return value
 
 
 def machine() -> dict[str, str]:
@@ -309,16 +330,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise RewritingError(f"no request files (*.json) in {args.requests}")
     requests = [(p.stem, read_request(p)) for p in paths]
     generator = load_model(requests[0][1].model)
-    rows = evaluate.evaluate(
-        generator, requests, held_out=args.held_out, finetune_steps=args.finetune_steps
+    rows, points = evaluate.evaluate(
+        generator, requests, held_out=args.held_out, finetune_steps=args.finetune_steps,
+        curves=not args.no_curves,
     )
     context = {
         "model": generator.name, "held_out_samples": args.held_out,
         "finetune_steps": args.finetune_steps, "tool_version": __version__, **machine(),
     }
-    evaluate.write_results(rows, out, context)
+    evaluate.write_results(rows, points, out, context)
     print(evaluate.markdown_table(rows))
-    print(f"wrote {args.out}/results.json, results.md, selectivity.png")
+    print(f"wrote {args.out}/results.json, results.md, rule_change.png")
 
 
 def random_stylegan2(size: int = 256) -> Generator:
@@ -445,7 +467,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("request", help="edit request JSON (this tool's or the paper's format)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", help="model (required for the paper's format)")
-    p.add_argument("--layer", help="layer (required for the paper's format)")
+    p.add_argument("--layer", help="layer (required for the paper's format); 'auto' solves at "
+                   "every layer, prints the table and uses the suggested one")
+    p.add_argument("--strength", type=float,
+                   help="factor on the solved update (default: the request's, else 1)")
     p.add_argument("--edit", action="append", default=[], metavar="DELTA",
                    help="earlier edits to apply first")
     p.add_argument("--stats-samples", type=_count(1, MAX_SAMPLES_PER_CALL), default=1000)
@@ -469,6 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="evaluation")
     p.add_argument("--held-out", type=_count(1, MAX_SAMPLES_PER_CALL), default=256)
     p.add_argument("--finetune-steps", type=_count(1, 100_000), default=100)
+    p.add_argument("--no-curves", action="store_true",
+                   help="skip the strength and regularisation curves (faster)")
     p.set_defaults(run=cmd_evaluate)
 
     p = sub.add_parser("export", help="write the full edited weights as safetensors")

@@ -1,4 +1,6 @@
-"""Edits as low-rank deltas dW = Lambda D on named layers: apply, stack, revert, save, load.
+"""Edits as low-rank deltas dW = s Lambda D on named layers: apply, stack, revert, save, load.
+
+The strength s (1 = the solved update) scales an edit without solving again.
 
 The base model is never changed in place. An `EditStack` holds one visitor's deltas and gives
 the weights to render with, recomputed as W0 + dW_1 + ... + dW_n from the untouched base, so
@@ -20,14 +22,23 @@ from . import __version__
 from .errors import RewritingError
 from .generator import Generator
 from .limits import MAX_DELTA_NORM_RATIO, parse_json
+from .request import MAX_STRENGTH
 from .solve import expand
 
 DELTA_FORMAT = "rewriting-delta/1"
 
 
+def _strength(text: str) -> float:
+    """A stored strength: a number from 0 to MAX_STRENGTH (else ValueError)."""
+    value = float(text)
+    if not 0.0 <= value <= MAX_STRENGTH:
+        raise ValueError(f"strength {text!r} is not between 0 and {MAX_STRENGTH:g}")
+    return value
+
+
 @dataclass
 class Delta:
-    """dW = expand(lam, directions) on the weight `weight` of layer `layer`."""
+    """dW = strength * expand(lam, directions) on the weight `weight` of layer `layer`."""
 
     layer: str
     weight: str
@@ -39,14 +50,15 @@ class Delta:
     method: str = "rank"
     request: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    strength: float = 1.0
 
     @property
     def rank(self) -> int:
         return int(self.directions.shape[0])
 
     def dense(self) -> torch.Tensor:
-        """The full update dW in the weight's own layout."""
-        return expand(self.lam, self.directions, self.key_axis)
+        """The full update dW in the weight's own layout, scaled by the strength."""
+        return self.strength * expand(self.lam, self.directions, self.key_axis)
 
     def metadata(self) -> dict[str, str]:
         """Provenance stored beside the tensors."""
@@ -60,6 +72,7 @@ class Delta:
             "key_axis": str(self.key_axis),
             "rank": str(self.rank),
             "method": self.method,
+            "strength": repr(float(self.strength)),
             "request": json.dumps(self.request, sort_keys=True),
             "metrics": json.dumps(self.metrics, sort_keys=True),
         }
@@ -96,6 +109,7 @@ class Delta:
                 method=meta.get("method", "rank"),
                 request=parse_json(meta.get("request", "{}"), "its request"),
                 metrics=parse_json(meta.get("metrics", "{}"), "its metrics"),
+                strength=_strength(meta.get("strength", "1.0")),
             )
         except (KeyError, ValueError) as err:
             raise RewritingError(f"delta {path} has malformed metadata ({err})") from None

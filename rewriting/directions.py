@@ -2,7 +2,9 @@
 
 Keys under the context masks are whitened with C^{-1/2}; the top r right singular vectors are
 mapped back through C^{-1/2}, orthonormalised, and signed to agree with the mean context key.
-For a single key and r = 1 this is d proportional to C^{-1} k*.
+For a single key and r = 1 this is d proportional to C^{-1} k*. A partially covered cell
+scales its whitened key by sqrt(w) (its weight in the key scatter is w) or, as the authors' code
+does, by w.
 """
 
 from __future__ import annotations
@@ -23,9 +25,14 @@ def inverse_sqrt(second_moment: torch.Tensor) -> torch.Tensor:
 
 
 def context_directions(
-    second_moment: torch.Tensor, keys: torch.Tensor, weights: torch.Tensor, rank: int
+    second_moment: torch.Tensor,
+    keys: torch.Tensor,
+    weights: torch.Tensor,
+    rank: int,
+    linear_weights: bool = False,
 ) -> torch.Tensor:
-    """D [rank, C_in] with orthonormal rows, from context keys [n, C_in] weighted by `weights`."""
+    """D [rank, C_in] with orthonormal rows, from context keys [n, C_in] weighted by `weights`
+    (whitened keys scaled by sqrt(w), or by w when `linear_weights`)."""
     if keys.shape[0] < rank:
         raise RewritingError(
             f"rank {rank} needs at least {rank} context locations; the context covers "
@@ -35,7 +42,8 @@ def context_directions(
         raise RewritingError(f"rank {rank} exceeds the layer's {keys.shape[1]} key channels")
     keys, weights = keys.double(), weights.double()
     whiten = inverse_sqrt(second_moment)
-    whitened = (keys @ whiten) * weights.sqrt()[:, None]
+    scale = weights if linear_weights else weights.sqrt()
+    whitened = (keys @ whiten) * scale[:, None]
     _, _, right = torch.linalg.svd(whitened, full_matrices=False)
     directions = right[:rank] @ whiten
     q, _ = torch.linalg.qr(directions.T)

@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -22,6 +23,22 @@ PICTURE_FILE = "before_after.png"
 METRICS_FILE = "metrics.json"
 
 
+def zoom(images: torch.Tensor, boxes: Sequence[tuple[int, int, int, int] | None]) -> torch.Tensor:
+    """Each image [N, H, W, 3] cropped to a square around its pixel box (whole when None),
+    resized to H x W."""
+    height, width = images.shape[1:3]
+    out = []
+    for image, box in zip(images, boxes, strict=True):
+        top, left, bottom, right = box or (0, 0, height, width)
+        side = min(max(bottom - top, right - left), height, width)
+        top = min(max((top + bottom - side) // 2, 0), height - side)
+        left = min(max((left + right - side) // 2, 0), width - side)
+        bottom, right = top + side, left + side
+        crop = Image.fromarray(image[top:bottom, left:right].numpy())
+        out.append(torch.from_numpy(np.array(crop.resize((width, height), Image.NEAREST))))
+    return torch.stack(out)
+
+
 def before_after(
     generator: Generator,
     numbers: Sequence[int],
@@ -29,12 +46,18 @@ def before_after(
     before: Mapping[str, torch.Tensor],
     after: Mapping[str, torch.Tensor],
     scale: int = 2,
+    boxes: Sequence[tuple[int, int, int, int] | None] | None = None,
 ) -> Image.Image:
-    """Samples rendered before (top row) and after (middle row) an edit, and the change x4."""
+    """Samples rendered before (top row) and after (second row) an edit, and the change x4;
+    with pixel `boxes` (where the rule applies on each sample), both zoomed on them below."""
     original = render(generator, numbers, truncation, before)
     changed = render(generator, numbers, truncation, after)
     difference = ((changed.float() - original.float()).abs() * 4).clamp(0, 255).to(torch.uint8)
-    return grid([original, changed, difference], ["original", "edited", "change x4"], scale)
+    rows, labels = [original, changed, difference], ["original", "edited", "change x4"]
+    if boxes is not None:
+        rows += [zoom(original, boxes), zoom(changed, boxes)]
+        labels += ["original,\nzoomed", "edited,\nzoomed"]
+    return grid(rows, labels, scale)
 
 
 def write_edit_dir(

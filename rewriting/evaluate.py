@@ -1,10 +1,13 @@
 """Quality of an edit against the paper's baselines, on a fixed set of requests.
 
 Every method solves the same request (the same goal, the same context); all are measured on
-the same held-out samples and the same firing locations (those of the rank-one context key):
-the relative residual on the goal, the mean absolute pixel change inside and outside where the
-context key fires, their ratio (selectivity), the change on samples where it fires nowhere,
-||dW|| / ||W0|| and seconds.
+the same held-out samples, the same firing locations and the same goals rebuilt where the
+rank-one context key fires (`efficacy.RuleProbe`): efficacy, generalisation and specificity,
+each beside the best of several random updates of the method's layers, rank and ||dW||; the
+residual, the change inside and outside where the key fires and their ratio (selectivity),
+||dW|| / ||W0|| and seconds. The curves vary the strength (and, for the closed forms, the
+regularisation) and pick, per method, the setting with the best generalisation among those
+whose mean specificity reaches `suggest.SPECIFICITY_TARGET`.
 """
 
 from __future__ import annotations
@@ -18,19 +21,35 @@ from pathlib import Path
 
 import torch
 
-from .baselines import finetune_all, paper_procedure
+from .baselines import finetune_all, paper_procedure, scaled_lr
 from .delta import EditStack
+from .efficacy import RuleProbe, strengthen
 from .features import read_layer
 from .generator import Generator
-from .metrics import change_summary, firing_masks, held_out_samples
-from .render import render
+from .metrics import held_out_samples
 from .request import EditRequest
-from .rewrite import EditProblem, execute, prepare
-from .solve import expand
+from .rewrite import DENSE_REGULARIZATION, EditProblem, execute, prepare
+from .solve import DEFAULT_REGULARIZATION, expand
 from .stats import key_stats
+from .suggest import SPECIFICITY_TARGET
 
 FINETUNE_STEPS = 100
-METHODS = ("rank-1", "rank-3", "dense", "finetune-all", "paper-procedure")
+METHODS = ("rank-1", "rank-3", "dense", "finetune-all", "paper", "paper-scaled")
+#: Rank of each method's update for its random floor (None: every entry of the changed tensors).
+FLOOR_RANK = {"rank-1": 1, "rank-3": 3, "dense": None, "finetune-all": None, "paper": 1,
+              "paper-scaled": 1}
+#: The strengths and regularisations the curves visit (regularisation: closed forms only).
+STRENGTHS = (0.5, 1.0, 1.5, 2.0, 3.0)
+REGULARIZATIONS = {
+    "rank-1": (0.01, DEFAULT_REGULARIZATION, 1.0),
+    "rank-3": (0.01, DEFAULT_REGULARIZATION, 1.0),
+    "dense": (1e-4, DENSE_REGULARIZATION, 1e-2),
+}
+#: The measures averaged per method (the floor's beside them).
+MEASURES = ("efficacy", "generalization", "specificity", "efficacy_layer",
+            "generalization_layer", "residual", "change_inside", "change_outside",
+            "selectivity", "change_not_firing", "delta_norm_ratio", "seconds")
+FLOOR_MEASURES = ("efficacy", "generalization", "specificity")
 
 
 def _relative_norm(after: dict[str, torch.Tensor], before: dict[str, torch.Tensor]) -> float:
@@ -57,20 +76,30 @@ def edited_weights(
     method: str,
     problem: EditProblem,
     finetune_steps: int = FINETUNE_STEPS,
+    regularization: float | None = None,
 ) -> tuple[dict[str, torch.Tensor], float]:
-    """The weights one method produces for the request, and its seconds."""
+    """The weights one method produces for the request (at strength 1), and its seconds."""
     if method in ("rank-1", "rank-3", "dense"):
         variant = replace(
             request,
             rank=3 if method == "rank-3" else 1,
             method="dense" if method == "dense" else "rank",
+            regularization=regularization if regularization is not None
+            else request.regularization,
+            strength=1.0,
         )
         result = execute(generator, variant, stats=problem.stats, max_delta_ratio=math.inf)
         return EditStack(generator, [result.delta]).weights(), result.solution.seconds
-    if method == "paper-procedure":
-        lam, seconds = paper_procedure(problem)
-        delta = expand(lam, problem.rule_directions.float(), problem.spec.key_axis)
-        return {problem.spec.weight: problem.weight + delta}, seconds
+    if method in ("paper", "paper-scaled"):
+        # The authors' procedure on their own goal and mask-to-grid rule, at their learning
+        # rate or one scaled to the weight.
+        paper = prepare(
+            generator, replace(request, rank=1, method=method, grid="paper"), stats=problem.stats
+        )
+        lr = None if method == "paper" else scaled_lr(paper.weight)
+        lam, seconds = paper_procedure(paper, lr=lr)
+        delta = expand(lam, paper.rule_directions.float(), paper.spec.key_axis)
+        return {paper.spec.weight: paper.weight + delta}, seconds
     if method == "finetune-all":
         return finetune_all(generator, problem, steps=finetune_steps)
     raise ValueError(f"unknown method {method!r}")
@@ -82,110 +111,229 @@ def evaluate(
     held_out: int = 256,
     methods: Sequence[str] = METHODS,
     finetune_steps: int = FINETUNE_STEPS,
+    curves: bool = True,
     log: Callable[[str], None] = print,
-) -> list[dict]:
-    """One row per (request, method) with every measure."""
-    numbers = held_out_samples(held_out)
-    rows = []
+) -> tuple[list[dict], list[dict]]:
+    """One row per (request, method) with every measure and its random floor, and the curve
+    points (request, method, regularisation, strength, measures)."""
+    rows, points = [], []
     for name, request in requests:
         spec = generator.layer(request.layer)
         truncation = generator.check_truncation(request.truncation)
         stats = key_stats(generator, spec, truncation)
         problem = prepare(generator, replace(request, rank=1, method="rank"), stats=stats)
-        original = render(generator, numbers, truncation)
-        fires = firing_masks(
-            generator, spec, problem.context_key, problem.threshold, numbers, truncation
-        )
-        base = {k: v.detach() for k, v in generator.net.named_parameters()}
+        probe = RuleProbe(generator, problem, held_out_samples(held_out, request.samples()))
         for method in methods:
             started = time.perf_counter()
             weights, seconds = edited_weights(generator, request, method, problem, finetune_steps)
-            edited = render(generator, numbers, truncation, weights)
             row = {
                 "request": name,
                 "method": method,
                 "residual": goal_residual(generator, problem, weights),
-                "delta_norm_ratio": _relative_norm(weights, base),
+                "delta_norm_ratio": _relative_norm(weights, probe.base),
                 "seconds": seconds,
-                **change_summary(original, edited, fires),
+                **probe.measure(weights),
+                "random_floor": probe.floor(weights, FLOOR_RANK[method]),
             }
             rows.append(row)
+            if curves:
+                points += _curve(generator, request, method, problem, probe, weights, name,
+                                 finetune_steps)
+            floor = row["random_floor"]
             log(
-                f"{name:24} {method:16} residual {row['residual']:.3f}  inside "
-                f"{row['change_inside']:5.1f}  outside {row['change_outside']:5.1f}  "
+                f"{name:24} {method:13} efficacy {row['efficacy']:6.3f} ({floor['efficacy']:6.3f})"
+                f"  generalization {row['generalization']:6.3f} ({floor['generalization']:6.3f})"
+                f"  specificity {row['specificity']:.3f} ({floor['specificity']:.3f})  "
                 f"selectivity {row['selectivity']:4.1f}  ({time.perf_counter() - started:.1f} s)"
             )
-    return rows
+    return rows, points
+
+
+def _curve(
+    generator: Generator,
+    request: EditRequest,
+    method: str,
+    problem: EditProblem,
+    probe: RuleProbe,
+    solved: dict[str, torch.Tensor],
+    name: str,
+    finetune_steps: int,
+) -> list[dict]:
+    """The method's measures over strengths (and regularisations, for the closed forms)."""
+    points = []
+    for regularization in REGULARIZATIONS.get(method, (None,)):
+        weights = solved
+        if regularization is not None:
+            weights, _ = edited_weights(generator, request, method, problem, finetune_steps,
+                                        regularization)
+        for strength in STRENGTHS:
+            measured = probe.measure(strengthen(probe.before, weights, probe.base, strength))
+            points.append({
+                "request": name, "method": method, "regularization": regularization,
+                "strength": strength,
+                **{k: measured[k] for k in ("efficacy", "generalization", "specificity",
+                                            "selectivity")},
+            })
+    return points
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
 
 
 def summary(rows: list[dict]) -> dict[str, dict[str, float]]:
-    """Per method, the mean of each measure over the requests."""
-    keys = ("residual", "change_inside", "change_outside", "selectivity", "change_not_firing",
-            "delta_norm_ratio", "seconds")
+    """Per method, the mean of each measure over the requests, and of its random floor."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    return {
-        m: {k: sum(r[k] for r in rows if r["method"] == m)
-            / sum(1 for r in rows if r["method"] == m) for k in keys}
-        for m in methods
-    }
+    out = {}
+    for m in methods:
+        mine = [r for r in rows if r["method"] == m]
+        out[m] = {k: _mean([r[k] for r in mine]) for k in MEASURES}
+        for k in FLOOR_MEASURES:
+            out[m][f"floor_{k}"] = _mean([r["random_floor"][k] for r in mine])
+    return out
+
+
+def curve_means(points: list[dict]) -> dict[str, list[dict]]:
+    """Per method, each (regularisation, strength) setting's measures averaged over requests."""
+    out: dict[str, list[dict]] = {}
+    for method in dict.fromkeys(p["method"] for p in points):
+        settings = dict.fromkeys(
+            (p["regularization"], p["strength"]) for p in points if p["method"] == method
+        )
+        out[method] = []
+        for reg, strength in settings:
+            mine = [p for p in points if p["method"] == method
+                    and p["regularization"] == reg and p["strength"] == strength]
+            out[method].append({
+                "regularization": reg, "strength": strength,
+                **{k: _mean([p[k] for p in mine])
+                   for k in ("efficacy", "generalization", "specificity", "selectivity")},
+            })
+    return out
+
+
+def recommended(means: dict[str, list[dict]]) -> dict[str, dict]:
+    """Per method, the setting with the best mean generalisation among those whose mean
+    specificity reaches SPECIFICITY_TARGET (the most specific setting when none does)."""
+    out = {}
+    for method, settings in means.items():
+        specific = [s for s in settings if s["specificity"] >= SPECIFICITY_TARGET]
+        out[method] = (max(specific, key=lambda s: s["generalization"]) if specific
+                       else max(settings, key=lambda s: s["specificity"]))
+    return out
+
+
+def at_specificity(settings: list[dict], specificity: float, regularization) -> float | None:
+    """Generalisation along a method's strength curve (at one regularisation), interpolated
+    linearly at the given specificity; None when the curve does not reach it."""
+    curve = sorted(
+        ((s["specificity"], s["generalization"]) for s in settings
+         if s["regularization"] == regularization), reverse=True,
+    )
+    for (s0, g0), (s1, g1) in zip(curve, curve[1:], strict=False):
+        if s1 <= specificity <= s0:
+            return g0 if s0 == s1 else g0 + (g1 - g0) * (s0 - specificity) / (s0 - s1)
+    return None
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """The per-method means as one Markdown table."""
+    """The per-method means as one Markdown table, each rule-change measure beside its floor."""
     means = summary(rows)
     lines = [
-        "| method | residual | change inside | change outside | selectivity "
-        "| change where it never fires | ‖dW‖ / ‖W0‖ | seconds |",
+        "| method | efficacy (random) | generalization (random) | specificity (random) "
+        "| generalization at the layer | selectivity | ‖dW‖ / ‖W0‖ | seconds |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for method, m in means.items():
         lines.append(
-            f"| {method} | {m['residual']:.3f} | {m['change_inside']:.1f} | "
-            f"{m['change_outside']:.1f} | {m['selectivity']:.2f} | {m['change_not_firing']:.2f} "
-            f"| {m['delta_norm_ratio']:.3f} | {m['seconds']:.3f} |"
+            f"| {method} | {m['efficacy']:.3f} ({m['floor_efficacy']:.3f}) | "
+            f"{m['generalization']:.3f} ({m['floor_generalization']:.3f}) | "
+            f"{m['specificity']:.3f} ({m['floor_specificity']:.3f}) | "
+            f"{m['generalization_layer']:.3f} | {m['selectivity']:.2f} | "
+            f"{m['delta_norm_ratio']:.3f} | {m['seconds']:.3f} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def selectivity_plot(rows: list[dict], path: Path) -> None:
-    """Change inside versus outside the rule's context, one point per request and method."""
+def rule_change_plot(rows: list[dict], means: dict[str, list[dict]], path: Path) -> None:
+    """Left: generalisation against specificity as strength varies, per method (its default
+    regularisation solid, others dotted), random floors as crosses. Right: the three measures
+    per method beside their floors."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (scatter, bars) = plt.subplots(1, 2, figsize=(11, 4.2))
-    methods = list(dict.fromkeys(r["method"] for r in rows))
+    figure, (curves, bars) = plt.subplots(1, 2, figsize=(13, 4.8))
     colours = plt.get_cmap("tab10")
+    summaries = summary(rows)
+    methods = list(summaries)
     for i, method in enumerate(methods):
-        mine = [r for r in rows if r["method"] == method]
-        scatter.scatter([r["change_outside"] for r in mine], [r["change_inside"] for r in mine],
-                        label=method, color=colours(i), s=36)
-    values = [v for r in rows for v in (r["change_inside"], r["change_outside"]) if v > 0]
-    low, high = min(values) / 1.3, max(values) * 1.3
-    scatter.plot([low, high], [low, high], color="grey", lw=0.8, ls="--", label="no selectivity")
-    scatter.set_xscale("log")
-    scatter.set_yscale("log")
-    scatter.set_xlabel("mean |pixel change| outside the context (0-255)")
-    scatter.set_ylabel("mean |pixel change| inside the context (0-255)")
-    scatter.set_title("Each edit: upper left is better")
-    scatter.legend(fontsize=8)
-    means = summary(rows)
-    bars.bar(methods, [means[m]["selectivity"] for m in methods],
-             color=[colours(i) for i in range(len(methods))])
-    bars.set_ylabel("selectivity (inside / outside), mean over requests")
-    bars.set_title("Higher: the change stays where the rule applies")
-    bars.tick_params(axis="x", rotation=20)
+        settings = means.get(method, [])
+        regs = list(dict.fromkeys(s["regularization"] for s in settings))
+        default = regs[len(regs) // 2] if regs else None
+        for reg in regs:
+            line = [s for s in settings if s["regularization"] == reg]
+            curves.plot([s["specificity"] for s in line], [s["generalization"] for s in line],
+                        color=colours(i), lw=2 if reg == default else 0.8,
+                        ls="-" if reg == default else ":", marker="o", ms=3,
+                        label=method if reg == default else None)
+            if reg == default:
+                for s in line:
+                    curves.annotate(f"{s['strength']:g}", (s["specificity"], s["generalization"]),
+                                    fontsize=6, color=colours(i), xytext=(2, 2),
+                                    textcoords="offset points")
+        m = summaries[method]
+        curves.scatter([m["floor_specificity"]], [m["floor_generalization"]], marker="x",
+                       color=colours(i), s=40)
+    curves.axvline(SPECIFICITY_TARGET, color="grey", lw=0.8, ls="--")
+    shown = [s for settings in means.values() for s in settings if s["specificity"] >= 0.5]
+    if shown:
+        # The region where edits are usable; methods that change everything fall off the left.
+        curves.set_xlim(0.5, 1.0)
+        curves.set_ylim(min(-0.05, *(s["generalization"] for s in shown)) - 0.02,
+                        max(s["generalization"] for s in shown) + 0.05)
+    curves.set_xlabel("specificity (1 = nothing changes where the rule does not fire)")
+    curves.set_ylabel("generalisation (share of the gap to the goal closed, pixels)")
+    curves.set_title("Mean over requests (specificity >= 0.5); labels: strength;\n"
+                     "x: random update's floor; dotted: other regularisations", fontsize=10)
+    curves.legend(fontsize=8)
+    width = 0.13
+    keys = ("efficacy", "generalization", "specificity")
+    for j, key in enumerate(keys):
+        xs = [k + j * 2 * width for k in range(len(methods))]
+        bars.bar(xs, [summaries[m][key] for m in methods], width, color=colours(j), label=key)
+        bars.bar([x + width for x in xs], [summaries[m][f"floor_{key}"] for m in methods],
+                 width, color=colours(j), alpha=0.35, hatch="//", label=f"{key}, random")
+    bars.set_xticks([k + 2.5 * width for k in range(len(methods))], methods, rotation=20)
+    bars.axhline(0, color="black", lw=0.6)
+    bars.set_title("At strength 1: each measure beside its random floor (hatched)")
+    bars.legend(fontsize=7, ncol=2)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
-def write_results(rows: list[dict], out: Path, context: dict) -> None:
-    """results.json, results.md and selectivity.png in `out`."""
+def write_results(rows: list[dict], points: list[dict], out: Path, context: dict) -> None:
+    """results.json, results.md and rule_change.png in `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(
-        json.dumps({**context, "summary": summary(rows), "rows": rows}, indent=2) + "\n"
-    )
+    means = curve_means(points)
+    picks = recommended(means)
+    comparison = {}
+    for paper in ("paper", "paper-scaled"):
+        if paper in means and "rank-1" in means:
+            target = next(s for s in means[paper] if s["strength"] == 1.0)
+            comparison[paper] = {
+                "specificity": target["specificity"],
+                "generalization": target["generalization"],
+                "rank-1_generalization_at_that_specificity": at_specificity(
+                    means["rank-1"], target["specificity"], DEFAULT_REGULARIZATION
+                ),
+            }
+    (out / "results.json").write_text(json.dumps({
+        **context, "summary": summary(rows), "recommended": picks,
+        "rank1_vs_paper_at_equal_specificity": comparison, "curves": means, "rows": rows,
+        "curve_points": points,
+    }, indent=2) + "\n")
     (out / "results.md").write_text(markdown_table(rows))
-    selectivity_plot(rows, out / "selectivity.png")
+    rule_change_plot(rows, means, out / "rule_change.png")

@@ -4,6 +4,8 @@ Copy and paste (paper, section 2): the copied object is sample a's value map cro
 copy brush's box with the brush as soft alpha; the target is sample b's value map with that
 crop blended in at the centre of the paste brush's box. Boxes sit on the key grid of
 upsampling layers so that copied and pasted cells see the same transposed-convolution taps.
+The authors' construction (`authors=True`) places the crop of the copy mask's positive box
+without snapping it, and snaps only the loss box outwards to the key grid.
 Erase: the target is the layer's own output for b's keys with the channels that fire most
 under the context zeroed.
 """
@@ -22,12 +24,17 @@ class Goal:
     """Target value map [C_out, H, W] and the box (top, left, bottom, right) it changes.
 
     Outside the box the target is the sample's own values; `keep` weighs how strongly the loss
-    holds them there (paper pitfall: an unreachable goal otherwise leaks everywhere).
+    holds them there (paper pitfall: an unreachable goal otherwise leaks everywhere). A paste
+    goal also keeps the copied object (values [C_out, h, w] and alpha [h, w]), an erase goal the
+    zeroed key channels, so the same goal can be rebuilt on other samples.
     """
 
     target: torch.Tensor
     box: tuple[int, int, int, int]
     keep: float = 0.0
+    copied: torch.Tensor | None = None
+    alpha: torch.Tensor | None = None
+    erased: torch.Tensor | None = None
 
     def region(self) -> torch.Tensor:
         """The loss region as a boolean map [H, W]."""
@@ -47,28 +54,60 @@ def paste_goal(
     paste_values: torch.Tensor,
     paste_mask: torch.Tensor,
     stride: int,
+    authors: bool = False,
 ) -> Goal:
     """Blend the copied crop (soft alpha) into the paste sample's values at the paste centre.
 
     Masks are coverage maps at the value grid; `stride` is the value cells per key cell.
+    `authors`: their construction (the crop's box unsnapped, its top-left at the paste box's
+    centre minus half its size, the loss box widened outwards to whole key cells).
     """
-    top, left, bottom, right = bounding_box(copy_mask, stride)
+    top, left, bottom, right = bounding_box(copy_mask, 1 if authors else stride)
     crop = copy_values[:, top:bottom, left:right]
     alpha = copy_mask[top:bottom, left:right]
-    height, width = bottom - top, right - left
     p_top, p_left, p_bottom, p_right = bounding_box(paste_mask)
+    if not authors:
+        centre = ((p_top + p_bottom) / 2, (p_left + p_right) / 2)
+        return place_object(crop, alpha, paste_values, centre, stride)
+    height, width = bottom - top, right - left
     grid_h, grid_w = paste_values.shape[1:]
-
-    def place(lo: int, hi: int, size: int, limit: int) -> int:
-        start = round((lo + hi) / 2 - size / 2)
-        start = round(start / stride) * stride
-        return min(max(start, 0), (limit - size) // stride * stride)
-
-    row, col = place(p_top, p_bottom, height, grid_h), place(p_left, p_right, width, grid_w)
+    row = max(0, min(grid_h - height, (p_top + p_bottom) // 2 - height // 2))
+    col = max(0, min(grid_w - width, (p_left + p_right) // 2 - width // 2))
     target = paste_values.clone()
     window = target[:, row : row + height, col : col + width]
     window.mul_(1 - alpha).add_(alpha * crop)
-    return Goal(target, (row, col, row + height, col + width))
+    pasted = torch.zeros(grid_h, grid_w)
+    pasted[row : row + height, col : col + width] = 1.0
+    return Goal(target, bounding_box(pasted, stride), copied=crop, alpha=alpha)
+
+
+def place_object(
+    crop: torch.Tensor,
+    alpha: torch.Tensor,
+    values: torch.Tensor,
+    centre: tuple[float, float],
+    stride: int,
+) -> Goal:
+    """Blend `crop` [C, h, w] with soft `alpha` [h, w] into `values` [C, H, W] centred at
+    `centre` (row, column in value cells), on the key grid and clamped inside the map."""
+    box = box_at(centre, tuple(alpha.shape), tuple(values.shape[1:]), stride)
+    target = values.clone()
+    window = target[:, box[0] : box[2], box[1] : box[3]]
+    window.mul_(1 - alpha).add_(alpha * crop)
+    return Goal(target, box, copied=crop, alpha=alpha)
+
+
+def box_at(
+    centre: tuple[float, float], size: tuple[int, int], grid: tuple[int, int], stride: int
+) -> tuple[int, int, int, int]:
+    """A box of `size` cells centred at `centre`, on the key grid, clamped inside `grid`."""
+
+    def place(middle: float, extent: int, limit: int) -> int:
+        start = round(round(middle - extent / 2) / stride) * stride
+        return min(max(start, 0), (limit - extent) // stride * stride)
+
+    row, col = place(centre[0], size[0], grid[0]), place(centre[1], size[1], grid[1])
+    return row, col, row + size[0], col + size[1]
 
 
 def erase_channels(keys: torch.Tensor, masks: torch.Tensor, key_energy: torch.Tensor, count: int):
@@ -82,7 +121,7 @@ def erase_channels(keys: torch.Tensor, masks: torch.Tensor, key_energy: torch.Te
 
 
 def erase_goal(
-    erased_values: torch.Tensor, paste_mask: torch.Tensor, stride: int
+    erased_values: torch.Tensor, paste_mask: torch.Tensor, stride: int, channels: torch.Tensor
 ) -> Goal:
-    """The goal of an erase: b's values recomputed from keys with the chosen channels zeroed."""
-    return Goal(erased_values, bounding_box(paste_mask, stride))
+    """The goal of an erase: b's values recomputed from keys with `channels` zeroed."""
+    return Goal(erased_values, bounding_box(paste_mask, stride), erased=channels)

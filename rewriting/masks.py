@@ -1,4 +1,9 @@
-"""Masks: boxes or painted PNG data URLs in image pixels, brought to a layer's grid."""
+"""Masks: boxes or painted PNG data URLs in image pixels, brought to a layer's grid.
+
+Two rules bring a mask to a grid: `coverage` (the fraction of each cell that is painted) and
+`paper` (the authors' rule: an 8-bit bilinear resize of the mask, at its saved resolution, to
+the grid, which also marks cells next to the brush).
+"""
 
 from __future__ import annotations
 
@@ -57,13 +62,14 @@ def painted(image: Image.Image, paper: bool = False) -> np.ndarray:
     return (np.asarray(image.convert("RGB")).max(axis=-1) > 0).astype(np.float32)
 
 
-def mask_image(spec: MaskSpec, image_size: tuple[int, int], paper: bool = False) -> torch.Tensor:
-    """The mask as coverage [H, W] in [0, 1] at the image's resolution; empty or outside: error."""
+GRID_RULES = ("coverage", "paper")
+
+
+def _saved_mask(spec: MaskSpec, image_size: tuple[int, int], paper: bool) -> torch.Tensor:
+    """The mask [h, w] in [0, 1] at the resolution it was given in (a box: the image's)."""
     height, width = image_size
     if isinstance(spec, str):
-        cover = torch.from_numpy(painted(_decode_png(spec), paper))[None, None]
-        mask = F.interpolate(cover, size=image_size, mode="bilinear", antialias=True)[0, 0]
-        mask = mask.clamp(0, 1)
+        mask = torch.from_numpy(painted(_decode_png(spec), paper))
     else:
         if (
             not isinstance(spec, (list, tuple))
@@ -86,6 +92,15 @@ def mask_image(spec: MaskSpec, image_size: tuple[int, int], paper: bool = False)
     return mask
 
 
+def mask_image(spec: MaskSpec, image_size: tuple[int, int], paper: bool = False) -> torch.Tensor:
+    """The mask as coverage [H, W] in [0, 1] at the image's resolution; empty or outside: error."""
+    mask = _saved_mask(spec, image_size, paper)
+    if tuple(mask.shape) != tuple(image_size):
+        mask = F.interpolate(mask[None, None], size=image_size, mode="bilinear", antialias=True)
+        mask = mask[0, 0].clamp(0, 1)
+    return mask
+
+
 def to_grid(mask: torch.Tensor, grid: tuple[int, int], margin: int = 0) -> torch.Tensor:
     """Average a mask [H, W] over the cells of a feature grid: soft coverage per cell.
 
@@ -94,6 +109,36 @@ def to_grid(mask: torch.Tensor, grid: tuple[int, int], margin: int = 0) -> torch
     inner = (grid[0] - 2 * margin, grid[1] - 2 * margin)
     cover = F.adaptive_avg_pool2d(mask[None, None].float(), inner)[0, 0]
     return F.pad(cover, [margin] * 4) if margin else cover
+
+
+def paper_grid(mask: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """The authors' rule: the mask as an 8-bit image, bilinearly resized (PIL) to the grid."""
+    pixels = (mask.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    small = Image.fromarray(pixels).resize(
+        (grid[1], grid[0]), resample=Image.Resampling.BILINEAR
+    )
+    return torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0)
+
+
+def grid_mask(
+    spec: MaskSpec,
+    image_size: tuple[int, int],
+    grid: tuple[int, int],
+    paper: bool = False,
+    rule: str = "coverage",
+    margin: int = 0,
+) -> torch.Tensor:
+    """A selection's mask on a feature grid [h, w] by `rule` (see the module docstring); the
+    image covers the grid less `margin` cells on each side."""
+    if rule == "paper":
+        inner = (grid[0] - 2 * margin, grid[1] - 2 * margin)
+        cells = paper_grid(_saved_mask(spec, image_size, paper), inner)
+        if float(cells.max()) <= 0.0:
+            raise RewritingError("the mask covers no cell of the layer's grid")
+        return F.pad(cells, [margin] * 4) if margin else cells
+    if rule != "coverage":
+        raise RewritingError(f"grid must be one of {', '.join(GRID_RULES)}, got {rule!r}")
+    return to_grid(mask_image(spec, image_size, paper), grid, margin)
 
 
 def bounding_box(mask: torch.Tensor, stride: int = 1, threshold: float = 0.0) -> tuple[int, ...]:

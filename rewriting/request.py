@@ -7,9 +7,15 @@ Ours::
      "paste": {"sample": 7, "mask": [40, 16, 56, 48]},
      "context": [{"sample": 7, "mask": [40, 16, 56, 48]}, ...]}
 
-with optional `method` ("rank" or "dense"), `truncation`, `regularization` and `erase` (a
-channel count, or true for the default, instead of `copy`). The paper's interface saved
-`{"object": [n, mask], "paste": [n, mask], "key": [[n, mask], ...]}` without model or layer.
+with optional `method` ("rank", "dense", or the authors' optimisation "paper" at their learning
+rate and "paper-scaled" at one scaled to the weight), `grid` (how masks meet the layer's grid:
+"coverage", or the authors' "paper"; the default is "paper" for the paper methods), `truncation`,
+`regularization`, `strength` (the factor on the solved update, default 1) and `erase` (a channel
+count, or true for the default, instead of `copy`).
+
+The paper's interface saved `{"object": [n, mask], "paste": [n, mask], "key": [[n, mask], ...]}`
+without model or layer, and read it as its code does: `key` defaults to the paste selection, a
+file without `object` is an erase (30 channels), `query` (a search) is not part of the edit.
 """
 
 from __future__ import annotations
@@ -21,10 +27,14 @@ from typing import Any
 
 from .errors import RewritingError
 from .limits import check_context, read_json_file
-from .masks import MaskSpec
+from .masks import GRID_RULES, MaskSpec
 
-METHODS = ("rank", "dense")
+METHODS = ("rank", "dense", "paper", "paper-scaled")
+#: The methods that run the authors' optimisation (and default to their mask-to-grid rule).
+PAPER_METHODS = ("paper", "paper-scaled")
 DEFAULT_ERASE_CHANNELS = 30
+#: The largest factor a request may put on its solved update.
+MAX_STRENGTH = 10.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,8 @@ class EditRequest:
     truncation: float | None = None
     erase: int | None = None
     regularization: float | None = None
+    grid: str = "coverage"
+    strength: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The request in this tool's format (round-trips through `parse_request`)."""
@@ -59,7 +71,8 @@ class EditRequest:
         out["paste"] = _selection_json(self.paste)
         out["context"] = [_selection_json(s) for s in self.context]
         out["method"] = self.method
-        for key in ("truncation", "erase", "regularization"):
+        out["grid"] = self.grid
+        for key in ("truncation", "erase", "regularization", "strength"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -109,26 +122,8 @@ def parse_request(data: Any, model: str | None = None, layer: str | None = None)
     """Validate a decoded JSON request (either format); `model`/`layer` override or fill in."""
     if not isinstance(data, dict):
         raise RewritingError("an edit request must be a JSON object")
-    if "object" in data or "key" in data:
-        if layer is None:
-            raise RewritingError("the paper's edit files do not record the layer: give --layer")
-        if model is None:
-            raise RewritingError("the paper's edit files do not record the model: give --model")
-        for key in ("object", "paste", "key"):
-            if key not in data:
-                raise RewritingError(f"the paper's edit format needs {key!r}")
-        if not isinstance(data["key"], list):
-            raise RewritingError("'key' must be a list of [sample, mask] pairs")
-        check_context(data["key"])
-        return EditRequest(
-            model=model,
-            layer=layer,
-            copy=_selection(data["object"], "object", paper=True),
-            paste=_selection(data["paste"], "paste", paper=True),
-            context=tuple(
-                _selection(item, f"key[{i}]", paper=True) for i, item in enumerate(data["key"])
-            ),
-        )
+    if "object" in data or "key" in data or isinstance(data.get("paste"), list):
+        return _paper_request(data, model, layer)
     model = model or data.get("model")
     if not isinstance(model, str) or not model:
         raise RewritingError('the request needs "model" (a model name)')
@@ -150,9 +145,15 @@ def parse_request(data: Any, model: str | None = None, layer: str | None = None)
     method = data.get("method", "rank")
     if method not in METHODS:
         raise RewritingError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    grid = data.get("grid", "paper" if method in PAPER_METHODS else "coverage")
+    if grid not in GRID_RULES:
+        raise RewritingError(f"grid must be one of {', '.join(GRID_RULES)}, got {grid!r}")
     rank = _number(data, "rank", int, 1)
     if rank < 1:
         raise RewritingError(f"rank must be at least 1, got {rank}")
+    strength = _number(data, "strength", float, None)
+    if strength is not None and not 0.0 <= strength <= MAX_STRENGTH:
+        raise RewritingError(f"strength must be between 0 and {MAX_STRENGTH:g}, got {strength!r}")
     layer = layer or data.get("layer")
     if layer is not None and not isinstance(layer, str):
         raise RewritingError(f"layer must be a layer name, got {layer!r}")
@@ -170,6 +171,39 @@ def parse_request(data: Any, model: str | None = None, layer: str | None = None)
         truncation=_number(data, "truncation", float, None),
         erase=erase,
         regularization=regularization,
+        grid=grid,
+        strength=strength,
+    )
+
+
+def _paper_request(data: dict, model: str | None, layer: str | None) -> EditRequest:
+    """A file saved by the paper's interface, read as the authors' code reads it (`model` and
+    `layer`, which their files lack, may be given in the file too: their code ignores them)."""
+    model, layer = model or data.get("model"), layer or data.get("layer")
+    if not isinstance(layer, (str, type(None))) or not isinstance(model, (str, type(None))):
+        raise RewritingError("model and layer must be names")
+    if layer is None:
+        raise RewritingError("the paper's edit files do not record the layer: give --layer")
+    if model is None:
+        raise RewritingError("the paper's edit files do not record the model: give --model")
+    if "paste" not in data:
+        raise RewritingError(
+            "this paper edit file has no 'paste' (context only): the authors' code applies "
+            "neither an edit nor an erase without one"
+        )
+    paste = _selection(data["paste"], "paste", paper=True)
+    keys = data.get("key", [])
+    if not isinstance(keys, list):
+        raise RewritingError("'key' must be a list of [sample, mask] pairs")
+    context = tuple(_selection(item, f"key[{i}]", paper=True) for i, item in enumerate(keys))
+    erase = "object" not in data
+    return EditRequest(
+        model=model,
+        layer=layer,
+        copy=None if erase else _selection(data["object"], "object", paper=True),
+        paste=paste,
+        context=context,
+        erase=DEFAULT_ERASE_CHANNELS if erase else None,
     )
 
 

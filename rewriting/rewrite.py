@@ -13,16 +13,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .baselines import PAPER_LR, projected_adam, scaled_lr
 from .delta import Delta, EditStack
 from .directions import context_directions, context_key
 from .errors import RewritingError
 from .features import LayerReading, read_layer
 from .generator import Generator, LayerSpec, layer_value
 from .goal import Goal, erase_channels, erase_goal, paste_goal
-from .masks import mask_image, to_grid
+from .masks import grid_mask, mask_image
 from .metrics import firing_threshold
-from .request import EditRequest, Selection
-from .solve import DEFAULT_REGULARIZATION, Solution, solve
+from .request import PAPER_METHODS, EditRequest, Selection
+from .solve import DEFAULT_REGULARIZATION, Solution, measured, solve
 from .stats import KeyStats, default_cache_dir, key_stats
 
 #: An update larger than this fraction of the layer's weight norm is refused as ill-conditioned.
@@ -33,6 +34,8 @@ DEFAULT_KEEP = 1.0
 #: The dense baseline's isotropic ridge, relative to the mean key energy: just enough to pick
 #: the minimum-norm update among the many that fit the goal, as gradient descent would.
 DENSE_REGULARIZATION = 1e-3
+#: The factor on the solved update when a request gives none (W1 = W0 + s Lambda D).
+DEFAULT_STRENGTH = 1.0
 
 
 @dataclass
@@ -119,11 +122,15 @@ class ContextRule:
 
 
 def context_rule(
-    stats: KeyStats, keys: torch.Tensor, weights: torch.Tensor, rank: int
+    stats: KeyStats,
+    keys: torch.Tensor,
+    weights: torch.Tensor,
+    rank: int,
+    linear_weights: bool = False,
 ) -> ContextRule:
     """D from context keys [n, C_in] (mask-weighted), the key u^T D and where it fires."""
     check_stats(stats, keys.shape[1])
-    directions = context_directions(stats.second_moment, keys, weights, rank)
+    directions = context_directions(stats.second_moment, keys, weights, rank, linear_weights)
     mean_key = (keys.double() * weights[:, None]).sum(0) / weights.sum()
     key = context_key(directions, mean_key)
     return ContextRule(directions, key.float(), firing_threshold(stats, key))
@@ -183,9 +190,12 @@ def prepare(
     truncation = generator.check_truncation(request.truncation)
 
     def grids(selection: Selection) -> tuple[torch.Tensor, torch.Tensor]:
-        image = mask_image(selection.mask, generator.image_size, selection.paper)
-        return (to_grid(image, spec.key_grid, spec.key_margin),
-                to_grid(image, spec.value_grid, spec.value_margin))
+        return tuple(
+            grid_mask(selection.mask, generator.image_size, grid, selection.paper, request.grid,
+                      margin)
+            for grid, margin in ((spec.key_grid, spec.key_margin),
+                                 (spec.value_grid, spec.value_margin))
+        )
 
     paste_key_mask, paste_value_mask = grids(request.paste)
     copy_masks = grids(request.copy) if request.copy else None
@@ -198,7 +208,10 @@ def prepare(
     if stats is None:
         stats = key_stats(generator, spec, truncation, progress=stats_progress)
 
-    rule = context_rule(stats, *context_keys(reading, rows, context), request.rank)
+    # The authors scale a partially covered cell's whitened key by its mask value w.
+    rule = context_rule(
+        stats, *context_keys(reading, rows, context), request.rank, request.grid == "paper"
+    )
 
     module = reading.module
     weight = weights.get(spec.weight, generator.parameter(spec.weight)).detach()
@@ -213,14 +226,15 @@ def prepare(
         erased[:, channels] = 0
         with torch.no_grad():
             target = layer_value(module, erased, weight, inputs_b)[0]
-        goal = erase_goal(target, paste_value_mask, spec.stride)
+        goal = erase_goal(target, paste_value_mask, spec.stride, channels)
     else:
         a = rows[request.copy.sample]
         goal = paste_goal(
-            reading.values[a], copy_masks[1], reading.values[b], paste_value_mask, spec.stride
+            reading.values[a], copy_masks[1], reading.values[b], paste_value_mask, spec.stride,
+            authors=request.method in PAPER_METHODS,
         )
-    # The dense baseline is the paper's: its loss covers the goal box only.
-    goal.keep = 0.0 if request.method == "dense" else keep
+    # The dense baseline and the authors' procedure: the loss covers the goal box only.
+    goal.keep = 0.0 if request.method in ("dense", *PAPER_METHODS) else keep
     return EditProblem(
         request, spec, truncation, module, weight, keys_b, inputs_b, goal, rule.directions,
         rule.key, rule.threshold, stats, weights,
@@ -243,11 +257,23 @@ def execute(
     regularization = request.regularization
     if regularization is None:
         regularization = DENSE_REGULARIZATION if dense else DEFAULT_REGULARIZATION
+    strength = DEFAULT_STRENGTH if request.strength is None else request.strength
     directions = problem.directions
-    solution = solve(
-        problem.module, problem.spec, problem.weight, directions, problem.keys, problem.inputs,
-        problem.goal, problem.stats.second_moment, regularization, dense=dense,
-    )
+    extra: dict[str, float] = {}
+    if request.method in PAPER_METHODS:
+        args = (problem.module, problem.spec, problem.weight, directions, problem.keys,
+                problem.inputs, problem.goal)
+        lr = PAPER_LR if request.method == "paper" else scaled_lr(problem.weight)
+        run = projected_adam(*args, lr=lr)
+        solution = measured(*args[:3], run.lam, *args[3:], run.seconds, "adam-projected")
+        extra = {"lr": run.lr, "l1_before": run.l1_before, "l1_after": run.l1_after}
+        regularization = 0.0
+    else:
+        solution = solve(
+            problem.module, problem.spec, problem.weight, directions, problem.keys,
+            problem.inputs, problem.goal, problem.stats.second_moment, regularization,
+            dense=dense,
+        )
     if not solution.delta_norm_ratio <= max_delta_ratio:
         raise RewritingError(
             f"ill-conditioned edit: ||dW|| / ||W0|| = {solution.delta_norm_ratio:.2f} exceeds "
@@ -262,8 +288,11 @@ def execute(
         "method": request.method,
         "solver": solution.solver,
         "regularization": regularization,
+        "strength": strength,
         "seconds_solve": solution.seconds,
         "seconds_execute": time.perf_counter() - started,
+        "grid": request.grid,
+        **extra,
     }
     delta = Delta(
         layer=spec.name,
@@ -276,5 +305,6 @@ def execute(
         method=request.method,
         request=request.to_json(),
         metrics=metrics,
+        strength=strength,
     )
     return EditResult(delta, solution, problem)

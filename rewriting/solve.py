@@ -170,9 +170,29 @@ def solve(
     args = (module, spec, weight, directions, keys, inputs, goal, ridge, base)
     lam = _iterative(*args, steps) if use_iterative else _closed_form(*args)
     seconds = time.perf_counter() - start
-    delta = expand(lam, directions, spec.key_axis)
+    return measured(
+        module, spec, weight, lam, directions, keys, inputs, goal, seconds,
+        "iterative" if use_iterative else "closed-form",
+    )
+
+
+def measured(
+    module: nn.Module,
+    spec: LayerSpec,
+    weight: torch.Tensor,
+    lam: torch.Tensor,
+    directions: torch.Tensor,
+    keys: torch.Tensor,
+    inputs: tuple,
+    goal: Goal,
+    seconds: float,
+    solver: str,
+) -> Solution:
+    """The solution Lambda with its relative residual on the goal box and ||dW|| / ||W0||."""
+    delta = expand(lam, directions.to(lam.dtype), spec.key_axis)
     region = goal.region()
     with torch.no_grad():
+        base = layer_value(module, keys, weight, inputs)[0]
         before = (goal.target - base)[:, region]
         after = (goal.target - layer_value(module, keys, weight + delta, inputs)[0])[:, region]
     return Solution(
@@ -180,5 +200,5 @@ def solve(
         residual=float(after.norm() / before.norm().clamp_min(1e-12)),
         delta_norm_ratio=float(delta.norm() / weight.norm()),
         seconds=seconds,
-        solver="iterative" if use_iterative else "closed-form",
+        solver=solver,
     )

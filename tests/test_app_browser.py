@@ -198,3 +198,34 @@ def bad_numbers(tab) -> None:
         assert "Error" not in tab.inner_text(f"#{elem_id}"), elem_id
     assert len(thumbnails(tab)) == 24
     assert "No edits" in tab.inner_text("#history")
+
+
+def test_example_execute_and_strength_slider(page):
+    """An example request loads from the picker; the strength slider re-renders the latest
+    edit without solving again: at strength 0 the gallery is the original model's."""
+    tab, folder = page
+    try:
+        tab.get_by_label("Edited").check()
+        original = images(tab)
+        tab.click("#example input")
+        tab.get_by_role("option", name="Open mouth (painted masks)").click()
+        tab.wait_for_function("document.querySelectorAll('#tray img').length === 8")
+        shown = thumbnails(tab)
+        tab.click("#execute")
+        tab.wait_for_function("document.querySelector('#result').innerText.includes('applied')")
+        assert "held-out samples where the rule fires" in tab.inner_text("#result")
+        edited = images(tab, shown)
+        assert np.abs(edited - original).mean() > 0.2
+        shown = thumbnails(tab)
+        slider = tab.locator("#strength input[type=range]")
+        slider.fill("0")
+        slider.dispatch_event("pointerup")
+        tab.wait_for_function(
+            "document.querySelector('#result').innerText.includes('now at strength 0')"
+        )
+        assert np.array_equal(images(tab, shown), original)
+        tab.screenshot(path=str(ARTIFACTS / "app-strength.png"), full_page=True)
+    except Exception:
+        tab.screenshot(path=str(ARTIFACTS / "app-failure.png"), full_page=True)
+        print(app_log(folder))
+        raise

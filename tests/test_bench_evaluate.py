@@ -30,7 +30,8 @@ def test_bench_writes_every_figure(tmp_path):
     assert report["statistics"]["seconds"]["median"] > 0
     assert report["statistics"]["forward_to_layer_seconds"]["median"] > 0
     edit = report["edit"]
-    for way in ("closed_form", "closed_form_paper_objective", "iterative", "paper_procedure"):
+    for way in ("closed_form", "closed_form_paper_objective", "iterative", "paper_procedure",
+                "paper_scaled_procedure"):
         assert 0 <= edit[way]["residual"] < 1.5 and edit[way]["seconds"]["median"] > 0
     assert edit["speedup_closed_form_vs_paper"] > 1
     assert report["memory"]["edit_delta_bytes"] < report["memory"]["model_parameter_bytes"]
@@ -45,11 +46,19 @@ def test_evaluate_writes_table_json_and_plot(tmp_path):
         "--finetune-steps", "3", cwd=tmp_path)
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     methods = [row["method"] for row in results["rows"]]
-    assert methods == ["rank-1", "rank-3", "dense", "finetune-all", "paper-procedure"]
+    assert methods == ["rank-1", "rank-3", "dense", "finetune-all", "paper", "paper-scaled"]
     for row in results["rows"]:
-        for key in ("residual", "change_inside", "change_outside", "selectivity",
-                    "change_not_firing", "delta_norm_ratio", "seconds"):
+        for key in ("efficacy", "generalization", "specificity", "residual", "change_inside",
+                    "change_outside", "selectivity", "delta_norm_ratio", "seconds"):
             assert key in row
+        assert set(row["random_floor"]) >= {"efficacy", "generalization", "specificity"}
+    rank_one = results["rows"][0]
+    assert rank_one["efficacy"] > rank_one["random_floor"]["efficacy"]
+    # Curves: every method at every strength; the closed forms also over regularisation.
+    assert {s["strength"] for s in results["curves"]["paper"]} == {0.5, 1.0, 1.5, 2.0, 3.0}
+    assert len(results["curves"]["rank-1"]) == 15
+    assert set(results["recommended"]) == set(methods)
+    assert "paper" in results["rank1_vs_paper_at_equal_specificity"]
     table = (tmp_path / "out" / "results.md").read_text()
     assert table.count("\n") == 2 + len(methods)
-    assert Image.open(tmp_path / "out" / "selectivity.png").width > 500
+    assert Image.open(tmp_path / "out" / "rule_change.png").width > 1000

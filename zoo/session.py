@@ -25,17 +25,19 @@ from rewriting import __version__
 from rewriting.atomic import safe_name, write_atomically
 from rewriting.delta import Delta, EditStack
 from rewriting.editdir import before_after, write_edit_dir
+from rewriting.efficacy import RuleProbe
 from rewriting.errors import RewritingError
 from rewriting.features import read_layer
 from rewriting.generator import Generator, LayerSpec
 from rewriting.goal import paste_goal
 from rewriting.masks import mask_image, to_grid
-from rewriting.metrics import change_inside_outside, firing_masks, held_out_samples
+from rewriting.metrics import firing_masks, held_out_samples
 from rewriting.nethook import replace_output
 from rewriting.render import render
-from rewriting.request import EditRequest, Selection, parse_request
+from rewriting.request import MAX_STRENGTH, EditRequest, Selection, parse_request
 from rewriting.rewrite import context_keys, context_rule, execute
 from rewriting.stats import KeyStats, key_stats
+from rewriting.suggest import LayerSuggestion, suggest_layer
 
 from .fetch import anonymous_hub
 from .hub import HUB_PREFIX, load_any
@@ -119,6 +121,17 @@ class Session:
     def with_edit(self, delta: Delta) -> Session:
         """The session with one more executed edit on top of its others."""
         return replace(self, stack=EditStack(self.generator, [*self.stack.deltas, delta]))
+
+    def with_strength(self, strength: float) -> Session:
+        """The session with its latest edit scaled to `strength` (W0 + s Lambda D), unsolved."""
+        if not self.stack.deltas:
+            raise RewritingError("there is no edit to scale: Execute one first")
+        if not 0.0 <= strength <= MAX_STRENGTH:
+            raise RewritingError(f"strength must be between 0 and {MAX_STRENGTH:g}")
+        last = self.stack.deltas[-1]
+        scaled = replace(last, strength=float(strength),
+                         request={**last.request, "strength": float(strength)})
+        return replace(self, stack=EditStack(self.generator, [*self.stack.deltas[:-1], scaled]))
 
     def reverted(self, index: int) -> Session:
         """The session without its edit number `index` (0-based); the others stay."""
@@ -295,12 +308,14 @@ def run_edit(session: Session, request: EditRequest, stats: KeyStats) -> tuple[S
         )
     result = execute(session.generator, request, session.stack, stats)
     edited = session.with_edit(result.delta)
-    change = change_inside_outside(
-        session.generator, result.spec, result.context_key, result.threshold, HELD_OUT,
-        result.truncation, session.weights(), edited.weights(),
-    )
+    change = RuleProbe(session.generator, result.problem, HELD_OUT).measure(edited.weights())
     result.delta.metrics = {**result.delta.metrics, **change, "layer": result.spec.name}
     return edited, result.delta.metrics
+
+
+def suggest(session: Session, request: EditRequest) -> LayerSuggestion:
+    """Solve the request at every layer of the session's model and suggest one (engine helper)."""
+    return suggest_layer(session.generator, request, HELD_OUT, session.stack)
 
 
 def most_changed(
@@ -338,7 +353,10 @@ def result_text(index: int, metrics: dict, shown: int) -> str:
         f"**Edit {index} applied.** Where the context fires, pixels changed by "
         f"**{metrics['change_inside']:.1f}** on average (of 255), elsewhere by "
         f"**{metrics['change_outside']:.1f}**: {metrics['selectivity']:.1f}x more where the rule "
-        f"applies. Weight change ||dW||/||W|| = {metrics['delta_norm_ratio']:.2f}, goal residual "
+        f"applies. Of the gap to the goal it closed **{metrics['efficacy']:.0%}** on the paste "
+        f"sample and **{metrics['generalization']:.0%}** on the {metrics['samples_firing']} "
+        f"held-out samples where the rule fires; specificity {metrics['specificity']:.2f}. "
+        f"Weight change ||dW||/||W|| = {metrics['delta_norm_ratio']:.2f}, goal residual "
         f"{metrics['residual']:.2f}. Below: the {shown} of {metrics['held_out_samples']} "
         "held-out samples that changed most."
     )

@@ -1,0 +1,161 @@
+"""Did the rule change? Efficacy, generalisation and specificity of an edit, beside a noise floor.
+
+With goal G (values V* at the layer, and the image rendered from V*), weights before W0 and
+after W1, and distances taken over the goal box (L2, values or pixels 0-255):
+
+    closed(W1) = 1 - sum_n ||G_n - X_n(W1)|| / sum_n ||G_n - X_n(W0)||
+
+- efficacy: `closed` on the paste sample with the request's own goal;
+- generalisation: `closed` pooled over held-out samples where the context key fires, each with
+  the goal rebuilt there (`transfer.transfer_goals`);
+- specificity = 1 - mean |pixel change| outside the firing locations (whole samples where the
+  key never fires included) / mean |pixel difference| between two held-out samples.
+
+All are 1 when the goal is fully met or nothing changes elsewhere, 0 for no edit at all. The
+noise floor is the same measures for random updates of the same layers, rank and ||dW||.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from .features import read_layer
+from .metrics import change_summary, firing_masks
+from .render import render
+from .rewrite import EditProblem
+from .solve import expand
+from .transfer import SampleGoals, goal_images, transfer_goals
+
+#: Random updates drawn for the noise floor.
+FLOOR_SEEDS = 3
+Weights = Mapping[str, torch.Tensor]
+
+
+def box_distances(
+    goal: torch.Tensor, actual: torch.Tensor, boxes: Sequence[tuple[int, int, int, int]]
+) -> torch.Tensor:
+    """L2 distance [N] between goal and actual maps [N, C, H, W] over each sample's box."""
+    return torch.stack([
+        (g[:, top:bottom, left:right].double() - a[:, top:bottom, left:right].double()).norm()
+        for g, a, (top, left, bottom, right) in zip(goal, actual, boxes, strict=True)
+    ])
+
+
+def fraction_closed(before: torch.Tensor, after: torch.Tensor) -> float:
+    """1 - sum(after) / sum(before): the share of the distance to the goal an edit removed."""
+    total = float(before.sum())
+    return 1.0 - float(after.sum()) / total if total > 0 else 0.0
+
+
+def strengthen(before: Weights, after: Weights, base: Weights, strength: float) -> dict:
+    """Weights with the update scaled: W0 + s (W1 - W0) for every tensor `after` overrides."""
+    return {
+        name: before.get(name, base[name]) + strength * (tensor - before.get(name, base[name]))
+        for name, tensor in after.items()
+    }
+
+
+class RuleProbe:
+    """Everything measured before an edit (goals, goal images, originals), so that many edited
+    weights (methods, strengths, random draws) are each measured by one `measure` call."""
+
+    def __init__(self, generator, problem: EditProblem, numbers: Sequence[int]) -> None:
+        self.generator, self.problem = generator, problem
+        spec, truncation = problem.spec, problem.truncation
+        self.before = dict(problem.base_weights)
+        self.base = {k: v.detach() for k, v in generator.net.named_parameters()}
+        self.numbers = list(numbers)
+        self.original = render(generator, self.numbers, truncation, self.before)
+        self.fires = firing_masks(generator, spec, problem.context_key, problem.threshold,
+                                  self.numbers, truncation, self.before)
+        self.typical = float(
+            (self.original.float() - self.original.roll(1, 0).float()).abs().mean()
+        )
+        goal = problem.goal
+        paste = problem.request.paste.sample
+        self.paste = SampleGoals([paste], goal.target[None], [goal.box])
+        self.held_out = transfer_goals(
+            generator, spec, goal, problem.weight, problem.context_key, problem.threshold,
+            problem.keys[0], self.numbers, truncation, self.before,
+        )
+        self.scale = generator.image_size[0] // spec.value_grid[0]
+        self.goal_images = {
+            name: goal_images(generator, spec, goals, truncation, self.before)
+            for name, goals in (("paste", self.paste), ("held_out", self.held_out))
+        }
+        self.start = {name: self._distances(name, self.before) for name in self.goal_images}
+
+    def _pixel_boxes(self, goals: SampleGoals) -> list[tuple[int, int, int, int]]:
+        return [tuple(v * self.scale for v in box) for box in goals.boxes]
+
+    def goal_box(self, number: int, margin: int = 4) -> tuple[int, int, int, int] | None:
+        """The pixel box where the rule's goal lies on held-out sample `number`, widened by
+        `margin` pixels; None when the context key does not fire there."""
+        if number not in self.held_out.numbers:
+            return None
+        box = self._pixel_boxes(self.held_out)[self.held_out.numbers.index(number)]
+        height, width = self.generator.image_size
+        top, left, bottom, right = box
+        return (max(top - margin, 0), max(left - margin, 0), min(bottom + margin, height),
+                min(right + margin, width))
+
+    def _distances(self, name: str, weights: Weights) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distances [N] to the `name` goals at the layer and in pixels under `weights`."""
+        goals = self.paste if name == "paste" else self.held_out
+        if not goals.numbers:
+            return torch.zeros(0), torch.zeros(0)
+        spec, truncation = self.problem.spec, self.problem.truncation
+        z = self.generator.latents(goals.numbers)
+        values = read_layer(self.generator, spec, z, truncation, weights).values
+        images = render(self.generator, goals.numbers, truncation, weights)
+        layer = box_distances(goals.targets, values, goals.boxes)
+        pixels = box_distances(self.goal_images[name].permute(0, 3, 1, 2),
+                               images.permute(0, 3, 1, 2), self._pixel_boxes(goals))
+        return layer, pixels
+
+    def measure(self, after: Weights) -> dict[str, float]:
+        """Efficacy, generalisation (pixels and layer), specificity and the change summary."""
+        out = {}
+        for name, key in (("paste", "efficacy"), ("held_out", "generalization")):
+            before_layer, before_pixels = self.start[name]
+            after_layer, after_pixels = self._distances(name, after)
+            out[key] = fraction_closed(before_pixels, after_pixels)
+            out[f"{key}_layer"] = fraction_closed(before_layer, after_layer)
+        edited = render(self.generator, self.numbers, self.problem.truncation, after)
+        change = change_summary(self.original, edited, self.fires)
+        out["specificity"] = 1.0 - change["change_outside"] / max(self.typical, 1e-9)
+        out["samples_firing"] = len(self.held_out.numbers)
+        out["typical_difference"] = self.typical
+        return {**out, **change}
+
+    def random_weights(self, after: Weights, rank: int | None, seed: int) -> dict:
+        """A random update of every tensor `after` changes, with its norm: of `rank` along the
+        layer's key axis (random orthonormal D, Gaussian Lambda), or dense when rank is None."""
+        spec = self.problem.spec
+        chooser = torch.Generator().manual_seed(seed)
+        out = {}
+        for name, tensor in after.items():
+            start = self.before.get(name, self.base[name])
+            change = (tensor - start).double()
+            if rank is not None and name == spec.weight:
+                moved = change.movedim(spec.key_axis, 0)
+                q, _ = torch.linalg.qr(torch.randn(moved.shape[0], rank, generator=chooser,
+                                                   dtype=torch.float64))
+                lam = torch.randn(rank, *moved.shape[1:], generator=chooser, dtype=torch.float64)
+                noise = expand(lam, q.T, spec.key_axis)
+            else:
+                noise = torch.randn(change.shape, generator=chooser, dtype=torch.float64)
+            noise = noise * change.norm() / noise.norm().clamp_min(1e-300)
+            out[name] = (start.double() + noise).to(tensor.dtype)
+        return out
+
+    def floor(self, after: Weights, rank: int | None, seeds: int = FLOOR_SEEDS) -> dict:
+        """The best of `seeds` random updates like `after` on efficacy, generalisation and
+        specificity (each measure's maximum over the draws: the floor a method must beat)."""
+        draws = [self.measure(self.random_weights(after, rank, s)) for s in range(seeds)]
+        keys = ("efficacy", "generalization", "specificity", "efficacy_layer",
+                "generalization_layer")
+        return {k: max(d[k] for d in draws) for k in keys}
+
