@@ -188,8 +188,8 @@ def _paper_request(data: dict, model: str | None, layer: str | None) -> EditRequ
         raise RewritingError("the paper's edit files do not record the model: give --model")
     if "paste" not in data:
         raise RewritingError(
-            "this paper edit file has no 'paste' (context only): the authors' code applies "
-            "neither an edit nor an erase without one"
+            "this paper edit file has no 'paste': the authors' code applies neither an edit "
+            "nor an erase without one"
         )
     paste = _selection(data["paste"], "paste", paper=True)
     keys = data.get("key", [])
