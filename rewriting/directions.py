@@ -30,9 +30,11 @@ def context_directions(
     weights: torch.Tensor,
     rank: int,
     linear_weights: bool = False,
+    whiten: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """D [rank, C_in] with orthonormal rows, from context keys [n, C_in] weighted by `weights`
-    (whitened keys scaled by sqrt(w), or by w when `linear_weights`)."""
+    (whitened keys scaled by sqrt(w), or by w when `linear_weights`); `whiten` is C^{-1/2}
+    when already known."""
     if keys.shape[0] < rank:
         raise RewritingError(
             f"rank {rank} needs at least {rank} context locations; the context covers "
@@ -41,7 +43,7 @@ def context_directions(
     if rank > keys.shape[1]:
         raise RewritingError(f"rank {rank} exceeds the layer's {keys.shape[1]} key channels")
     keys, weights = keys.double(), weights.double()
-    whiten = inverse_sqrt(second_moment)
+    whiten = inverse_sqrt(second_moment) if whiten is None else whiten
     scale = weights if linear_weights else weights.sqrt()
     whitened = (keys @ whiten) * scale[:, None]
     _, _, right = torch.linalg.svd(whitened, full_matrices=False)

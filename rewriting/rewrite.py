@@ -130,7 +130,9 @@ def context_rule(
 ) -> ContextRule:
     """D from context keys [n, C_in] (mask-weighted), the key u^T D and where it fires."""
     check_stats(stats, keys.shape[1])
-    directions = context_directions(stats.second_moment, keys, weights, rank, linear_weights)
+    directions = context_directions(
+        stats.second_moment, keys, weights, rank, linear_weights, stats.whitening
+    )
     mean_key = (keys.double() * weights[:, None]).sum(0) / weights.sum()
     key = context_key(directions, mean_key)
     return ContextRule(directions, key.float(), firing_threshold(stats, key))

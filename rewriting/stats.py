@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 
 from .atomic import safe_name, write_atomically
 from .checksum import state_digest
+from .directions import inverse_sqrt
 from .features import read_layer
 from .generator import Generator, LayerSpec
 from .parallel import concat_over_ranks, is_main, share, sum_over_ranks
@@ -41,6 +42,13 @@ class KeyStats:
     key_sample: torch.Tensor
     count: int
     meta: dict[str, str]
+    #: C^{-1/2}, computed once when the statistics are made or loaded (every edit on this
+    #: model and layer whitens with it); None while C is not finite.
+    whitening: torch.Tensor | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.whitening is None and bool(torch.isfinite(self.second_moment).all()):
+            self.whitening = inverse_sqrt(self.second_moment)
 
     @property
     def key_energy(self) -> torch.Tensor:

@@ -128,3 +128,24 @@ def test_a_cache_failing_its_checksum_or_soundness_is_recomputed_and_replaced(
     assert len(calls) == 2
     key_stats(dcgan, spec, samples=32, cache_dir=tmp_path)
     assert len(calls) == 2  # the sound file is used again
+
+
+def test_whitening_is_computed_once_with_the_statistics(dcgan, monkeypatch):
+    """C^{-1/2} is made when the statistics are loaded; edits on them never factorise C again."""
+    from pathlib import Path
+
+    import rewriting.directions as directions
+    from rewriting.request import read_request
+    from rewriting.rewrite import execute
+
+    stats = key_stats(dcgan, dcgan.layer("main.6"), None)
+    assert torch.allclose(stats.whitening, directions.inverse_sqrt(stats.second_moment))
+
+    def refactorised(_moment):
+        raise AssertionError("C was factorised again for an edit")
+
+    monkeypatch.setattr(directions, "inverse_sqrt", refactorised)
+    request = read_request(Path(__file__).parents[1] / "examples" / "eye-to-mouth.json")
+    first = execute(dcgan, request, stats=stats).delta
+    again = execute(dcgan, request, stats=stats).delta
+    assert torch.equal(first.lam, again.lam) and torch.equal(first.directions, again.directions)
