@@ -105,3 +105,42 @@ def test_an_nvidia_edit_pushed_to_the_hub_loads_back(tmp_path, monkeypatch, caps
                              .weights())
     assert torch.equal(published.synthesize(z, 0.5), edited)
     assert not torch.equal(edited, base.synthesize(z, 0.5))
+
+
+@pytest.mark.parametrize("family", CASES)
+def test_a_session_on_a_local_nvidia_file_edits_publishes_and_loads_back(tmp_path, monkeypatch,
+                                                                         family):
+    """The app's session helpers on a file path (which visitors may not name), pushed to the
+    loopback Hub with NVIDIA's license in the card, and loaded back as `hub:`."""
+    from hub_server import HubServer, use_hub
+
+    from rewriting.request import Selection
+    from rewriting.stats import key_stats
+    from zoo import session as ss
+    from zoo.hub import load_any
+
+    model, layer = str(ROOT / CASES[family][0]), CASES[family][1]
+    with pytest.raises(RewritingError, match="unknown model"):
+        ss.Session.start(model)  # a visitor cannot name a file on the server
+    session = ss.Session.start(model, allow_local=True).with_layer(layer)
+    for role, sample, mask in (("copy", 1, [8, 8, 16, 16]), ("paste", 7, BOX),
+                               ("context", 7, BOX), ("context", 3, BOX)):
+        session = session.with_selection(role, Selection(sample, mask))
+    stats = key_stats(session.generator, session.spec, session.truncation, samples=64,
+                      cache_dir=tmp_path / "stats")
+    edited, metrics = ss.run_edit(session, session.request(), stats)
+    assert metrics["change_inside"] > 2 * metrics["change_outside"] > 0
+    token = "hf_NvidiaSessionTokenNeverShown01"
+    with HubServer({token: "alice"}) as server:
+        use_hub(monkeypatch, server.url, tmp_path / "home")
+        with pytest.raises(RewritingError, match="not a catalog model: a delta-only"):
+            ss.publish_edit(edited, "alice/delta-only", token, tmp_path / "a", delta_only=True)
+        assert "alice/delta-only" not in server.repos
+        ss.publish_edit(edited, f"alice/{family}-edit", token, tmp_path / "b")
+        card = server.repos[f"alice/{family}-edit"].snapshot("main")[1]["README.md"].decode()
+        published = load_any(f"hub:alice/{family}-edit")
+    assert "license: other" in card and "nvidia-source-code-license-nc" in card
+    assert published.family == family
+    z = session.generator.latents([7, 2])
+    assert torch.equal(published.synthesize(z, 0.5), session.generator.synthesize(
+        z, 0.5, edited.weights()))
