@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from plugins.base import HubFile
+from rewriting.cli import main
 from rewriting.errors import RewritingError
 from zoo.registry import list_models, load_model
-
-ROOT = Path(__file__).parent.parent
 
 
 def test_the_hub_collections_are_listed_with_their_files_and_license():
@@ -43,8 +38,13 @@ def test_a_listed_unsupported_model_is_refused_before_any_download(name, reason)
         load_model(name)
 
 
-def test_models_shows_resolution_size_and_what_is_cached_without_network(tmp_path):
+def test_models_shows_resolution_size_and_what_is_cached_without_network(
+    tmp_path, monkeypatch, capsys
+):
     """A file in the Hugging Face cache counts as cached, with its size; nothing is fetched."""
+    from hub_server import use_hub
+
+    use_hub(monkeypatch, "http://127.0.0.1:9", tmp_path)  # a Hub that answers nothing
     commit = "a" * 40
     repo = tmp_path / "hub" / "models--justinpinkney--stylegan3-t-lhq-256"
     (repo / "refs").mkdir(parents=True)
@@ -52,18 +52,14 @@ def test_models_shows_resolution_size_and_what_is_cached_without_network(tmp_pat
     snapshot = repo / "snapshots" / commit
     snapshot.mkdir(parents=True)
     (snapshot / "lhq-256-stylegan3-t-25Mimg.pkl").write_bytes(b"\0" * 3_000_000)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HOME": str(tmp_path),
-           "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_ENDPOINT": "http://127.0.0.1:9"}
-    done = subprocess.run([sys.executable, "-m", "rewriting", "models", "--json"],
-                          capture_output=True, text=True, env=env, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    rows = {row["name"]: row for row in json.loads(done.stdout)}
+    assert main(["models", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     lhq = rows["stylegan3-t-lhq-256"]
     assert (lhq["cached"], lhq["size_mb"], lhq["resolution"]) == (True, 3.0, 256)
     assert rows["draggan-lions-512"]["cached"] is False
     assert rows["draggan-lions-512"]["size_mb"] is None
     assert rows["draggan-car-512"]["unsupported"].startswith("a TensorFlow-era")
-    table = subprocess.run([sys.executable, "-m", "rewriting", "models", "draggan-*"],
-                           capture_output=True, text=True, env=env, cwd=ROOT).stdout
+    assert main(["models", "draggan-*"]) == 0
+    table = capsys.readouterr().out
     assert "draggan-cat-256: listed, not supported yet" in table
     assert "stylegan3" not in table
