@@ -112,6 +112,10 @@ def test_convert_then_sample_equals_the_pickle(tmp_path, case, capsys):
     from zoo.registry import load_model
 
     assert load_model(str(out)).family == family  # a converted folder loads by its path
+    from zoo.hub import provenance
+
+    assert config["license"] == "nvidia-source-code-license-nc"  # NVIDIA's, into pushed cards
+    assert provenance(load_model(str(out)))["license"] == config["license"]
     from zoo.checkpoint import read_checkpoint
     from zoo.fetch import resolve
 
