@@ -246,7 +246,7 @@ def download_dir() -> Path:
 
 def build() -> gr.Blocks:
     """The app's page and its events."""
-    models = [m.name for m in list_models()]
+    models = [m.name for m in list_models() if m.unsupported is None]
     # Rendered pictures and downloads in Gradio's cache are deleted after an hour.
     with gr.Blocks(title="Rewriting a Deep Generative Model",
                    delete_cache=(CACHE_AGE // 2, CACHE_AGE)) as demo:

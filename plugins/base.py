@@ -79,6 +79,10 @@ class ModelEntry:
     size_bytes: int | None = None
     #: Family-specific build options (for example a default truncation).
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: Output size in pixels when the catalog knows it (the file's own shapes decide at load).
+    resolution: int | None = None
+    #: Why the tool cannot load this listed file yet; None when it can.
+    unsupported: str | None = None
 
 
 #: Build a generator from a loaded checkpoint object (whatever `torch.load` or safetensors gave).

@@ -336,6 +336,9 @@ def build(checkpoint: Any, entry: ModelEntry, sha256: str) -> StyleGAN2:
 
 NVIDIA_NC = "nvidia-source-code-license-nc"
 NVIDIA_NOTE = "NVIDIA weights, Nvidia Source Code License-NC: non-commercial use only"
+TRAINED_WITH_NVIDIA = "trained with NVIDIA's StyleGAN code: non-commercial use only"
+RECTANGULAR = ("StyleGAN-Human draws 2:1 (rectangular) images, which the square StyleGAN2 "
+               "plugins do not build yet")
 PAPER_URL = "http://rewriting.csail.mit.edu/data/models/stylegan2_{}.pt"
 HUB_REPO = "aaronb/StyleGAN2"
 
@@ -347,7 +350,7 @@ def _paper(tag: str, size: int, license: str, note: str, layer: str | None) -> M
         name=f"stylegan2-{dataset}", family="stylegan2",
         source=UrlFile(PAPER_URL.format(tag), sha256=digest), license=license,
         description=f"{size}px StyleGAN2 {dataset}, the checkpoint of the rewriting paper; {note}",
-        default_layer=layer,
+        default_layer=layer, resolution=size,
     )
 
 
@@ -359,9 +362,32 @@ def _hub(dataset: str, size: int, layer: str | None, nbytes: int | None = None) 
         license=NVIDIA_NC,
         description=f"{size}px StyleGAN2 config-f {dataset} (rosinality conversion of NVIDIA's "
         f"release, Hub {HUB_REPO}); {NVIDIA_NOTE}",
-        default_layer=layer, size_bytes=nbytes,
+        default_layer=layer, size_bytes=nbytes, resolution=size,
     )
 
+
+def _hub_extra(name: str, filename: str, size: int, what: str,
+               unsupported: str | None = None) -> ModelEntry:
+    """A rosinality-format file in aaronb/StyleGAN2 beyond the config-f set (DragGAN's list)."""
+    return ModelEntry(
+        name=f"stylegan2-{name}-hub", family="stylegan2",
+        source=HubFile(HUB_REPO, filename, revision="main"), license=NVIDIA_NC,
+        description=f"{size}px {what} (rosinality conversion, Hub {HUB_REPO}); "
+        f"{TRAINED_WITH_NVIDIA}",
+        resolution=size, unsupported=unsupported,
+    )
+
+
+HUB_EXTRAS = (
+    *(_hub_extra(f"{d}-ada", f"ada/{d}.pt", 1024 if d == "ffhq" else 512, f"StyleGAN2-ADA {d}")
+      for d in ("afhqcat", "afhqdog", "afhqwild", "brecahad", "ffhq", "metfaces")),
+    *(_hub_extra(f"{a}-sd", f"self_distill/{a}_{size}.pt", size,
+                 f"self-distilled StyleGAN2 {a} (Mokady et al. 2022)")
+      for a, size in (("bicycles", 256), ("dogs", 1024), ("elephants", 512), ("giraffes", 512),
+                      ("horses", 256), ("lions", 512), ("parrots", 512))),
+    *(_hub_extra(f"human-{size}", f"human/v2_{size}.pt", size, "StyleGAN-Human v2", RECTANGULAR)
+      for size in (512, 1024)),
+)
 
 AUTHORS_NOTE = "trained for the paper (not an NVIDIA release); license unstated, research use"
 
@@ -383,5 +409,6 @@ PLUGIN = Plugin(
         _hub("cat", 256, None),
         _hub("car", 512, None),
         _hub("ffhq", 1024, "layer10"),
+        *HUB_EXTRAS,
     ),
 )

@@ -38,6 +38,7 @@ from .nvidia import (
     take,
     upfirdn2d,
 )
+from .nvidia_catalog import STYLEGAN2_ADA_MODELS
 
 TITLE = "StyleGAN2-ADA"
 #: Constructor arguments of the synthesis network and its blocks/layers, with NVIDIA's defaults.
@@ -266,6 +267,7 @@ def build(checkpoint: Any, entry: ModelEntry, sha256: str) -> StyleGAN2ADA:
 PLUGIN = Plugin(
     family="stylegan2-ada",
     build=build,
+    models=STYLEGAN2_ADA_MODELS,
     description="StyleGAN2-ADA, NVIDIA network pickles (read without running them) or "
     "converted folders; plain PyTorch",
 )

@@ -39,6 +39,7 @@ from .nvidia import (
     take,
     upfirdn2d,
 )
+from .nvidia_catalog import STYLEGAN3_MODELS
 
 TITLE = "StyleGAN3"
 #: Constructor arguments of the synthesis network and its layers, with NVIDIA's defaults.
@@ -275,6 +276,7 @@ def build(checkpoint: Any, entry: ModelEntry, sha256: str) -> StyleGAN3:
 PLUGIN = Plugin(
     family="stylegan3",
     build=build,
+    models=STYLEGAN3_MODELS,
     description="StyleGAN3 (configs t and r), NVIDIA network pickles (read without running "
     "them) or converted folders; plain PyTorch",
 )

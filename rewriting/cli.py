@@ -111,29 +111,41 @@ def load_stack(generator: Generator, paths: Sequence[str]) -> EditStack:
 
 
 def cmd_models(args: argparse.Namespace) -> None:
+    from zoo.fetch import cached_path
     from zoo.registry import list_models, pinning
 
     entries = list_models(args.filter)
     pins = [pinning(m.source) for m in entries]
+    local = [cached_path(m.source) for m in entries]  # no network: the caches only
+    sizes = [m.size_bytes or (path.stat().st_size if path and path.is_file() else None)
+             for m, path in zip(entries, local, strict=True)]
     if args.json:
         rows = [
             {
                 "name": m.name, "family": m.family, "source": str(m.source),
                 "default_layer": m.default_layer, "license": m.license,
                 "description": m.description, "pinned": pinned, "pinning": how,
+                "resolution": m.resolution, "size_mb": size and round(size / 1e6, 1),
+                "cached": path is not None, "unsupported": m.unsupported,
             }
-            for m, (pinned, how) in zip(entries, pins, strict=True)
+            for m, (pinned, how), path, size in zip(entries, pins, local, sizes, strict=True)
         ]
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'name':24} {'family':10} {'layer':8} {'license':30} {'pinned':26} source")
-    for m, (_, how) in zip(entries, pins, strict=True):
-        print(f"{m.name:24} {m.family:10} {m.default_layer or '-':8} {m.license:30} {how:26} "
-              f"{m.source}")
+    print(f"{'name':26} {'family':13} {'res':>5} {'MB':>6} {'license':30} {'pinned':26} "
+          f"{'cached':6} source")
+    for m, (_, how), path, size in zip(entries, pins, local, sizes, strict=True):
+        mb = f"{size / 1e6:.0f}" if size else "-"
+        mark = "" if m.unsupported is None else "  (not supported yet, see below)"
+        print(f"{m.name:26} {m.family:13} {m.resolution or '-':>5} {mb:>6} {m.license:30} "
+              f"{how:26} {'yes' if path else 'no':6} {m.source}{mark}")
     loose = sum(not pinned for pinned, _ in pins)
     if loose:
         print(f"\n{loose} of {len(entries)} models are not pinned to a full sha256 (and a commit, "
               "for Hub files): their downloads are checked only as far as the pinned column says")
+    for m in entries:
+        if m.unsupported:
+            print(f"{m.name}: listed, not supported yet: {m.unsupported}")
 
 
 def cmd_sample(args: argparse.Namespace) -> None:

@@ -88,6 +88,16 @@ def test_publishing_with_the_servers_token_is_refused_even_to_raw_calls(served):
     assert TOKEN not in json.dumps(messages)
 
 
+def test_a_visitor_cannot_name_a_file_on_the_server_as_the_model(served):
+    """Files load by path on the command line and in zoo.session with allow_local, never here."""
+    url = served[0]
+    visitor = gradio_client.Client(url, verbose=False)
+    for path in (ROOT / "tests" / "data" / "sg2ada_tiny.pkl", ROOT / "tests" / "data"):
+        request = {**json.loads(EXAMPLE), "model": str(path)}
+        with pytest.raises(gradio_client.exceptions.AppError, match="unknown model"):
+            visitor.predict(json.dumps(request), api_name="/execute")
+
+
 def test_downloads_are_served_from_gradios_cache_and_leave_nothing_else(served):
     url, _, temp, _ = served
     visitor = gradio_client.Client(url, verbose=False)

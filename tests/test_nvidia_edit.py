@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from rewriting.cli import main
 from rewriting.delta import Delta, EditStack
 from rewriting.errors import RewritingError
 from zoo.registry import load_model
@@ -25,7 +24,8 @@ BOX = [16, 12, 24, 20]
 
 
 @pytest.mark.parametrize("family", CASES)
-def test_edit_through_the_cli_is_selective_and_reverts_exactly(tmp_path, family):
+def test_edit_through_the_cli_is_selective_and_reverts_exactly(tmp_path, monkeypatch, capsys,
+                                                               family):
     model, layer = CASES[family]
     request = {
         "model": model, "layer": layer,
@@ -35,13 +35,10 @@ def test_edit_through_the_cli_is_selective_and_reverts_exactly(tmp_path, family)
     }
     (tmp_path / "request.json").write_text(json.dumps(request))
     out = tmp_path / "edit"
-    done = subprocess.run(
-        [sys.executable, "-m", "rewriting", "edit", str(tmp_path / "request.json"), "--out",
-         str(out), "--stats-samples", "64", "--held-out", "12", "--show", "2"],
-        capture_output=True, text=True, cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "change inside" in done.stdout
+    monkeypatch.chdir(ROOT)  # the request names the model by its path in the repository
+    assert main(["edit", str(tmp_path / "request.json"), "--out", str(out), "--stats-samples",
+                 "64", "--held-out", "12", "--show", "2"]) == 0
+    assert "change inside" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == model and metrics["layer"] == layer
     # Selectivity: the edit changes the images where the context fires more than elsewhere.
@@ -79,7 +76,6 @@ def test_an_nvidia_edit_pushed_to_the_hub_loads_back(tmp_path, monkeypatch, caps
     """The published full weights describe their own architecture, so `hub:` rebuilds them."""
     from hub_server import HubServer, use_hub
 
-    from rewriting.cli import main
     from zoo.hub import load_any
 
     model = str(ROOT / CASES["stylegan2-ada"][0])
@@ -105,3 +101,42 @@ def test_an_nvidia_edit_pushed_to_the_hub_loads_back(tmp_path, monkeypatch, caps
                              .weights())
     assert torch.equal(published.synthesize(z, 0.5), edited)
     assert not torch.equal(edited, base.synthesize(z, 0.5))
+
+
+@pytest.mark.parametrize("family", CASES)
+def test_a_session_on_a_local_nvidia_file_edits_publishes_and_loads_back(tmp_path, monkeypatch,
+                                                                         family):
+    """The app's session helpers on a file path (which visitors may not name), pushed to the
+    loopback Hub with NVIDIA's license in the card, and loaded back as `hub:`."""
+    from hub_server import HubServer, use_hub
+
+    from rewriting.request import Selection
+    from rewriting.stats import key_stats
+    from zoo import session as ss
+    from zoo.hub import load_any
+
+    model, layer = str(ROOT / CASES[family][0]), CASES[family][1]
+    with pytest.raises(RewritingError, match="unknown model"):
+        ss.Session.start(model)  # a visitor cannot name a file on the server
+    session = ss.Session.start(model, allow_local=True).with_layer(layer)
+    for role, sample, mask in (("copy", 1, [8, 8, 16, 16]), ("paste", 7, BOX),
+                               ("context", 7, BOX), ("context", 3, BOX)):
+        session = session.with_selection(role, Selection(sample, mask))
+    stats = key_stats(session.generator, session.spec, session.truncation, samples=64,
+                      cache_dir=tmp_path / "stats")
+    edited, metrics = ss.run_edit(session, session.request(), stats)
+    assert metrics["change_inside"] > 2 * metrics["change_outside"] > 0
+    token = "hf_NvidiaSessionTokenNeverShown01"
+    with HubServer({token: "alice"}) as server:
+        use_hub(monkeypatch, server.url, tmp_path / "home")
+        with pytest.raises(RewritingError, match="not a catalog model: a delta-only"):
+            ss.publish_edit(edited, "alice/delta-only", token, tmp_path / "a", delta_only=True)
+        assert "alice/delta-only" not in server.repos
+        ss.publish_edit(edited, f"alice/{family}-edit", token, tmp_path / "b")
+        card = server.repos[f"alice/{family}-edit"].snapshot("main")[1]["README.md"].decode()
+        published = load_any(f"hub:alice/{family}-edit")
+    assert "license: other" in card and "nvidia-source-code-license-nc" in card
+    assert published.family == family
+    z = session.generator.latents([7, 2])
+    assert torch.equal(published.synthesize(z, 0.5), session.generator.synthesize(
+        z, 0.5, edited.weights()))

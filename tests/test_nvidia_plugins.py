@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from nvidia_writer import Shape, SnapshotWriter
 from safetensors.torch import load_file, save_file
 
 from plugins.base import LocalFile, ModelEntry
+from rewriting.cli import main
 from rewriting.errors import RewritingError
 from rewriting.generator import layer_key, layer_value, paper_latents
 from zoo.nvidia_pickle import PersistentNet
@@ -101,15 +100,11 @@ def test_samples_follow_the_project_numbering(case):
     assert gen.check_truncation(None) == 0.5
 
 
-def test_convert_then_sample_equals_the_pickle(tmp_path, case):
+def test_convert_then_sample_equals_the_pickle(tmp_path, case, capsys):
     family, gen, ref, _ = case
     stem = CASES[family][0]
     out = tmp_path / "converted"
-    done = subprocess.run(
-        [sys.executable, "-m", "rewriting", "convert", str(DATA / f"{stem}.pkl"), "--out",
-         str(out)], capture_output=True, text=True,
-    )
-    assert done.returncode == 0, done.stderr
+    assert main(["convert", str(DATA / f"{stem}.pkl"), "--out", str(out)]) == 0
     config = __import__("json").loads((out / "config.json").read_text())
     assert config["family"] == family and config["init_kwargs"] == gen_kwargs(stem)
     assert config["source_sha256"] == gen.weights_sha256
@@ -117,6 +112,10 @@ def test_convert_then_sample_equals_the_pickle(tmp_path, case):
     from zoo.registry import load_model
 
     assert load_model(str(out)).family == family  # a converted folder loads by its path
+    from zoo.hub import provenance
+
+    assert config["license"] == "nvidia-source-code-license-nc"  # NVIDIA's, into pushed cards
+    assert provenance(load_model(str(out)))["license"] == config["license"]
     from zoo.checkpoint import read_checkpoint
     from zoo.fetch import resolve
 
@@ -124,11 +123,9 @@ def test_convert_then_sample_equals_the_pickle(tmp_path, case):
     assert read_checkpoint(folder)["nvidia_kwargs"] == config["init_kwargs"]
     z = ref["z"][:3]
     assert torch.equal(converted.synthesize(z, 0.5), gen.synthesize(z, 0.5))
-    again = subprocess.run(
-        [sys.executable, "-m", "rewriting", "convert", str(DATA / f"{stem}.pkl"), "--out",
-         str(out)], capture_output=True, text=True,
-    )
-    assert again.returncode == 2 and "not an empty folder" in again.stderr
+    capsys.readouterr()
+    assert main(["convert", str(DATA / f"{stem}.pkl"), "--out", str(out)]) == 2
+    assert "not an empty folder" in capsys.readouterr().err
 
 
 def gen_kwargs(stem: str) -> dict:
@@ -140,15 +137,13 @@ def gen_kwargs(stem: str) -> dict:
 # The default (no truncation) belongs to the command, not the family: checked once.
 @pytest.mark.parametrize(("family", "truncation"), [("stylegan2-ada", None),
                                                     ("stylegan2-ada", "0.5"), ("stylegan3", "0.5")])
-def test_raw_sample_command_matches_the_reference(tmp_path, family, truncation):
+def test_raw_sample_command_matches_the_reference(tmp_path, family, truncation, capsys):
     ref = load_file(DATA / f"{CASES[family][0]}_reference.safetensors")
     save_file({"z": ref["z"]}, tmp_path / "z.safetensors")
     args = ["sample", "--checkpoint", str(DATA / f"{CASES[family][0]}.pkl"), "--family", family,
             "--latents", str(tmp_path / "z.safetensors"), "--raw", str(tmp_path / "out.st")]
     args += ["--truncation", truncation] if truncation else []
-    done = subprocess.run([sys.executable, "-m", "rewriting", *args], capture_output=True,
-                          text=True)
-    assert done.returncode == 0, done.stderr
+    assert main(args) == 0, capsys.readouterr().err
     image = load_file(tmp_path / "out.st")["image"]
     assert rel_err(image, ref["img_trunc" if truncation else "img"]) < TOL
 

@@ -18,11 +18,15 @@ from typing import Any
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from plugins.stylegan2 import NVIDIA_NC
 from rewriting.errors import RewritingError
 
 from .checkpoint import file_sha256
 from .nvidia_pickle import read_network_pickle
 
+#: NVIDIA network pickles embed NVIDIA's source code, under its non-commercial license; so do
+#: the weights read from them.
+NVIDIA_LICENSE = NVIDIA_NC
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 FORMAT = "nvidia-network"
@@ -58,6 +62,7 @@ def read_converted(folder: str | Path) -> dict[str, Any]:
         "nvidia_classes": config.get("classes") or {},
         "nvidia_state": state,
         "family": config.get("family"),
+        "license": config.get("license"),
     }
 
 
@@ -94,6 +99,7 @@ def convert(source: str | Path, out: str | Path) -> dict[str, Any]:
         "classes": checkpoint["nvidia_classes"],
         "source_file": source.name,
         "source_sha256": file_sha256(source),
+        "license": NVIDIA_LICENSE,
     }
     state = {k: v.contiguous() for k, v in checkpoint["nvidia_state"].items()}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -142,6 +148,7 @@ def load_local(name: str) -> Any:
     from plugins.base import LocalFile, ModelEntry
 
     from .checkpoint import checkpoint_sha256, read_checkpoint
+    from .hub import remember_origin
     from .registry import plugin
 
     sha256 = checkpoint_sha256(name)
@@ -150,6 +157,14 @@ def load_local(name: str) -> Any:
         if key not in _local:
             checkpoint = read_checkpoint(name)
             family = local_family(checkpoint, name)
-            entry = ModelEntry(name, family, LocalFile(name), "unknown (a local file)")
+            entry = ModelEntry(name, family, LocalFile(name), local_license(checkpoint))
             _local[key] = plugin(family).build(checkpoint, entry, sha256)
+            remember_origin(_local[key], {"license": entry.license, "source": None})
         return _local[key]
+
+
+def local_license(checkpoint: Any) -> str:
+    """An NVIDIA network's license (recorded by `convert`, else NVIDIA's); others unknown."""
+    if isinstance(checkpoint, dict) and "nvidia_state" in checkpoint:
+        return checkpoint.get("license") or NVIDIA_LICENSE
+    return "unknown (a local file)"

@@ -91,6 +91,21 @@ def manual_path(source: HubFile | UrlFile) -> Path:
     return folder / name
 
 
+def cached_path(source: Source) -> Path | None:
+    """The local copy of `source` if one is already there, found without any network access."""
+    if isinstance(source, HubFile):
+        hit = try_to_load_from_cache(source.repo_id, source.filename, revision=source.revision)
+        if isinstance(hit, str):
+            return Path(hit)
+    if isinstance(source, HubFile | UrlFile):
+        path = manual_path(source)
+        return path if path.is_file() else None
+    try:
+        return resolve(source)
+    except RewritingError:
+        return None
+
+
 def resolve(source: Source, progress: Progress | None = None) -> Path:
     """A local path holding the checkpoint of `source`, downloading into the cache if needed."""
     if isinstance(source, LocalFile):

@@ -42,8 +42,13 @@ _REVISION = re.compile(r"[\w.-]{1,128}")
 #: How many delta-only repositories may stand on top of one another.
 MAX_BASE_DEPTH = 4
 _SOURCES: dict[str, type] = {cls.__name__: cls for cls in (HubFile, UrlFile, PackageFile)}
-#: Where each generator loaded from the Hub came from (repository and commit).
+#: Where each generator loaded from the Hub or a local file came from (license, source).
 _origins: weakref.WeakKeyDictionary[Generator, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def remember_origin(generator: Generator, origin: dict[str, Any]) -> None:
+    """Record where a generator not in the catalog came from (license, source) for publishing."""
+    _origins[generator] = origin
 
 
 def parse_spec(spec: str) -> tuple[str, str]:

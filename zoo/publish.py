@@ -35,6 +35,7 @@ from .hub import (
     parse_spec,
     provenance,
 )
+from .registry import list_models
 
 TOKEN_HELP = "create one with write access at https://huggingface.co/settings/tokens"
 
@@ -135,6 +136,11 @@ def publish(
         raise RewritingError(
             f"{edit_dir} holds an edit made on top of {delta.metrics['stacked_on']} earlier "
             "edit(s), which a published model would lack: publish a single edit"
+        )
+    if delta_only and not delta.model.startswith(HUB_PREFIX) and not list_models(delta.model):
+        raise RewritingError(
+            f"{delta.model} is not a catalog model: a delta-only repository loads only on top of "
+            "a catalog model or a hub: repository, so publish the full weights (no delta-only)"
         )
     stack = EditStack(load_any(delta.model, progress), [delta])
     state = stack.state_dict()

@@ -137,6 +137,9 @@ def load_model(name: str, progress: Progress | None = None) -> Generator:
     with _lock:
         if name not in _loaded:
             entry = model_entry(name)
+            if entry.unsupported:
+                raise RewritingError(f"model {name!r} is listed but not supported yet: "
+                                     f"{entry.unsupported}")
             path = resolve(entry.source, progress)
             _loaded[name] = plugin(entry.family).build(
                 read_checkpoint(path), entry, checkpoint_sha256(path)

@@ -67,11 +67,17 @@ class Session:
     context: tuple[Selection, ...] = ()
 
     @classmethod
-    def start(cls, model: str, progress: Callable[[float, str], None] | None = None) -> Session:
+    def start(
+        cls, model: str, progress: Callable[[float, str], None] | None = None,
+        allow_local: bool = False,
+    ) -> Session:
         """A fresh session on a catalog or public `hub:` model (loaded once, then shared).
 
-        A session serves a visitor, so its Hub requests never carry this machine's token.
+        A session serves a visitor, so its Hub requests never carry this machine's token, and
+        a model named by a file path on this machine loads only where `allow_local` says so.
         """
+        if not allow_local and not model.startswith(HUB_PREFIX):
+            model_entry(model)  # an unknown name is refused, a server path included
         with anonymous_hub():
             generator = load_any(model, progress)
         return cls(EditStack(generator), generator.default_layer, generator.check_truncation(None))
