@@ -122,7 +122,8 @@ def parse_request(data: Any, model: str | None = None, layer: str | None = None)
     """Validate a decoded JSON request (either format); `model`/`layer` override or fill in."""
     if not isinstance(data, dict):
         raise RewritingError("an edit request must be a JSON object")
-    if "object" in data or "key" in data or isinstance(data.get("paste"), list):
+    ours = "copy" in data or "erase" in data
+    if "object" in data or "key" in data or (isinstance(data.get("paste"), list) and not ours):
         return _paper_request(data, model, layer)
     model = model or data.get("model")
     if not isinstance(model, str) or not model:
@@ -195,6 +196,7 @@ def _paper_request(data: dict, model: str | None, layer: str | None) -> EditRequ
     keys = data.get("key", [])
     if not isinstance(keys, list):
         raise RewritingError("'key' must be a list of [sample, mask] pairs")
+    check_context(keys)
     context = tuple(_selection(item, f"key[{i}]", paper=True) for i, item in enumerate(keys))
     erase = "object" not in data
     return EditRequest(

@@ -38,7 +38,7 @@ def test_edit_through_the_cli_is_selective_and_reverts_exactly(tmp_path, monkeyp
     monkeypatch.chdir(ROOT)  # the request names the model by its path in the repository
     assert main(["edit", str(tmp_path / "request.json"), "--out", str(out), "--stats-samples",
                  "64", "--held-out", "12", "--show", "2"]) == 0
-    assert "change inside" in capsys.readouterr().out
+    assert "selectivity" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == model and metrics["layer"] == layer
     # Selectivity: the edit changes the images where the context fires more than elsewhere.
