@@ -494,9 +494,13 @@ def build() -> gr.Blocks:
         @friendly
         def open_number(st, n):
             session = current(st)
+            last = session.generator.max_sample
             n = int(n or 0)
-            if not 0 <= n <= session.generator.max_sample:
-                raise RewritingError(f"samples go from 0 to {session.generator.max_sample}")
+            if not 0 <= n <= last:
+                # Snap the field back into range, as the page start does: the canvas is drawn
+                # from this field, so an out-of-range value left there would break it later.
+                gr.Warning(f"samples go from 0 to {last}; opening sample {min(max(n, 0), last)}")
+                n = min(max(n, 0), last)
             return opened(session, n)
 
         def store(role, n):

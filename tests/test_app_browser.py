@@ -188,6 +188,7 @@ def bad_numbers(tab) -> None:
     field.fill("-5")
     field.press("Enter")
     tab.get_by_text("samples go from 0 to").first.wait_for()
+    tab.wait_for_function("document.querySelector('#open-number input').value === '0'")
     # Gradio's own bounds check would mark the inputs as errors; the handler's check explains.
     tab.get_by_text("Advanced", exact=True).click()
     tab.locator("#regularization input").fill("-1")
@@ -224,6 +225,7 @@ def test_example_execute_and_strength_slider(page):
             "document.querySelector('#result').innerText.includes('now at strength 0')"
         )
         assert np.array_equal(images(tab, shown), original)
+        assert "Error" not in tab.inner_text("body"), "a component shows an error badge"
         tab.screenshot(path=str(ARTIFACTS / "app-strength.png"), full_page=True)
     except Exception:
         tab.screenshot(path=str(ARTIFACTS / "app-failure.png"), full_page=True)
