@@ -12,8 +12,9 @@ rate and "paper-scaled" at one scaled to the weight), `grid` (how masks meet the
 "coverage", or the authors' "paper"; the default is "paper" for the paper methods), `truncation`,
 `regularization`, `strength` (the factor on the solved update, default 1), `goal` (where the
 solve asks for the copied object: "paste", on the paste sample only as the paper does, or
-"context", the default, also at each context selection on the other samples; the paper methods
-always use "paste") and `erase` (a channel count, or true for the default, instead of `copy`).
+"context", the default, also at each context selection on the other samples; the baselines
+"dense", "paper" and "paper-scaled" always use "paste") and `erase` (a channel count, or true
+for the default, instead of `copy`).
 
 The paper's interface saved `{"object": [n, mask], "paste": [n, mask], "key": [[n, mask], ...]}`
 without model or layer, and read it as its code does: `key` defaults to the paste selection, a

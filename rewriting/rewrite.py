@@ -239,7 +239,8 @@ def prepare(
     # The dense baseline and the authors' procedure: the loss covers the goal box only.
     goal.keep = 0.0 if request.method in ("dense", *PAPER_METHODS) else keep
     context_goals = []
-    if request.goal == "context" and request.method not in PAPER_METHODS:
+    # The baselines (dense, the authors' procedure) keep the paper's goal on the paste sample.
+    if request.goal == "context" and request.method == "rank":
         value_masks = [(s, grids(s)[1]) for s in request.context]
         context_goals = joint_goals(
             reading, spec, goal, weight, rows, value_masks, request.paste.sample
