@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -19,8 +19,8 @@ from .directions import context_directions, context_key
 from .errors import RewritingError
 from .features import LayerReading, read_layer
 from .generator import Generator, LayerSpec, layer_value
-from .goal import Goal, erase_channels, erase_goal, paste_goal
-from .masks import grid_mask, mask_image
+from .goal import Goal, erase_channels, erase_goal, paste_goal, place_object
+from .masks import bounding_box, grid_mask, mask_image
 from .metrics import firing_threshold
 from .request import PAPER_METHODS, EditRequest, Selection
 from .solve import DEFAULT_REGULARIZATION, Solution, measured, solve
@@ -57,6 +57,7 @@ class EditProblem:
     threshold: float
     stats: KeyStats
     base_weights: dict[str, torch.Tensor]
+    context_goals: list[tuple[torch.Tensor, tuple, Goal]] = field(default_factory=list)
 
     @property
     def directions(self) -> torch.Tensor:
@@ -237,10 +238,53 @@ def prepare(
         )
     # The dense baseline and the authors' procedure: the loss covers the goal box only.
     goal.keep = 0.0 if request.method in ("dense", *PAPER_METHODS) else keep
+    context_goals = []
+    # The baselines (dense, the authors' procedure) keep the paper's goal on the paste sample.
+    if request.goal == "context" and request.method == "rank":
+        value_masks = [(s, grids(s)[1]) for s in request.context]
+        context_goals = joint_goals(
+            reading, spec, goal, weight, rows, value_masks, request.paste.sample
+        )
     return EditProblem(
         request, spec, truncation, module, weight, keys_b, inputs_b, goal, rule.directions,
-        rule.key, rule.threshold, stats, weights,
+        rule.key, rule.threshold, stats, weights, context_goals,
     )
+
+
+def joint_goals(
+    reading: LayerReading,
+    spec: LayerSpec,
+    goal: Goal,
+    weight: torch.Tensor,
+    rows: dict[int, int],
+    context: list[tuple[Selection, torch.Tensor]],
+    paste: int,
+) -> list[tuple[torch.Tensor, tuple, Goal]]:
+    """(keys, inputs, goal) for each context selection off the paste sample: the paste goal
+    rebuilt there, centred on the selection as the paste goal is on the paste brush.
+
+    `context` pairs each selection with its coverage on the value grid.
+    """
+    out = []
+    for selection, mask in context:
+        if selection.sample == paste:
+            continue
+        row = rows[selection.sample]
+        keys = reading.keys[row : row + 1]
+        inputs = _sample_inputs(reading.inputs, row, len(rows))
+        if goal.erased is not None:
+            erased = keys.clone()
+            erased[:, goal.erased] = 0
+            with torch.no_grad():
+                target = layer_value(reading.module, erased, weight, inputs)[0]
+            placed = erase_goal(target, mask, spec.stride, goal.erased)
+        else:
+            top, left, bottom, right = bounding_box(mask)
+            centre = ((top + bottom) / 2, (left + right) / 2)
+            placed = place_object(goal.copied, goal.alpha, reading.values[row], centre, spec.stride)
+        placed.keep = goal.keep
+        out.append((keys, inputs, placed))
+    return out
 
 
 def execute(
@@ -274,7 +318,7 @@ def execute(
         solution = solve(
             problem.module, problem.spec, problem.weight, directions, problem.keys,
             problem.inputs, problem.goal, problem.stats.second_moment, regularization,
-            dense=dense,
+            dense=dense, others=problem.context_goals,
         )
     if not solution.delta_norm_ratio <= max_delta_ratio:
         raise RewritingError(
@@ -294,6 +338,8 @@ def execute(
         "seconds_solve": solution.seconds,
         "seconds_execute": time.perf_counter() - started,
         "grid": request.grid,
+        "goal": request.goal,
+        "goal_samples": 1 + len(problem.context_goals),
         **extra,
     }
     delta = Delta(

@@ -1,21 +1,24 @@
 """Solve for the update W1 = W0 + Lambda D that makes the layer write the goal values.
 
-    Lambda* = argmin ||V* - f(K*; W0 + Lambda D)||^2            over the goal box
-              + keep * ||V_b - f(K*; W0 + Lambda D)||^2         over the rest of the sample
+    Lambda* = argmin sum_s ( ||V*_s - f(K_s; W0 + Lambda D)||^2         over s's goal box
+                             + keep * ||V_s - f(K_s; W0 + Lambda D)||^2  over the rest of s )
               + gamma * P * sum_taps Lambda^T (D C D^T) Lambda
 
-The last two terms guard against an ill-posed goal (one the context key cannot reach): the
-second holds the rest of the paste sample's values (`Goal.keep`), the third is the expected
-squared change the update makes to values over the key distribution (C = E[k k^T]), scaled by
-the P goal locations. When f is linear in W this is linear least squares, solved in closed
-form; otherwise Lambda alone is optimised (L-BFGS). With D = I and `dense=True` it is the
-paper's unconstrained baseline, whose ridge is isotropic (it knows nothing of C).
+summed over the goal samples s: the paste sample and, for a joint goal, the context samples
+with the goal rebuilt where the context key fires on them. The keep term and the ridge guard
+against an ill-posed goal (one the context key cannot reach): the first holds the rest of each
+sample's values (`Goal.keep`), the second is the expected squared change the update makes to
+values over the key distribution (C = E[k k^T]), scaled by the P goal locations of all samples.
+When f is linear in W this is linear least squares, solved in closed form (the samples' normal
+equations summed); otherwise Lambda alone is optimised (L-BFGS). With D = I and `dense=True`
+it is the paper's unconstrained baseline, whose ridge is isotropic (it knows nothing of C).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -53,7 +56,11 @@ def value_axis(spec: LayerSpec, weight: torch.Tensor) -> int:
     raise ValueError(f"layer {spec.name}: no weight axis of size {spec.value_channels}")
 
 
-def _closed_form(
+#: One goal sample: its key map [1, C_in, h, w], module inputs, goal and W0's output there.
+GoalSample = tuple[torch.Tensor, tuple, Goal, torch.Tensor]
+
+
+def _normal_equations(
     module: nn.Module,
     spec: LayerSpec,
     weight: torch.Tensor,
@@ -61,10 +68,9 @@ def _closed_form(
     keys: torch.Tensor,
     inputs: tuple,
     goal: Goal,
-    ridge: torch.Tensor,
     base: torch.Tensor,
-) -> torch.Tensor:
-    """Exact least squares on the linear output.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A^T A and A^T r of one sample's weighted least squares on the linear output.
 
     Every output channel applies the same linear map A to its own slice of Lambda, so one
     layer evaluation yields as many columns of A as there are output channels: column m is
@@ -77,9 +83,7 @@ def _closed_form(
     out_pos = moved_axes.index(value_axis(spec, weight))
     rest = list(weight.movedim(spec.key_axis, 0).shape[1:])
     channels = rest.pop(out_pos)
-    rank = directions.shape[0]
-    taps = math.prod(rest)
-    size = rank * taps
+    size = directions.shape[0] * math.prod(rest)
     with torch.no_grad():
         offset = layer_value(module, keys, torch.zeros_like(weight), inputs)[0][:, region]
         columns = []
@@ -87,15 +91,35 @@ def _closed_form(
             count = min(channels, size - first)
             basis = torch.zeros(channels, size, dtype=weight.dtype)
             basis[torch.arange(count), torch.arange(first, first + count)] = 1.0
-            lam = basis.reshape(channels, rank, *rest).movedim(0, 1 + out_pos)
+            lam = basis.reshape(channels, directions.shape[0], *rest).movedim(0, 1 + out_pos)
             response = layer_value(module, keys, expand(lam, directions, spec.key_axis), inputs)
             columns.append((response[0][:, region] - offset)[:count])
         design = torch.cat(columns).double().T * root[:, None]  # [P, r * taps]
     residual = (goal.target - base)[:, region].double() * root  # [C_out, P]
-    points = int(goal.region().sum())
-    gram = design.T @ design + points * torch.kron(ridge, torch.eye(taps, dtype=torch.float64))
-    lam = torch.linalg.solve(gram, design.T @ residual.T)  # [r * taps, C_out]
-    return lam.T.reshape(channels, rank, *rest).movedim(0, 1 + out_pos).float()
+    return design.T @ design, design.T @ residual.T
+
+
+def _closed_form(
+    module: nn.Module,
+    spec: LayerSpec,
+    weight: torch.Tensor,
+    directions: torch.Tensor,
+    samples: list[GoalSample],
+    ridge: torch.Tensor,
+) -> torch.Tensor:
+    """Exact least squares on the linear output: the samples' normal equations summed."""
+    moved_axes = [a for a in range(weight.dim()) if a != spec.key_axis]
+    out_pos = moved_axes.index(value_axis(spec, weight))
+    rest = list(weight.movedim(spec.key_axis, 0).shape[1:])
+    channels = rest.pop(out_pos)
+    taps = math.prod(rest)
+    gram, rhs, points = 0.0, 0.0, 0
+    for keys, inputs, goal, base in samples:
+        g, r = _normal_equations(module, spec, weight, directions, keys, inputs, goal, base)
+        gram, rhs, points = gram + g, rhs + r, points + int(goal.region().sum())
+    gram = gram + points * torch.kron(ridge, torch.eye(taps, dtype=torch.float64))
+    lam = torch.linalg.solve(gram, rhs)  # [r * taps, C_out]
+    return lam.T.reshape(channels, directions.shape[0], *rest).movedim(0, 1 + out_pos).float()
 
 
 def _iterative(
@@ -103,30 +127,32 @@ def _iterative(
     spec: LayerSpec,
     weight: torch.Tensor,
     directions: torch.Tensor,
-    keys: torch.Tensor,
-    inputs: tuple,
-    goal: Goal,
+    samples: list[GoalSample],
     ridge: torch.Tensor,
-    base: torch.Tensor,
     steps: int,
 ) -> torch.Tensor:
     """Optimise Lambda alone (L-BFGS) on the same objective, for layers nonlinear in W."""
-    weights = goal.weights()
-    points = int(goal.region().sum())
+    points = sum(int(goal.region().sum()) for _, _, goal, _ in samples)
     rest = list(weight.movedim(spec.key_axis, 0).shape[1:])
     lam = torch.zeros(directions.shape[0], *rest, dtype=weight.dtype, requires_grad=True)
     ridge32 = ridge.to(weight.dtype)
-    scale = max(float((((goal.target - base) ** 2) * weights).sum()), 1e-12)
+    scale = max(sum(
+        float((((goal.target - base) ** 2) * goal.weights()).sum())
+        for _, _, goal, base in samples
+    ), 1e-12)
     optimizer = torch.optim.LBFGS(
         [lam], lr=1, max_iter=steps, history_size=20, line_search_fn="strong_wolfe"
     )
 
     def loss() -> torch.Tensor:
         optimizer.zero_grad()
-        out = layer_value(module, keys, weight + expand(lam, directions, spec.key_axis), inputs)
+        edited = weight + expand(lam, directions, spec.key_axis)
         flat = lam.reshape(lam.shape[0], -1)
-        penalty = points * torch.einsum("ia,ij,ja->", flat, ridge32, flat)
-        value = ((((goal.target - out[0]) ** 2) * weights).sum() + penalty) / scale
+        value = points * torch.einsum("ia,ij,ja->", flat, ridge32, flat)
+        for keys, inputs, goal, _ in samples:
+            out = layer_value(module, keys, edited, inputs)
+            value = value + (((goal.target - out[0]) ** 2) * goal.weights()).sum()
+        value = value / scale
         value.backward()
         return value
 
@@ -148,16 +174,21 @@ def solve(
     iterative: bool | None = None,
     steps: int = 200,
     dense: bool = False,
+    others: Sequence[tuple[torch.Tensor, tuple, Goal]] = (),
 ) -> Solution:
     """Lambda for one goal, in closed form when the layer is linear (or `iterative` is False).
 
     `keys` [1, C_in, h, w] and `inputs` are the paste sample's key map and module inputs;
-    `weight` is the layer's current W0.
+    `weight` is the layer's current W0; `others` are further (keys, inputs, goal) samples
+    solved jointly with it (a joint goal's context samples).
     """
     with torch.no_grad():
-        # W0's output; computing it first also primes the layer's kernels at this input shape,
-        # so `seconds` measures the solve rather than one-time kernel compilation.
-        base = layer_value(module, keys, weight, inputs)[0]
+        # W0's outputs; computing them first also primes the layer's kernels at this input
+        # shape, so `seconds` measures the solve rather than one-time kernel compilation.
+        samples = [
+            (k, i, g, layer_value(module, k, weight, i)[0])
+            for k, i, g in ((keys, inputs, goal), *others)
+        ]
     start = time.perf_counter()
     directions = directions.to(weight.dtype)
     d64 = directions.double()
@@ -167,7 +198,7 @@ def solve(
         scale = torch.diagonal(second_moment).double().mean()
         ridge = regularization * scale * torch.eye(len(d64), dtype=torch.float64)
     use_iterative = (not spec.linear) if iterative is None else iterative
-    args = (module, spec, weight, directions, keys, inputs, goal, ridge, base)
+    args = (module, spec, weight, directions, samples, ridge)
     lam = _iterative(*args, steps) if use_iterative else _closed_form(*args)
     seconds = time.perf_counter() - start
     return measured(

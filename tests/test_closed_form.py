@@ -87,3 +87,46 @@ def test_iterative_solver_agrees_with_the_closed_form():
     assert iterative.solver == "iterative"
     assert iterative.residual < 1e-3
     assert torch.allclose(iterative.lam, result.delta.lam, atol=1e-3)
+
+
+def test_joint_goal_solves_the_summed_least_squares_of_a_worked_example():
+    """Two samples, one cell each, a fixed direction d, no ridge: the rank-one magnitude is
+    lambda = sum_s (v*_s - W0 k_s)(d . k_s) / sum_s (d . k_s)^2, derived by hand."""
+    from rewriting.goal import Goal
+    from rewriting.solve import solve
+
+    generator = toy_generator()
+    spec = generator.layer(None)
+    stats = compute_key_stats(generator, spec, samples=200)
+    reading = read_layer(generator, spec, generator.latents([3, 5, 9]), None)
+    module = generator.net.get_submodule(spec.module)
+    weight = generator.parameter(spec.weight)
+    d = torch.nn.functional.normalize(torch.randn(1, spec.key_channels,
+                                                  generator=torch.Generator().manual_seed(0)))
+    goals = []
+    for row, cell in ((1, (2, 2)), (2, (1, 3))):
+        target = reading.values[row].clone()
+        target[:, cell[0], cell[1]] = reading.values[0, :, 1, 1]
+        goals.append((reading.keys[row : row + 1], (reading.keys[row : row + 1],),
+                      Goal(target, (cell[0], cell[1], cell[0] + 1, cell[1] + 1))))
+    joint = solve(module, spec, weight, d, *goals[0], stats.second_moment, 0.0,
+                  others=goals[1:])
+
+    w0 = weight[:, :, 0, 0].double()
+    bias = generator.parameter("memory.bias").double()
+    numerator, denominator = 0.0, 0.0
+    for keys, _, goal in goals:
+        top, left = goal.box[:2]
+        k = keys[0, :, top, left].double()
+        gap = goal.target[:, top, left].double() - (w0 @ k + bias)
+        numerator = numerator + gap * float(d[0].double() @ k)
+        denominator += float(d[0].double() @ k) ** 2
+    expected = numerator / denominator
+    assert torch.allclose(joint.lam.reshape(-1).double(), expected, atol=1e-5)
+    # Alone, the first sample's goal gives a different magnitude: the second sample counts.
+    alone = solve(module, spec, weight, d, *goals[0], stats.second_moment, 0.0)
+    assert not torch.allclose(alone.lam.reshape(-1).double(), expected, atol=1e-3)
+    # The iterative solver minimises the same summed objective.
+    iterative = solve(module, spec, weight, d, *goals[0], stats.second_moment, 0.0,
+                      iterative=True, others=goals[1:])
+    assert torch.allclose(iterative.lam, joint.lam, atol=1e-3)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rewriting.delta import Delta, EditStack
+from rewriting.generator import layer_value
 from rewriting.metrics import change_inside_outside
 from rewriting.render import render
 from rewriting.request import parse_request
@@ -55,6 +56,36 @@ def test_dense_baseline_leaks_more_outside(dcgan, stats, rank_one):
     ours, theirs = _change(dcgan, rank_one), _change(dcgan, dense)
     assert theirs["change_outside"] > 1.5 * ours["change_outside"]
     assert theirs["selectivity"] < ours["selectivity"]
+
+
+def test_joint_goal_moves_the_context_samples_towards_their_goals(dcgan, stats):
+    """With "goal": "context" the copied object is also asked for on each context sample
+    (rebuilt at its selection); those samples move towards it more than with the paste goal."""
+    context = [{"sample": s, "mask": MOUTH} for s in (7, 12, 15, 20)]
+    request = {**EYES_TO_MOUTH, "rank": 3, "context": context}
+    joint = execute(dcgan, parse_request({**request, "goal": "context"}), stats=stats)
+    paste = execute(dcgan, parse_request({**request, "goal": "paste"}), stats=stats)
+    assert joint.delta.metrics["goal_samples"] == 4 and paste.delta.metrics["goal_samples"] == 1
+    problem = joint.problem
+    assert [g.box for _, _, g in problem.context_goals] == [problem.goal.box] * 3
+
+    def closed(delta):
+        before, after = 0.0, 0.0
+        for keys, inputs, goal in problem.context_goals:
+            region = goal.region()
+            for weight, total in ((problem.weight, "before"), (problem.weight + delta, "after")):
+                values = layer_value(problem.module, keys, weight, inputs)[0]
+                gap = float((goal.target - values)[:, region].norm())
+                if total == "before":
+                    before += gap
+                else:
+                    after += gap
+        return 1 - after / before
+
+    # Measured: 0.12 of the gap closed jointly, -0.02 (away from the goal) with the paste goal.
+    assert closed(joint.delta.dense()) > closed(paste.delta.dense()) + 0.08
+    assert closed(joint.delta.dense()) > 0.06
+    assert joint.solution.residual < 0.8  # the paste sample's own goal is still met
 
 
 def test_erase_edit_reduces_what_the_context_selects(dcgan, stats):

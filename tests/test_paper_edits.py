@@ -74,6 +74,15 @@ def test_grid_option_round_trips_and_is_checked():
         parse_request({**data, "grid": "nearest"})
 
 
+def test_goal_option_round_trips_and_is_checked():
+    data = json.loads((ROOT / "examples" / "eye-to-mouth.json").read_text())
+    assert parse_request(data).goal == "context"
+    request = parse_request({**data, "goal": "paste"})
+    assert request.goal == "paste" and parse_request(request.to_json()) == request
+    with pytest.raises(RewritingError, match="goal must be one of paste, context"):
+        parse_request({**data, "goal": "everywhere"})
+
+
 @pytest.mark.parametrize("name", ["mixed_resolution.json", "erase_paste_key.json"])
 def test_cli_edits_with_a_saved_paper_file(tmp_path, name):
     done = subprocess.run(
