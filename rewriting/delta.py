@@ -22,18 +22,10 @@ from . import __version__
 from .errors import RewritingError
 from .generator import Generator
 from .limits import MAX_DELTA_NORM_RATIO, parse_json
-from .request import MAX_STRENGTH
+from .request import check_strength
 from .solve import expand
 
 DELTA_FORMAT = "rewriting-delta/1"
-
-
-def _strength(text: str) -> float:
-    """A stored strength: a number from 0 to MAX_STRENGTH (else ValueError)."""
-    value = float(text)
-    if not 0.0 <= value <= MAX_STRENGTH:
-        raise ValueError(f"strength {text!r} is not between 0 and {MAX_STRENGTH:g}")
-    return value
 
 
 @dataclass
@@ -109,7 +101,7 @@ class Delta:
                 method=meta.get("method", "rank"),
                 request=parse_json(meta.get("request", "{}"), "its request"),
                 metrics=parse_json(meta.get("metrics", "{}"), "its metrics"),
-                strength=_strength(meta.get("strength", "1.0")),
+                strength=check_strength(float(meta.get("strength", "1.0"))),
             )
         except (KeyError, ValueError) as err:
             raise RewritingError(f"delta {path} has malformed metadata ({err})") from None

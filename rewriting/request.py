@@ -92,6 +92,13 @@ class EditRequest:
         return [s.sample for s in chosen]
 
 
+def check_strength(strength: float) -> float:
+    """The strength if it lies between 0 and MAX_STRENGTH, else a clear error."""
+    if not 0.0 <= strength <= MAX_STRENGTH:
+        raise RewritingError(f"strength must be between 0 and {MAX_STRENGTH:g}, got {strength!r}")
+    return strength
+
+
 def _selection_json(selection: Selection) -> dict[str, Any]:
     data = asdict(selection)
     if not data.pop("paper"):
@@ -165,8 +172,8 @@ def parse_request(data: Any, model: str | None = None, layer: str | None = None)
     if rank < 1:
         raise RewritingError(f"rank must be at least 1, got {rank}")
     strength = _number(data, "strength", float, None)
-    if strength is not None and not 0.0 <= strength <= MAX_STRENGTH:
-        raise RewritingError(f"strength must be between 0 and {MAX_STRENGTH:g}, got {strength!r}")
+    if strength is not None:
+        check_strength(strength)
     layer = layer or data.get("layer")
     if layer is not None and not isinstance(layer, str):
         raise RewritingError(f"layer must be a layer name, got {layer!r}")
