@@ -37,6 +37,7 @@ from rewriting.limits import (
     read_json_file,
 )
 from rewriting.request import DEFAULT_ERASE_CHANNELS, MAX_STRENGTH, Selection, parse_request
+from rewriting.rewrite import DEFAULT_STRENGTH
 from rewriting.solve import DEFAULT_REGULARIZATION
 from rewriting.suggest import layer_table
 from zoo import session as ss
@@ -342,7 +343,8 @@ def build() -> gr.Blocks:
                 erase_n = gr.Slider(1, 128, value=DEFAULT_ERASE_CHANNELS, step=1,
                                     label="Channels to erase")
         result = gr.Markdown(NO_RESULT, elem_id="result", container=True, min_height=60)
-        strength = gr.Slider(0, MAX_STRENGTH / 2, value=1, step=0.1, elem_id="strength",
+        strength = gr.Slider(0, MAX_STRENGTH / 2, value=DEFAULT_STRENGTH, step=0.1,
+                             elem_id="strength",
                              label="Strength of the latest edit (re-renders without solving)")
         compared = gr.State([])
         before = gr.Gallery(label="Before the edit", columns=COMPARE_SHOWN, height=200,

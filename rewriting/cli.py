@@ -482,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="layer (required for the paper's format); 'auto' solves at "
                    "every layer, prints the table and uses the suggested one")
     p.add_argument("--strength", type=float,
-                   help="factor on the solved update (default: the request's, else 1)")
+                   help="factor on the solved update (default: the request's, else 1.5)")
     p.add_argument("--edit", action="append", default=[], metavar="DELTA",
                    help="earlier edits to apply first")
     p.add_argument("--stats-samples", type=_count(1, MAX_SAMPLES_PER_CALL), default=1000)

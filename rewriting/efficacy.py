@@ -75,7 +75,7 @@ class RuleProbe:
         )
         goal = problem.goal
         paste = problem.request.paste.sample
-        self.paste = SampleGoals([paste], goal.target[None], [goal.box])
+        self.paste = SampleGoals([paste], goal.target[None], [goal.box], [0])
         self.held_out = transfer_goals(
             generator, spec, goal, problem.weight, problem.context_key, problem.threshold,
             problem.keys[0], self.numbers, truncation, self.before,

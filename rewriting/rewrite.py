@@ -22,9 +22,11 @@ from .generator import Generator, LayerSpec, layer_value
 from .goal import Goal, erase_channels, erase_goal, paste_goal, place_object
 from .masks import bounding_box, grid_mask, mask_image
 from .metrics import firing_threshold
+from .render import RENDER_BATCH
 from .request import PAPER_METHODS, EditRequest, Selection
 from .solve import DEFAULT_REGULARIZATION, Solution, measured, solve
-from .stats import KeyStats, default_cache_dir, key_stats
+from .stats import STATS_SEED, KeyStats, default_cache_dir, key_stats
+from .transfer import transfer_goals
 
 #: An update larger than this fraction of the layer's weight norm is refused as ill-conditioned.
 MAX_DELTA_RATIO = 1.0
@@ -34,8 +36,13 @@ DEFAULT_KEEP = 1.0
 #: The dense baseline's isotropic ridge, relative to the mean key energy: just enough to pick
 #: the minimum-norm update among the many that fit the goal, as gradient descent would.
 DENSE_REGULARIZATION = 1e-3
-#: The factor on the solved update when a request gives none (W1 = W0 + s Lambda D).
-DEFAULT_STRENGTH = 1.0
+#: The factor on the solved update when a request gives none (W1 = W0 + s Lambda D): picked
+#: from the strength curves of `evaluate` (docs/evaluation), where the least-squares update,
+#: met at the layer, undershoots the goal in pixels.
+DEFAULT_STRENGTH = 1.5
+#: A "rule" goal is also rebuilt wherever the context key fires on this many samples of the
+#: statistics' latent stream (never a numbered sample, so never a held-out one).
+RULE_SAMPLES = 128
 
 
 @dataclass
@@ -240,10 +247,14 @@ def prepare(
     goal.keep = 0.0 if request.method in ("dense", *PAPER_METHODS) else keep
     context_goals = []
     # The baselines (dense, the authors' procedure) keep the paper's goal on the paste sample.
-    if request.goal == "context" and request.method == "rank":
+    if request.goal in ("context", "rule") and request.method == "rank":
         value_masks = [(s, grids(s)[1]) for s in request.context]
         context_goals = joint_goals(
             reading, spec, goal, weight, rows, value_masks, request.paste.sample
+        )
+    if request.goal == "rule" and request.method == "rank":
+        context_goals += rule_goals(
+            generator, spec, goal, weight, rule, keys_b[0], truncation, weights
         )
     return EditProblem(
         request, spec, truncation, module, weight, keys_b, inputs_b, goal, rule.directions,
@@ -284,6 +295,32 @@ def joint_goals(
             placed = place_object(goal.copied, goal.alpha, reading.values[row], centre, spec.stride)
         placed.keep = goal.keep
         out.append((keys, inputs, placed))
+    return out
+
+
+def rule_goals(
+    generator: Generator,
+    spec: LayerSpec,
+    goal: Goal,
+    weight: torch.Tensor,
+    rule: ContextRule,
+    paste_keys: torch.Tensor,
+    truncation: float | None,
+    weights: dict[str, torch.Tensor],
+) -> list[tuple[torch.Tensor, tuple, Goal]]:
+    """(keys, inputs, goal) on each of RULE_SAMPLES unnumbered samples where the context key
+    fires: the goal rebuilt there as the held-out measure rebuilds it (`transfer_goals`)."""
+    out = []
+    for start in range(0, RULE_SAMPLES, RENDER_BATCH):
+        numbers = list(range(start, min(start + RENDER_BATCH, RULE_SAMPLES)))
+        found = transfer_goals(
+            generator, spec, goal, weight, rule.key, rule.threshold, paste_keys, numbers,
+            truncation, weights, seed=STATS_SEED,
+        )
+        for target, box, row in zip(found.targets, found.boxes, found.rows, strict=True):
+            keys = found.reading.keys[row : row + 1]
+            inputs = _sample_inputs(found.reading.inputs, row, len(numbers))
+            out.append((keys, inputs, Goal(target, box, keep=goal.keep)))
     return out
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .features import read_layer
+from .features import LayerReading, read_layer
 from .generator import Generator, LayerSpec, layer_value
 from .goal import Goal, box_at, place_object
 from .nethook import replace_output
@@ -25,11 +25,14 @@ from .render import RENDER_BATCH, render
 
 @dataclass
 class SampleGoals:
-    """Goals on a set of samples: targets [N, C_out, H, W] and boxes on the value grid."""
+    """Goals on a set of samples: targets [N, C_out, H, W] and boxes on the value grid; `rows`
+    index the kept samples in `reading`, the layer read on all the samples asked for."""
 
     numbers: list[int]
     targets: torch.Tensor
     boxes: list[tuple[int, int, int, int]]
+    rows: list[int]
+    reading: LayerReading | None = None
 
 
 def firing_centre(
@@ -74,24 +77,26 @@ def transfer_goals(
     numbers: Sequence[int],
     truncation: float | None,
     weights: Mapping[str, torch.Tensor],
+    seed: int = 1,
 ) -> SampleGoals:
     """The goal rebuilt on those of `numbers` where the context key fires (see module doc).
 
-    `paste_keys` [C_in, h, w] are the paste sample's keys; `weight` the layer's W0.
+    `paste_keys` [C_in, h, w] are the paste sample's keys; `weight` the layer's W0; `seed` the
+    latent stream the numbers index.
     """
     top, left, bottom, right = goal.box
     size = (bottom - top, right - left)
     radius = math.ceil(max(size) / spec.stride / 2)
     paste_response = torch.einsum("chw,c->hw", paste_keys.double(), key.double())
     offset = goal_offset(goal, paste_response, threshold, spec.stride)
-    reading = read_layer(generator, spec, generator.latents(numbers), truncation, weights)
+    reading = read_layer(generator, spec, generator.latents(numbers, seed), truncation, weights)
     responses = torch.einsum("nchw,c->nhw", reading.keys.double(), key.double())
     if goal.erased is not None:
         erased = reading.keys.clone()
         erased[:, goal.erased] = 0
         with torch.no_grad():
             erased_values = layer_value(reading.module, erased, weight, reading.inputs)
-    kept, targets, boxes = [], [], []
+    kept, rows, targets, boxes = [], [], [], []
     for row, number in enumerate(numbers):
         centre = firing_centre(responses[row], threshold, radius)
         if centre is None:
@@ -108,10 +113,11 @@ def transfer_goals(
                 row, :, box[0] : box[2], box[1] : box[3]
             ]
         kept.append(number)
+        rows.append(row)
         targets.append(target)
         boxes.append(box)
     empty = torch.zeros(0, *reading.values.shape[1:])
-    return SampleGoals(kept, torch.stack(targets) if targets else empty, boxes)
+    return SampleGoals(kept, torch.stack(targets) if targets else empty, boxes, rows, reading)
 
 
 def goal_images(

@@ -12,9 +12,10 @@ from rewriting.efficacy import RuleProbe, strengthen
 from rewriting.metrics import held_out_samples
 from rewriting.render import render
 from rewriting.request import parse_request
-from rewriting.rewrite import execute
+from rewriting.features import read_layer
+from rewriting.rewrite import DEFAULT_STRENGTH, RULE_SAMPLES, execute, prepare
 from rewriting.solve import expand
-from rewriting.stats import key_stats
+from rewriting.stats import STATS_SEED, key_stats
 from rewriting.transfer import transfer_goals
 
 EYES = [20, 16, 32, 48]
@@ -50,7 +51,10 @@ def test_solved_edit_beats_random_updates_of_its_size(dcgan, probe, edit):
     measured = probe.measure(after)
     floor = probe.floor(after, rank=1, seeds=2)
     assert measured["efficacy"] > floor["efficacy"] + 0.2
-    assert measured["efficacy_layer"] > floor["efficacy_layer"] + 0.2
+    # At the layer, the update as solved (strength 1) meets its least-squares goal; the default
+    # strength, picked for pixels, overshoots it there.
+    solved = probe.measure(EditStack(dcgan, [replace(edit.delta, strength=1.0)]).weights())
+    assert solved["efficacy_layer"] > floor["efficacy_layer"] + 0.2
     assert measured["generalization"] > floor["generalization"] + 0.05
     assert 0.8 < measured["specificity"] < 1
     # The random draws have the update's rank and norm, in the same layer.
@@ -81,7 +85,7 @@ def test_overshooting_the_goal_lowers_efficacy(dcgan, probe, edit):
 def test_strength_scales_the_delta_and_survives_save_and_load(dcgan, edit, tmp_path):
     numbers = [1000, 1001, 1002]
     delta = edit.delta
-    assert delta.strength == 1.0
+    assert delta.strength == DEFAULT_STRENGTH
     zero = replace(delta, strength=0.0)
     base = render(dcgan, numbers)
     assert torch.equal(render(dcgan, numbers, None, EditStack(dcgan, [zero]).weights()), base)
@@ -97,7 +101,36 @@ def test_strength_scales_the_delta_and_survives_save_and_load(dcgan, edit, tmp_p
     assert request.to_json()["strength"] == 0.5
     halved = execute(dcgan, request, stats=key_stats(dcgan, dcgan.layer("main.6")))
     assert halved.delta.strength == 0.5
-    assert torch.allclose(halved.delta.dense(), delta.dense() / 2)
+    assert torch.allclose(halved.delta.dense(), delta.dense() * 0.5 / DEFAULT_STRENGTH)
+
+
+def test_rule_goal_asks_for_the_object_wherever_the_context_fires(dcgan, edit):
+    """The default goal adds, to the context selections, the goal rebuilt on every sample of
+    the statistics' latent stream where the context key fires: never a numbered sample."""
+    problem = edit.problem
+    assert problem.request.goal == "rule"
+    context_only = prepare(dcgan, replace(problem.request, goal="context"), stats=problem.stats)
+    assert len(context_only.context_goals) == 2  # samples 0 and 13; 9 is the paste sample
+    fired = transfer_goals(
+        dcgan, problem.spec, problem.goal, problem.weight, problem.context_key,
+        problem.threshold, problem.keys[0], range(RULE_SAMPLES), None, {}, seed=STATS_SEED,
+    )
+    assert 5 <= len(fired.numbers) < RULE_SAMPLES
+    rule = problem.context_goals[2:]
+    assert len(rule) == len(fired.numbers)
+    unnumbered = read_layer(dcgan, problem.spec, dcgan.latents(fired.numbers, STATS_SEED), None)
+    for (keys, _, goal), row, target in zip(rule, range(len(rule)), fired.targets, strict=True):
+        assert torch.equal(keys[0], unnumbered.keys[row])
+        assert torch.equal(goal.target, target) and goal.keep == problem.goal.keep
+
+
+def test_rule_goal_generalises_further_than_the_papers_goal(dcgan, probe, edit):
+    paper_goal = execute(dcgan, replace(edit.problem.request, goal="paste"),
+                         stats=edit.problem.stats)
+    ours = probe.measure(EditStack(dcgan, [edit.delta]).weights())
+    theirs = probe.measure(EditStack(dcgan, [paper_goal.delta]).weights())
+    assert ours["generalization"] > theirs["generalization"] + 0.015
+    assert ours["generalization_layer"] > theirs["generalization_layer"]
 
 
 def test_app_session_rescales_without_solving_and_suggests_a_layer(dcgan):
