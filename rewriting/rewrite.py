@@ -64,7 +64,7 @@ class EditProblem:
     threshold: float
     stats: KeyStats
     base_weights: dict[str, torch.Tensor]
-    context_goals: list[tuple[torch.Tensor, tuple, Goal]] = field(default_factory=list)
+    context_goals: list[tuple[torch.Tensor, tuple, list[Goal]]] = field(default_factory=list)
 
     @property
     def directions(self) -> torch.Tensor:
@@ -99,10 +99,10 @@ class EditResult:
         return self.problem.truncation
 
 
-def _sample_inputs(inputs: tuple, index: int, batch: int) -> tuple:
-    """The module inputs of one sample out of a batched forward pass."""
+def _sample_inputs(inputs: tuple, rows: list[int], batch: int) -> tuple:
+    """The module inputs of some samples (`rows`) out of a batched forward pass."""
     return tuple(
-        x[index : index + 1] if isinstance(x, torch.Tensor) and x.shape[:1] == (batch,) else x
+        x[rows] if isinstance(x, torch.Tensor) and x.shape[:1] == (batch,) else x
         for x in inputs
     )
 
@@ -227,7 +227,7 @@ def prepare(
     weight = weights.get(spec.weight, generator.parameter(spec.weight)).detach()
     b = rows[request.paste.sample]
     keys_b = reading.keys[b : b + 1]
-    inputs_b = _sample_inputs(reading.inputs, b, len(numbers))
+    inputs_b = _sample_inputs(reading.inputs, [b], len(numbers))
     if request.erase is not None:
         masks = torch.stack([m for _, m in context])
         ctx_maps = reading.keys[[rows[s.sample] for s, _ in context]]
@@ -270,8 +270,8 @@ def joint_goals(
     rows: dict[int, int],
     context: list[tuple[Selection, torch.Tensor]],
     paste: int,
-) -> list[tuple[torch.Tensor, tuple, Goal]]:
-    """(keys, inputs, goal) for each context selection off the paste sample: the paste goal
+) -> list[tuple[torch.Tensor, tuple, list[Goal]]]:
+    """(keys, inputs, [goal]) for each context selection off the paste sample: the paste goal
     rebuilt there, centred on the selection as the paste goal is on the paste brush.
 
     `context` pairs each selection with its coverage on the value grid.
@@ -282,7 +282,7 @@ def joint_goals(
             continue
         row = rows[selection.sample]
         keys = reading.keys[row : row + 1]
-        inputs = _sample_inputs(reading.inputs, row, len(rows))
+        inputs = _sample_inputs(reading.inputs, [row], len(rows))
         if goal.erased is not None:
             erased = keys.clone()
             erased[:, goal.erased] = 0
@@ -294,7 +294,7 @@ def joint_goals(
             centre = ((top + bottom) / 2, (left + right) / 2)
             placed = place_object(goal.copied, goal.alpha, reading.values[row], centre, spec.stride)
         placed.keep = goal.keep
-        out.append((keys, inputs, placed))
+        out.append((keys, inputs, [placed]))
     return out
 
 
@@ -307,9 +307,9 @@ def rule_goals(
     paste_keys: torch.Tensor,
     truncation: float | None,
     weights: dict[str, torch.Tensor],
-) -> list[tuple[torch.Tensor, tuple, Goal]]:
-    """(keys, inputs, goal) on each of RULE_SAMPLES unnumbered samples where the context key
-    fires: the goal rebuilt there as the held-out measure rebuilds it (`transfer_goals`)."""
+) -> list[tuple[torch.Tensor, tuple, list[Goal]]]:
+    """Batches (keys, inputs, goals) of the RULE_SAMPLES unnumbered samples where the context
+    key fires: the goal rebuilt there as the held-out measure rebuilds it (`transfer_goals`)."""
     out = []
     for start in range(0, RULE_SAMPLES, RENDER_BATCH):
         numbers = list(range(start, min(start + RENDER_BATCH, RULE_SAMPLES)))
@@ -317,10 +317,11 @@ def rule_goals(
             generator, spec, goal, weight, rule.key, rule.threshold, paste_keys, numbers,
             truncation, weights, seed=STATS_SEED,
         )
-        for target, box, row in zip(found.targets, found.boxes, found.rows, strict=True):
-            keys = found.reading.keys[row : row + 1]
-            inputs = _sample_inputs(found.reading.inputs, row, len(numbers))
-            out.append((keys, inputs, Goal(target, box, keep=goal.keep)))
+        if found.rows:
+            goals = [Goal(t, box, keep=goal.keep) for t, box in zip(found.targets, found.boxes,
+                                                                       strict=True)]
+            inputs = _sample_inputs(found.reading.inputs, found.rows, len(numbers))
+            out.append((found.reading.keys[found.rows], inputs, goals))
     return out
 
 
@@ -376,7 +377,7 @@ def execute(
         "seconds_execute": time.perf_counter() - started,
         "grid": request.grid,
         "goal": request.goal,
-        "goal_samples": 1 + len(problem.context_goals),
+        "goal_samples": 1 + sum(len(goals) for _, _, goals in problem.context_goals),
         **extra,
     }
     delta = Delta(

@@ -5,7 +5,8 @@
               + gamma * P * sum_taps Lambda^T (D C D^T) Lambda
 
 summed over the goal samples s: the paste sample and, for a joint goal, the context samples
-with the goal rebuilt where the context key fires on them. The keep term and the ridge guard
+(the goal centred on each context selection) and, for a rule goal, further samples with the
+goal rebuilt wherever the context key fires on them. The keep term and the ridge guard
 against an ill-posed goal (one the context key cannot reach): the first holds the rest of each
 sample's values (`Goal.keep`), the second is the expected squared change the update makes to
 values over the key distribution (C = E[k k^T]), scaled by the P goal locations of all samples.
@@ -56,8 +57,9 @@ def value_axis(spec: LayerSpec, weight: torch.Tensor) -> int:
     raise ValueError(f"layer {spec.name}: no weight axis of size {spec.value_channels}")
 
 
-#: One goal sample: its key map [1, C_in, h, w], module inputs, goal and W0's output there.
-GoalSample = tuple[torch.Tensor, tuple, Goal, torch.Tensor]
+#: A batch of goal samples: key maps [n, C_in, h, w], the module inputs of those n samples,
+#: one goal per sample, and W0's outputs there [n, C_out, H, W].
+GoalBatch = tuple[torch.Tensor, tuple, list[Goal], torch.Tensor]
 
 
 def _normal_equations(
@@ -65,38 +67,40 @@ def _normal_equations(
     spec: LayerSpec,
     weight: torch.Tensor,
     directions: torch.Tensor,
-    keys: torch.Tensor,
-    inputs: tuple,
-    goal: Goal,
-    base: torch.Tensor,
+    batch: GoalBatch,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A^T A and A^T r of one sample's weighted least squares on the linear output.
+    """A^T A and A^T r of a batch's weighted least squares on the linear output, summed.
 
     Every output channel applies the same linear map A to its own slice of Lambda, so one
     layer evaluation yields as many columns of A as there are output channels: column m is
     read off channel m of f(dW_m) - f(0), where dW_m puts basis element m in that channel.
     """
-    weights = goal.weights()
-    region = weights > 0
-    root = weights[region].double().sqrt()
+    keys, inputs, goals, base = batch
     moved_axes = [a for a in range(weight.dim()) if a != spec.key_axis]
     out_pos = moved_axes.index(value_axis(spec, weight))
     rest = list(weight.movedim(spec.key_axis, 0).shape[1:])
     channels = rest.pop(out_pos)
     size = directions.shape[0] * math.prod(rest)
     with torch.no_grad():
-        offset = layer_value(module, keys, torch.zeros_like(weight), inputs)[0][:, region]
-        columns = []
+        offset = layer_value(module, keys, torch.zeros_like(weight), inputs)
+        responses = []
         for first in range(0, size, channels):
             count = min(channels, size - first)
             basis = torch.zeros(channels, size, dtype=weight.dtype)
             basis[torch.arange(count), torch.arange(first, first + count)] = 1.0
             lam = basis.reshape(channels, directions.shape[0], *rest).movedim(0, 1 + out_pos)
             response = layer_value(module, keys, expand(lam, directions, spec.key_axis), inputs)
-            columns.append((response[0][:, region] - offset)[:count])
-        design = torch.cat(columns).double().T * root[:, None]  # [P, r * taps]
-    residual = (goal.target - base)[:, region].double() * root  # [C_out, P]
-    return design.T @ design, design.T @ residual.T
+            responses.append((response - offset)[:, :count])
+        responses = torch.cat(responses, dim=1)  # [n, r * taps, H, W]
+    gram, rhs = 0.0, 0.0
+    for row, goal in enumerate(goals):
+        weights = goal.weights()
+        region = weights > 0
+        root = weights[region].double().sqrt()
+        design = responses[row][:, region].double().T * root[:, None]  # [P, r * taps]
+        residual = (goal.target - base[row])[:, region].double() * root  # [C_out, P]
+        gram, rhs = gram + design.T @ design, rhs + design.T @ residual.T
+    return gram, rhs
 
 
 def _closed_form(
@@ -104,22 +108,27 @@ def _closed_form(
     spec: LayerSpec,
     weight: torch.Tensor,
     directions: torch.Tensor,
-    samples: list[GoalSample],
+    batches: list[GoalBatch],
     ridge: torch.Tensor,
 ) -> torch.Tensor:
-    """Exact least squares on the linear output: the samples' normal equations summed."""
+    """Exact least squares on the linear output: the batches' normal equations summed."""
     moved_axes = [a for a in range(weight.dim()) if a != spec.key_axis]
     out_pos = moved_axes.index(value_axis(spec, weight))
     rest = list(weight.movedim(spec.key_axis, 0).shape[1:])
     channels = rest.pop(out_pos)
     taps = math.prod(rest)
-    gram, rhs, points = 0.0, 0.0, 0
-    for keys, inputs, goal, base in samples:
-        g, r = _normal_equations(module, spec, weight, directions, keys, inputs, goal, base)
-        gram, rhs, points = gram + g, rhs + r, points + int(goal.region().sum())
-    gram = gram + points * torch.kron(ridge, torch.eye(taps, dtype=torch.float64))
+    gram, rhs = 0.0, 0.0
+    for batch in batches:
+        g, r = _normal_equations(module, spec, weight, directions, batch)
+        gram, rhs = gram + g, rhs + r
+    gram = gram + _points(batches) * torch.kron(ridge, torch.eye(taps, dtype=torch.float64))
     lam = torch.linalg.solve(gram, rhs)  # [r * taps, C_out]
     return lam.T.reshape(channels, directions.shape[0], *rest).movedim(0, 1 + out_pos).float()
+
+
+def _points(batches: list[GoalBatch]) -> int:
+    """The goal locations of all samples (the ridge's scale)."""
+    return sum(int(goal.region().sum()) for _, _, goals, _ in batches for goal in goals)
 
 
 def _iterative(
@@ -127,18 +136,18 @@ def _iterative(
     spec: LayerSpec,
     weight: torch.Tensor,
     directions: torch.Tensor,
-    samples: list[GoalSample],
+    batches: list[GoalBatch],
     ridge: torch.Tensor,
     steps: int,
 ) -> torch.Tensor:
     """Optimise Lambda alone (L-BFGS) on the same objective, for layers nonlinear in W."""
-    points = sum(int(goal.region().sum()) for _, _, goal, _ in samples)
+    points = _points(batches)
     rest = list(weight.movedim(spec.key_axis, 0).shape[1:])
     lam = torch.zeros(directions.shape[0], *rest, dtype=weight.dtype, requires_grad=True)
     ridge32 = ridge.to(weight.dtype)
     scale = max(sum(
-        float((((goal.target - base) ** 2) * goal.weights()).sum())
-        for _, _, goal, base in samples
+        float((((goal.target - base[row]) ** 2) * goal.weights()).sum())
+        for _, _, goals, base in batches for row, goal in enumerate(goals)
     ), 1e-12)
     optimizer = torch.optim.LBFGS(
         [lam], lr=1, max_iter=steps, history_size=20, line_search_fn="strong_wolfe"
@@ -149,9 +158,10 @@ def _iterative(
         edited = weight + expand(lam, directions, spec.key_axis)
         flat = lam.reshape(lam.shape[0], -1)
         value = points * torch.einsum("ia,ij,ja->", flat, ridge32, flat)
-        for keys, inputs, goal, _ in samples:
+        for keys, inputs, goals, _ in batches:
             out = layer_value(module, keys, edited, inputs)
-            value = value + (((goal.target - out[0]) ** 2) * goal.weights()).sum()
+            for row, goal in enumerate(goals):
+                value = value + (((goal.target - out[row]) ** 2) * goal.weights()).sum()
         value = value / scale
         value.backward()
         return value
@@ -174,20 +184,20 @@ def solve(
     iterative: bool | None = None,
     steps: int = 200,
     dense: bool = False,
-    others: Sequence[tuple[torch.Tensor, tuple, Goal]] = (),
+    others: Sequence[tuple[torch.Tensor, tuple, list[Goal]]] = (),
 ) -> Solution:
     """Lambda for one goal, in closed form when the layer is linear (or `iterative` is False).
 
     `keys` [1, C_in, h, w] and `inputs` are the paste sample's key map and module inputs;
-    `weight` is the layer's current W0; `others` are further (keys, inputs, goal) samples
-    solved jointly with it (a joint goal's context samples).
+    `weight` is the layer's current W0; `others` are further batches (keys [n, ...], inputs,
+    n goals) solved jointly with it (the context and rule samples of a joint goal).
     """
     with torch.no_grad():
         # W0's outputs; computing them first also primes the layer's kernels at this input
         # shape, so `seconds` measures the solve rather than one-time kernel compilation.
-        samples = [
-            (k, i, g, layer_value(module, k, weight, i)[0])
-            for k, i, g in ((keys, inputs, goal), *others)
+        batches = [
+            (k, i, g, layer_value(module, k, weight, i))
+            for k, i, g in ((keys, inputs, [goal]), *others)
         ]
     start = time.perf_counter()
     directions = directions.to(weight.dtype)
@@ -198,7 +208,7 @@ def solve(
         scale = torch.diagonal(second_moment).double().mean()
         ridge = regularization * scale * torch.eye(len(d64), dtype=torch.float64)
     use_iterative = (not spec.linear) if iterative is None else iterative
-    args = (module, spec, weight, directions, samples, ridge)
+    args = (module, spec, weight, directions, batches, ridge)
     lam = _iterative(*args, steps) if use_iterative else _closed_form(*args)
     seconds = time.perf_counter() - start
     return measured(

@@ -110,7 +110,7 @@ def test_joint_goal_solves_the_summed_least_squares_of_a_worked_example():
         goals.append((reading.keys[row : row + 1], (reading.keys[row : row + 1],),
                       Goal(target, (cell[0], cell[1], cell[0] + 1, cell[1] + 1))))
     joint = solve(module, spec, weight, d, *goals[0], stats.second_moment, 0.0,
-                  others=goals[1:])
+                  others=[(k, i, [g]) for k, i, g in goals[1:]])
 
     w0 = weight[:, :, 0, 0].double()
     bias = generator.parameter("memory.bias").double()
@@ -128,5 +128,13 @@ def test_joint_goal_solves_the_summed_least_squares_of_a_worked_example():
     assert not torch.allclose(alone.lam.reshape(-1).double(), expected, atol=1e-3)
     # The iterative solver minimises the same summed objective.
     iterative = solve(module, spec, weight, d, *goals[0], stats.second_moment, 0.0,
-                      iterative=True, others=goals[1:])
+                      iterative=True, others=[(k, i, [g]) for k, i, g in goals[1:]])
     assert torch.allclose(iterative.lam, joint.lam, atol=1e-3)
+    # Samples given as one batch (keys stacked, one goal per row) are the same equations.
+    keys = torch.cat([k for k, _, _ in goals])
+    batched = solve(module, spec, weight, d, *goals[0], stats.second_moment, 0.0,
+                    others=[(keys, (keys,), [g for _, _, g in goals])])
+    twice = solve(module, spec, weight, d, *goals[0], stats.second_moment, 0.0,
+                  others=[(k, i, [g]) for k, i, g in goals])
+    assert torch.allclose(batched.lam, twice.lam, atol=1e-6)
+    assert not torch.allclose(batched.lam, joint.lam, atol=1e-4)

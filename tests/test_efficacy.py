@@ -9,10 +9,10 @@ import torch
 
 from rewriting.delta import Delta, EditStack
 from rewriting.efficacy import RuleProbe, strengthen
+from rewriting.features import read_layer
 from rewriting.metrics import held_out_samples
 from rewriting.render import render
 from rewriting.request import parse_request
-from rewriting.features import read_layer
 from rewriting.rewrite import DEFAULT_STRENGTH, RULE_SAMPLES, execute, prepare
 from rewriting.solve import expand
 from rewriting.stats import STATS_SEED, key_stats
@@ -116,12 +116,14 @@ def test_rule_goal_asks_for_the_object_wherever_the_context_fires(dcgan, edit):
         problem.threshold, problem.keys[0], range(RULE_SAMPLES), None, {}, seed=STATS_SEED,
     )
     assert 5 <= len(fired.numbers) < RULE_SAMPLES
-    rule = problem.context_goals[2:]
-    assert len(rule) == len(fired.numbers)
+    rule_keys = torch.cat([keys for keys, _, _ in problem.context_goals[2:]])
+    rule_goals = [goal for _, _, goals in problem.context_goals[2:] for goal in goals]
+    assert len(rule_goals) == len(rule_keys) == len(fired.numbers)
     unnumbered = read_layer(dcgan, problem.spec, dcgan.latents(fired.numbers, STATS_SEED), None)
-    for (keys, _, goal), row, target in zip(rule, range(len(rule)), fired.targets, strict=True):
-        assert torch.equal(keys[0], unnumbered.keys[row])
+    assert torch.equal(rule_keys, unnumbered.keys)
+    for goal, target in zip(rule_goals, fired.targets, strict=True):
         assert torch.equal(goal.target, target) and goal.keep == problem.goal.keep
+    assert edit.delta.metrics["goal_samples"] == 1 + 2 + len(rule_goals)
 
 
 def test_rule_goal_generalises_further_than_the_papers_goal(dcgan, probe, edit):
