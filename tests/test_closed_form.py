@@ -14,7 +14,7 @@ from rewriting.stats import compute_key_stats
 
 def _edit(generator, stats, rank: int, context: list[dict], size: int = 1, reg: float = 0.0):
     request = parse_request({
-        "model": "toy", "rank": rank, "regularization": reg,
+        "model": "toy", "rank": rank, "regularization": reg, "goal": "paste", "strength": 1,
         "copy": {"sample": 3, "mask": [1, 1, 1 + size, 1 + size]},
         "paste": {"sample": 5, "mask": [2, 2, 2 + size, 2 + size]},
         "context": context,

@@ -62,16 +62,16 @@ def test_joint_goal_moves_the_context_samples_towards_their_goals(dcgan, stats):
     """With "goal": "context" the copied object is also asked for on each context sample
     (rebuilt at its selection); those samples move towards it more than with the paste goal."""
     context = [{"sample": s, "mask": MOUTH} for s in (7, 12, 15, 20)]
-    request = {**EYES_TO_MOUTH, "rank": 3, "context": context}
+    request = {**EYES_TO_MOUTH, "rank": 3, "context": context, "strength": 1}
     joint = execute(dcgan, parse_request({**request, "goal": "context"}), stats=stats)
     paste = execute(dcgan, parse_request({**request, "goal": "paste"}), stats=stats)
     assert joint.delta.metrics["goal_samples"] == 4 and paste.delta.metrics["goal_samples"] == 1
     problem = joint.problem
-    assert [g.box for _, _, g in problem.context_goals] == [problem.goal.box] * 3
+    assert [g.box for _, _, (g,) in problem.context_goals] == [problem.goal.box] * 3
 
     def closed(delta):
         before, after = 0.0, 0.0
-        for keys, inputs, goal in problem.context_goals:
+        for keys, inputs, (goal,) in problem.context_goals:
             region = goal.region()
             for weight, total in ((problem.weight, "before"), (problem.weight + delta, "after")):
                 values = layer_value(problem.module, keys, weight, inputs)[0]

@@ -76,10 +76,11 @@ def test_grid_option_round_trips_and_is_checked():
 
 def test_goal_option_round_trips_and_is_checked():
     data = json.loads((ROOT / "examples" / "eye-to-mouth.json").read_text())
-    assert parse_request(data).goal == "context"
-    request = parse_request({**data, "goal": "paste"})
-    assert request.goal == "paste" and parse_request(request.to_json()) == request
-    with pytest.raises(RewritingError, match="goal must be one of paste, context"):
+    assert parse_request(data).goal == "rule"
+    for goal in ("paste", "context"):
+        request = parse_request({**data, "goal": goal})
+        assert request.goal == goal and parse_request(request.to_json()) == request
+    with pytest.raises(RewritingError, match="goal must be one of paste, context, rule"):
         parse_request({**data, "goal": "everywhere"})
 
 
