@@ -31,7 +31,7 @@ from rewriting.features import read_layer
 from rewriting.generator import Generator, LayerSpec
 from rewriting.goal import paste_goal
 from rewriting.masks import mask_image, to_grid
-from rewriting.metrics import firing_masks, held_out_samples
+from rewriting.metrics import firing_masks, held_out_samples, strongest_firing
 from rewriting.nethook import replace_output
 from rewriting.render import render
 from rewriting.request import MAX_STRENGTH, EditRequest, Selection, parse_request
@@ -306,17 +306,51 @@ def search(
     return [(int(numbers[i]), float(v)) for v, i in zip(best.values, best.indices, strict=True)]
 
 
+#: A pixel box (top, left, bottom, right), or None where the rule's goal lies nowhere.
+Box = tuple[int, int, int, int] | None
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The held-out samples an edit is shown on (where its rule fires most) and its goal boxes."""
+
+    numbers: tuple[int, ...]
+    boxes: tuple[Box, ...]
+
+
 def run_edit(session: Session, request: EditRequest, stats: KeyStats) -> tuple[Session, dict]:
     """Execute a request on top of the session's edits; the new session and the edit's metrics."""
+    edited, metrics, _ = run_edit_shown(session, request, stats, 0)
+    return edited, metrics
+
+
+def run_edit_shown(
+    session: Session, request: EditRequest, stats: KeyStats, count: int
+) -> tuple[Session, dict, Shown]:
+    """`run_edit`, and the `count` held-out samples where the new rule fires most."""
     if request.model != session.generator.name:
         raise RewritingError(
             f"this session edits {session.generator.name!r}, not {request.model!r}"
         )
     result = execute(session.generator, request, session.stack, stats)
     edited = session.with_edit(result.delta)
-    change = RuleProbe(session.generator, result.problem, HELD_OUT).measure(edited.weights())
+    probe = RuleProbe(session.generator, result.problem, HELD_OUT)
+    change = probe.measure(edited.weights())
     result.delta.metrics = {**result.delta.metrics, **change, "layer": result.spec.name}
-    return edited, result.delta.metrics
+    numbers = strongest_firing(session.generator, result.spec, result.context_key, HELD_OUT,
+                               session.truncation, count, session.weights()) if count else []
+    shown = Shown(tuple(numbers), tuple(probe.goal_box(n) for n in numbers))
+    return edited, result.delta.metrics, shown
+
+
+def comparison(session: Session, shown: Shown, scale: int = 2) -> Image.Image:
+    """The latest edit on the shown samples: before, after, the change x4, and both zoomed on
+    where the rule's goal lies."""
+    if not session.stack.deltas:
+        raise RewritingError("there is no edit to show: Execute one first")
+    before = EditStack(session.generator, session.stack.deltas[:-1]).weights()
+    return before_after(session.generator, shown.numbers, session.truncation, before,
+                        session.weights(), scale, shown.boxes)
 
 
 def suggest(session: Session, request: EditRequest) -> LayerSuggestion:
@@ -363,8 +397,9 @@ def result_text(index: int, metrics: dict, shown: int) -> str:
         f"sample and **{metrics['generalization']:.0%}** on the {metrics['samples_firing']} "
         f"held-out samples where the rule fires; specificity {metrics['specificity']:.2f}. "
         f"Weight change ||dW||/||W|| = {metrics['delta_norm_ratio']:.2f}, goal residual "
-        f"{metrics['residual']:.2f}. Below: the {shown} of {metrics['held_out_samples']} "
-        "held-out samples that changed most."
+        f"{metrics['residual']:.2f}. Above: the {shown} of {metrics['held_out_samples']} "
+        "held-out samples where the rule fires most (rows: original, edited, the change x4, "
+        "both zoomed on where the rule applies)."
     )
 
 
