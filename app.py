@@ -28,6 +28,7 @@ from huggingface_hub import get_token
 from PIL import Image
 
 from rewriting.atomic import write_atomically
+from rewriting.delta import load_stack
 from rewriting.errors import RewritingError, one_line
 from rewriting.limits import (
     MAX_APP_SAMPLES,
@@ -41,6 +42,11 @@ from rewriting.solve import DEFAULT_REGULARIZATION
 from rewriting.suggest import layer_table
 from zoo import session as ss
 from zoo.registry import list_models
+
+try:  # Hugging Face's ZeroGPU helper: installed on Spaces, absent elsewhere.
+    import spaces
+except ImportError:
+    spaces = None
 
 DEFAULT_MODEL = "dcgan-digiface"
 PAGE = 24
@@ -102,10 +108,24 @@ CSS = """
   #gallery .grid-container, #found .grid-container { --grid-cols: 4 !important; }
 }
 """
+#: Where the visitor's session is kept in the browser (localStorage), and the key Gradio
+#: scrambles it with: not a secret (the page holds it), fixed so that a restart keeps it readable.
+BROWSER_KEY = "rewriting-session"
+BROWSER_SECRET = "rewriting-a-deep-generative-model"
 #: On a narrow screen the brush canvas is below the gallery: bring it into view on a click.
 SHOW_CANVAS = """(...inputs) => { if (window.innerWidth < 700)
   document.querySelector('#brush-column')?.scrollIntoView({behavior: 'smooth'});
   return inputs; }"""
+
+
+#: Seconds of GPU a heavy handler may hold on a ZeroGPU Space (the first statistics included).
+GPU_SECONDS = 120
+
+
+def on_gpu(fn: Callable) -> Callable:
+    """ZeroGPU's `spaces.GPU` on a handler that runs the generator where the `spaces` package
+    is installed (it changes nothing off ZeroGPU); the handler itself elsewhere (CPU)."""
+    return fn if spaces is None else spaces.GPU(duration=GPU_SECONDS)(fn)
 
 
 def friendly(fn: Callable) -> Callable:
@@ -285,6 +305,7 @@ def build() -> gr.Blocks:
     with gr.Blocks(title="Rewriting a Deep Generative Model",
                    delete_cache=(CACHE_AGE // 2, CACHE_AGE)) as demo:
         state = gr.State(None)
+        saved = gr.BrowserState(None, storage_key=BROWSER_KEY, secret=BROWSER_SECRET)
         found = gr.State([])
         tray_pick = gr.State(None)
         gr.Markdown(INTRO, elem_id="intro")
@@ -397,12 +418,15 @@ def build() -> gr.Blocks:
                 revert_b = gr.Button("Revert this edit", elem_id="revert")
         with gr.Accordion("Save, load and download", open=False):
             with gr.Row():
-                save_b = gr.Button("Save edit as JSON")
-                load_b = gr.UploadButton("Load edit JSON (ours or the paper's)",
+                save_stack_b = gr.Button("Save all edits (one file)", elem_id="save-edits")
+                load_stack_b = gr.UploadButton("Load an edits file", elem_id="load-edits",
+                                               file_types=[".safetensors"])
+                save_b = gr.Button("Save the selections as a request (JSON)")
+                load_b = gr.UploadButton("Load a request JSON (ours or the paper's)",
                                          file_types=[".json"])
                 delta_b = gr.Button("Download last edit's delta")
                 weights_b = gr.Button("Download full edited weights", elem_id="download-weights")
-            files = gr.File(label="Files", interactive=False, height=120)
+            files = gr.File(label="Files", interactive=False, height=120, elem_id="files")
         with gr.Accordion("Publish to the Hugging Face Hub", open=False):
             gr.Markdown(publish_help(), elem_id="publish-help")
             with gr.Row():
@@ -478,8 +502,35 @@ def build() -> gr.Blocks:
 
         # ---- handlers ------------------------------------------------------------------------
         @friendly
-        def on_load(st, start, n):
+        def on_load(st, start, n, kept):
+            if st is None and kept:
+                try:
+                    st = ss.restore(kept)
+                    if st.stack.deltas:
+                        gr.Info(f"Restored your {len(st.stack.deltas)} edit(s) from this browser.")
+                except RewritingError as err:
+                    gr.Warning(f"your edits kept in this browser could not be restored: "
+                               f"{one_line(err)}; starting afresh")
             return everything(current(st), start, n)
+
+        def keep(st):
+            return gr.skip() if st is None else ss.snapshot(st)
+
+        @friendly
+        def save_edits(st):
+            return str(ss.save_edits(current(st), download_dir()))
+
+        @friendly
+        def load_edits(path, st, start):
+            deltas = load_stack(path, Path(path).name)
+            if not deltas:
+                raise RewritingError("that edits file holds no edits")
+            session = current(st)
+            if session.generator.name != deltas[0].model:
+                session = ss.Session.start(deltas[0].model)
+            session = session.with_edits(deltas)
+            gr.Info(f"Loaded {len(deltas)} edit(s) on {session.generator.name}.")
+            return everything(session, start, 0)
 
         def pick_model(name, st, progress=PROGRESS):
             try:
@@ -581,6 +632,7 @@ def build() -> gr.Blocks:
             }
 
         def run(erase: bool):
+            @on_gpu
             @friendly
             def go(st, r, m, lam, channels, start, progress=PROGRESS):
                 session = current(st)
@@ -590,6 +642,7 @@ def build() -> gr.Blocks:
             return go
 
         def example(name: str):
+            @on_gpu
             @friendly
             def load_and_execute(st, start, progress=PROGRESS):
                 session, switched = current(st), {}
@@ -616,6 +669,7 @@ def build() -> gr.Blocks:
                 **(edited if shown else {}),
             }
 
+        @on_gpu
         @friendly
         def suggest_now(st, r, m, lam, start, progress=PROGRESS):
             session = current(st)
@@ -652,6 +706,7 @@ def build() -> gr.Blocks:
                 search_gal: None, found: [],
             }
 
+        @on_gpu
         @friendly
         def find(st, r, progress=PROGRESS):
             session = current(st)
@@ -729,6 +784,7 @@ def build() -> gr.Blocks:
                 "edits": ss.history(session), "edited": edited,
             }
 
+        @on_gpu
         @api_errors
         def api_execute(text, st, progress=PROGRESS):
             """Execute an edit request (the engine's JSON) on top of this session's edits.
@@ -759,7 +815,10 @@ def build() -> gr.Blocks:
         chosen = [state, copy_img, paste_img, preview_img, tray, tray_pick]
         private = {"api_visibility": "private"}
 
-        demo.load(on_load, [state, first, number], every, **private)
+        demo.load(on_load, [state, first, number, saved], every, **private)
+        state.change(keep, state, saved, **private)
+        save_stack_b.click(save_edits, [state], files, **private)
+        load_stack_b.upload(load_edits, [load_stack_b, state, first], every, **private, **HEAVY)
         model_dd.input(pick_model, [model_dd, state], every, show_progress_on=note,
                        **private, **HEAVY)
         layer_dd.input(pick_layer, [layer_dd, *view_args], [*chosen, gallery], **private)

@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import math
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -23,18 +24,26 @@ from safetensors.torch import save_file
 
 from rewriting import __version__
 from rewriting.atomic import safe_name, write_atomically
-from rewriting.delta import Delta, EditStack
+from rewriting.delta import Delta, EditStack, load_stack, save_stack
 from rewriting.editdir import before_after, write_edit_dir
 from rewriting.efficacy import RuleProbe
 from rewriting.errors import RewritingError
 from rewriting.features import read_layer
 from rewriting.generator import Generator, LayerSpec
 from rewriting.goal import paste_goal
+from rewriting.limits import MAX_CONTEXT, MAX_REQUEST_BYTES
 from rewriting.masks import mask_image, to_grid
 from rewriting.metrics import firing_masks, held_out_samples, strongest_firing
 from rewriting.nethook import replace_output
 from rewriting.render import render
-from rewriting.request import MAX_STRENGTH, EditRequest, Selection, parse_request
+from rewriting.request import (
+    MAX_STRENGTH,
+    EditRequest,
+    Selection,
+    parse_request,
+    parse_selection,
+    selection_json,
+)
 from rewriting.rewrite import context_keys, context_rule, execute
 from rewriting.stats import KeyStats, key_stats
 from rewriting.suggest import LayerSuggestion, suggest_layer
@@ -124,6 +133,10 @@ class Session:
         index %= len(self.context)
         return replace(self, context=self.context[:index] + self.context[index + 1 :])
 
+    def with_edits(self, deltas: Sequence[Delta]) -> Session:
+        """The session with these edits instead of its own (each checked against the model)."""
+        return replace(self, stack=EditStack(self.generator, deltas))
+
     def with_edit(self, delta: Delta) -> Session:
         """The session with one more executed edit on top of its others."""
         return replace(self, stack=EditStack(self.generator, [*self.stack.deltas, delta]))
@@ -180,6 +193,53 @@ class Session:
             if selection is not None:
                 session.check(selection)
         return session, request
+
+
+#: Format tag of a session kept in the visitor's browser.
+SNAPSHOT_FORMAT = "rewriting-session/1"
+
+
+def snapshot(session: Session) -> dict:
+    """The session as JSON for the visitor's browser: model, layer, truncation, selections and
+    the edits (a stack file, base64: a few KB an edit)."""
+    with tempfile.TemporaryDirectory(prefix="rewriting-snapshot-") as folder:
+        path = Path(folder) / "edits.safetensors"
+        save_stack(session.stack.deltas, path)
+        edits = base64.b64encode(path.read_bytes()).decode()
+    return {
+        "format": SNAPSHOT_FORMAT, "model": session.generator.name, "layer": session.layer,
+        "truncation": session.truncation, "edits": edits,
+        "copy": None if session.copy is None else selection_json(session.copy),
+        "paste": None if session.paste is None else selection_json(session.paste),
+        "context": [selection_json(s) for s in session.context],
+    }
+
+
+def restore(data: object) -> Session:
+    """A session from `snapshot`'s JSON (untrusted: it comes back from a browser)."""
+    if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
+        raise RewritingError("the saved session is not one this version of the app wrote")
+    edits = data.get("edits")
+    if not isinstance(edits, str) or len(edits) > MAX_REQUEST_BYTES:
+        raise RewritingError("the saved session's edits are missing or too large")
+    context = data.get("context")
+    if not isinstance(context, list) or len(context) > MAX_CONTEXT:
+        raise RewritingError("the saved session's context selections are malformed")
+    session = Session.start(str(data.get("model")))
+    with tempfile.TemporaryDirectory(prefix="rewriting-snapshot-") as folder:
+        path = Path(folder) / "edits.safetensors"
+        try:
+            path.write_bytes(base64.b64decode(edits, validate=True))
+        except ValueError:
+            raise RewritingError("the saved session's edits are not base64") from None
+        session = session.with_edits(load_stack(path, "the saved session's edits"))
+    session = session.with_layer(str(data.get("layer"))).with_truncation(data.get("truncation"))
+    for role in ("copy", "paste"):
+        if data.get(role) is not None:
+            session = session.with_selection(role, parse_selection(data[role], role))
+    for i, item in enumerate(context):
+        session = session.with_selection("context", parse_selection(item, f"context[{i}]"))
+    return session
 
 
 def brush_mask(layers: Sequence[np.ndarray]) -> np.ndarray:
@@ -425,6 +485,15 @@ def save_delta(session: Session, index: int, folder: Path) -> Path:
         raise RewritingError("execute an edit first: there is no delta to download")
     path = folder / f"delta-{index % len(session.stack.deltas) + 1}.safetensors"
     session.stack.deltas[index].save(path)
+    return path
+
+
+def save_edits(session: Session, folder: Path) -> Path:
+    """Write all the session's edits, oldest first, as one stack file."""
+    if not session.stack.deltas:
+        raise RewritingError("execute an edit first: there are no edits to save")
+    path = folder / f"{safe_name(session.generator.name)}-edits.safetensors"
+    write_atomically(path, lambda tmp: save_stack(session.stack.deltas, tmp))
     return path
 
 
