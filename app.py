@@ -836,7 +836,7 @@ def build() -> gr.Blocks:
         remove_b.click(remove, [state, tray_pick], chosen, **private)
         clear_b.click(clear, [state], chosen, **private)
         run_out = [state, history, revert_dd, gallery, view, highlight, result, comparison_img,
-                   canvas_key, strength, compared, tabs]
+                   canvas_key, strength, compared, tabs, search_gal, found]
         execute_b.click(run(False), [state, rank, method, reg, erase_n, first], run_out,
                         show_progress_on=result, **private, **HEAVY)
         erase_b.click(run(True), [state, rank, method, reg, erase_n, first], run_out,

@@ -75,6 +75,12 @@ class Session:
     paste: Selection | None = None
     context: tuple[Selection, ...] = ()
 
+    def __hash__(self) -> int:
+        """Gradio hashes the state to tell when it changed; box masks are lists, so the
+        selections count by their text and the edits by identity (every change makes new ones)."""
+        return hash((self.generator.name, tuple(map(id, self.stack.deltas)), self.layer,
+                     self.truncation, repr((self.copy, self.paste, self.context))))
+
     @classmethod
     def start(
         cls, model: str, progress: Callable[[float, str], None] | None = None,
