@@ -41,7 +41,7 @@ from rewriting.request import DEFAULT_ERASE_CHANNELS, MAX_STRENGTH, Selection, p
 from rewriting.solve import DEFAULT_REGULARIZATION
 from rewriting.suggest import layer_table
 from zoo import session as ss
-from zoo.registry import list_models
+from zoo.registry import availability, list_models, model_entry
 
 try:  # Hugging Face's ZeroGPU helper: installed on Spaces, absent elsewhere.
     import spaces
@@ -269,6 +269,30 @@ def download_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="rewriting-", dir=cache))
 
 
+def model_choices() -> list[tuple[str, str]]:
+    """Model picker entries: each loadable catalog model, marked with whether its weights are
+    here or need a download (and how large)."""
+    return [(f"{m.name} ({'embedded' if m.name == DEFAULT_MODEL else availability(m)})", m.name)
+            for m in list_models() if m.unsupported is None]
+
+
+def load_failure(name: str, err: RewritingError) -> str:
+    """What a visitor reads when a model does not load: the cause in their terms, without the
+    server's paths or commands meant for whoever runs it."""
+    message = one_line(err)
+    try:
+        entry = model_entry(name)
+    except RewritingError:
+        entry = None
+    if entry is not None and availability(entry).startswith("download"):
+        return (f"{name} could not be loaded: its weights are not on this server and it cannot "
+                "download them now (it may be offline). Models marked embedded, installed or "
+                "downloaded load without a download.")
+    if "cannot be downloaded" in message or "cannot reach" in message:
+        return f"{name} could not be loaded: this server cannot reach the Hugging Face Hub now."
+    return f"{name} could not be loaded: {message}"
+
+
 def distinct(components: Sequence[gr.components.Component]) -> list:
     """The components once each, in order (an event lists each output once)."""
     return list({id(c): c for c in components}.values())
@@ -300,7 +324,6 @@ def result_panel() -> tuple[gr.Markdown, gr.Image, gr.Slider]:
 
 def build() -> gr.Blocks:
     """The app's page and its events."""
-    models = [m.name for m in list_models() if m.unsupported is None]
     # Rendered pictures and downloads in Gradio's cache are deleted after an hour.
     with gr.Blocks(title="Rewriting a Deep Generative Model",
                    delete_cache=(CACHE_AGE // 2, CACHE_AGE)) as demo:
@@ -312,8 +335,8 @@ def build() -> gr.Blocks:
         example_bs, execute_b, erase_b = action_bar()
         with gr.Row(equal_height=True):
             model_dd = gr.Dropdown(
-                [(f"{m} (embedded)" if m == DEFAULT_MODEL else m, m) for m in models],
-                value=DEFAULT_MODEL, label="Model (or type hub:OWNER/NAME: an edit published here)",
+                model_choices(), value=DEFAULT_MODEL,
+                label="Model (or type hub:OWNER/NAME: an edit published here)",
                 elem_id="model", scale=2, allow_custom_value=True, min_width=320,
             )
             layer_dd = gr.Dropdown([], label="Layer to rewrite", elem_id="layer", scale=2,
@@ -485,7 +508,7 @@ def build() -> gr.Blocks:
             g = session.generator
             return {
                 **selections(session), **edits(session),
-                model_dd: g.name,
+                model_dd: gr.update(choices=model_choices(), value=g.name),
                 layer_dd: gr.update(choices=ss.layer_choices(g), value=session.layer),
                 trunc: gr.update(visible=g.default_truncation is not None,
                                  value=session.truncation),
@@ -537,8 +560,15 @@ def build() -> gr.Blocks:
                 session = ss.Session.start(name, lambda f, msg: progress(f, desc=msg))
                 return everything(session, 0, 0)
             except RewritingError as err:
-                gr.Warning(str(err))
+                gr.Warning(load_failure(name, err))
                 return {model_dd: current(st).generator.name}
+
+        def pick_typed(name, st, progress=PROGRESS):
+            # A name picked from the list is loaded by the select event alone.
+            listed = {m.name for m in list_models()}
+            if name in listed or name == current(st).generator.name:
+                return gr.skip()
+            return pick_model(name, st, progress)
 
         @friendly
         def pick_layer(name, st, start, shown, marks, r):
@@ -819,8 +849,12 @@ def build() -> gr.Blocks:
         state.change(keep, state, saved, **private)
         save_stack_b.click(save_edits, [state], files, **private)
         load_stack_b.upload(load_edits, [load_stack_b, state, first], every, **private, **HEAVY)
-        model_dd.input(pick_model, [model_dd, state], every, show_progress_on=note,
-                       **private, **HEAVY)
+        # One load per choice: a pick from the list fires `select` once (`input` fires twice);
+        # a typed hub: name loads when the field is left.
+        model_dd.select(pick_model, [model_dd, state], every, show_progress_on=note,
+                        **private, **HEAVY)
+        model_dd.blur(pick_typed, [model_dd, state], every, show_progress_on=note,
+                      **private, **HEAVY)
         layer_dd.input(pick_layer, [layer_dd, *view_args], [*chosen, gallery], **private)
         trunc.release(pick_truncation, [trunc, state, first, view, number],
                       [*chosen, gallery, highlight, number, canvas_key], **private)
