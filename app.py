@@ -634,7 +634,9 @@ def build() -> gr.Blocks:
 
         @friendly
         def remove(st, index):
-            return selections(current(st).without_context(-1 if index is None else index))
+            if index is None:
+                raise RewritingError("click a context example in the tray first, then Remove")
+            return selections(current(st).without_context(index))
 
         @friendly
         def clear(st):

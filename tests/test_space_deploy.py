@@ -3,6 +3,7 @@ Space installs) runs `python app.py` on the embedded default model, offline."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,8 +31,9 @@ def test_requirements_alone_run_the_app_on_the_default_model(tmp_path: Path, dcg
     )
     assert install.returncode == 0, install.stderr[-3000:]
     # Nothing of this repository is installed there: the Space runs app.py from its folder.
+    bare = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     probe = subprocess.run([str(python), "-c", "import rewriting"], capture_output=True,
-                           cwd=tmp_path)
+                           cwd=tmp_path, env=bare)
     assert probe.returncode != 0
 
     with running_app(tmp_path, env={"PYTHONPATH": None}, python=str(python)) as url:
