@@ -389,3 +389,34 @@ def test_phone_width_has_no_horizontal_scroll(app):
         recorded((tab, app[2]), "app-phone", steps)
     finally:
         tab.context.close()
+
+
+def test_model_picker_marks_downloads_and_warns_once_in_a_visitors_words(app):
+    """The picker marks the embedded model and those that need a download; picking one that
+    cannot be downloaded here (no network) warns once, without server paths, and the page
+    stays on the model it had."""
+    tab = visitor(app)
+
+    def steps(tab):
+        tab.click("#model input")
+        options = tab.get_by_role("option").all_inner_texts()
+        assert "dcgan-digiface (embedded)" in options, options[:3]
+        church = [o for o in options if o.startswith("proggan-church (")]
+        assert church and church[0].startswith("proggan-church (download"), church
+        tab.get_by_role("option", name=church[0]).click()
+        warning = tab.locator(".toast-body").filter(has_text="could not be loaded")
+        warning.first.wait_for()
+        tab.get_by_text("Layer to rewrite").click()  # leave the field: no second load
+        tab.wait_for_timeout(3000)
+        texts = warning.all_inner_texts()
+        tab.screenshot(path=str(ARTIFACTS / "app-picker-offline.png"))
+        assert len(texts) == 1 and "(2)" not in texts[0], texts
+        assert "not on this server" in texts[0]
+        assert "/root" not in texts[0] and "cache" not in texts[0], texts[0]
+        assert tab.input_value("#model input") == "dcgan-digiface (embedded)"
+        assert len(thumbnails(tab)) == 24
+
+    try:
+        recorded((tab, app[2]), "app-picker", steps)
+    finally:
+        tab.context.close()
