@@ -101,6 +101,7 @@ NO_RESULT = "Execute or Erase to change the model; what the edit did is reported
 CSS = """
 #editor canvas { cursor: crosshair; }
 .thumb img { image-rendering: pixelated; }
+#model input, #layer input { text-overflow: ellipsis; }
 .thumb .grid-container {
   grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important;
 }

@@ -78,12 +78,7 @@ class Delta:
     @classmethod
     def load(cls, path: str | Path) -> Delta:
         """Read a delta file; anything else is a clear error."""
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                meta = handle.metadata() or {}
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-        except (SafetensorError, OSError) as err:
-            raise RewritingError(f"cannot read delta {path}: {err}") from None
+        meta, tensors = _read_safetensors(path, f"delta {path}")
         if meta.get("format") != DELTA_FORMAT or set(tensors) != {"lambda", "directions"}:
             raise RewritingError(f"{path} is not a delta file written by this tool")
         return cls.from_parts(path, meta, tensors["lambda"], tensors["directions"])
@@ -148,6 +143,17 @@ class Delta:
             )
 
 
+def _read_safetensors(path: str | Path, what: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A safetensors file's metadata and tensors, or a clear error naming it `what`."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as err:
+        raise RewritingError(f"cannot read {what}: {err}") from None
+    return meta, tensors
+
+
 def save_stack(deltas: Sequence[Delta], path: str | Path) -> None:
     """Write a stack of edits, oldest first, as one safetensors file."""
     tensors = {}
@@ -162,12 +168,7 @@ def load_stack(path: str | Path, name: str | None = None) -> list[Delta]:
     """Read a stack file (or a single delta file), called `name` in messages (default: its
     path); anything else is a clear error."""
     where = name or str(path)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError) as err:
-        raise RewritingError(f"cannot read {where}: {err}") from None
+    meta, tensors = _read_safetensors(path, where)
     if meta.get("format") == DELTA_FORMAT and set(tensors) == {"lambda", "directions"}:
         return [Delta.from_parts(where, meta, tensors["lambda"], tensors["directions"])]
     edits = parse_json(meta.get("edits", "null"), "its list of edits")
