@@ -102,6 +102,7 @@ CSS = """
 #editor canvas { cursor: crosshair; }
 .thumb img { image-rendering: pixelated; }
 #model input, #layer input { text-overflow: ellipsis; }
+#comparison img { max-height: 470px; object-fit: contain; }
 .thumb .grid-container {
   grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important;
 }
@@ -315,7 +316,6 @@ def result_panel() -> tuple[gr.Markdown, gr.Image, gr.Slider]:
     """What the latest edit did: its numbers, the before/after picture, its strength."""
     picture = gr.Image(label="Where the rule fires most: before, after, change x4, zoomed",
                        show_label=False, interactive=False, format="png", elem_id="comparison",
-                       height=470,
                        buttons=["download", "fullscreen"], visible=False)
     result = gr.Markdown(NO_RESULT, elem_id="result", container=True, min_height=60)
     strength = gr.Slider(0, MAX_STRENGTH / 2, value=1, step=0.1, elem_id="strength",
