@@ -28,6 +28,7 @@ from huggingface_hub import get_token
 from PIL import Image
 
 from rewriting.atomic import write_atomically
+from rewriting.delta import load_stack
 from rewriting.errors import RewritingError, one_line
 from rewriting.limits import (
     MAX_APP_SAMPLES,
@@ -41,13 +42,18 @@ from rewriting.rewrite import DEFAULT_STRENGTH
 from rewriting.solve import DEFAULT_REGULARIZATION
 from rewriting.suggest import layer_table
 from zoo import session as ss
-from zoo.registry import list_models
+from zoo.registry import availability, list_models, model_entry
+
+try:  # Hugging Face's ZeroGPU helper: installed on Spaces, absent elsewhere.
+    import spaces
+except ImportError:
+    spaces = None
 
 DEFAULT_MODEL = "dcgan-digiface"
 PAGE = 24
 SEARCH_SAMPLES = range(256)
 SEARCH_SHOWN = 12
-COMPARE_SHOWN = 8
+COMPARE_SHOWN = 6
 CANVAS_PX = 256
 TILE_PX = 128
 BRUSH_COLOR = "rgba(255, 0, 200, 0.55)"
@@ -69,16 +75,10 @@ QUEUE_SIZE = 64
 
 INTRO = """
 # Rewriting a Deep Generative Model
-Change a *rule* of a pretrained image generator by example (Bau et al., ECCV 2020):
-
-1. **Copy**: click a sample, paint over a part of it (say an eye) in the brush canvas, press
-   **Copy**.
-2. **Paste**: open another sample, paint where that part should go, press **Paste**. The goal
-   preview shows what you ask for.
-3. **Context**: paint the kind of place where the new rule applies (say mouths) on a few samples,
-   pressing **Context** each time.
-4. **Execute**: the generator's weights change so that *every* such place follows the new rule.
-   Compare before and after, switch between the original and the edited model, revert any edit.
+Change a *rule* of a pretrained image generator by example (Bau et al., ECCV 2020). Try an
+example, or make your own: click a sample, paint a part of it and press **Copy**; paint where it
+should go on another sample, **Paste**; paint a few places where the rule applies, **Context**
+each; then **Execute**. The generator's weights change, so *every* such place follows the rule.
 """
 
 #: Running as a Hugging Face Space: publishing then goes through the visitor's own login.
@@ -92,9 +92,9 @@ PUBLISH_OFF = (
 
 #: Example requests for the embedded model, chosen for a rule change visible at a glance.
 EXAMPLES = {
-    "Glasses onto eyes (8 context samples)": "glasses-onto-eyes.json",
-    "Open mouth (painted masks)": "open-mouth.json",
-    "Eyes onto the mouth (2 context samples)": "eye-to-mouth.json",
+    "Try: glasses onto eyes": "glasses-onto-eyes.json",
+    "Try: open mouths": "open-mouth.json",
+    "Try: eyes onto the mouth": "eye-to-mouth.json",
 }
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 NO_RESULT = "Execute or Erase to change the model; what the edit did is reported here."
@@ -102,7 +102,33 @@ NO_RESULT = "Execute or Erase to change the model; what the edit did is reported
 CSS = """
 #editor canvas { cursor: crosshair; }
 .thumb img { image-rendering: pixelated; }
+#model input, #layer input { text-overflow: ellipsis; }
+#comparison img { max-height: 470px; object-fit: contain; }
+.thumb .grid-container {
+  grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important;
+}
+@media (max-width: 640px) {
+  #gallery .grid-container, #found .grid-container { --grid-cols: 4 !important; }
+}
 """
+#: Where the visitor's session is kept in the browser (localStorage), and the key Gradio
+#: scrambles it with: not a secret (the page holds it), fixed so that a restart keeps it readable.
+BROWSER_KEY = "rewriting-session"
+BROWSER_SECRET = "rewriting-a-deep-generative-model"
+#: On a narrow screen the brush canvas is below the gallery: bring it into view on a click.
+SHOW_CANVAS = """(...inputs) => { if (window.innerWidth < 700)
+  document.querySelector('#brush-column')?.scrollIntoView({behavior: 'smooth'});
+  return inputs; }"""
+
+
+#: Seconds of GPU a heavy handler may hold on a ZeroGPU Space (the first statistics included).
+GPU_SECONDS = 120
+
+
+def on_gpu(fn: Callable) -> Callable:
+    """ZeroGPU's `spaces.GPU` on a handler that runs the generator where the `spaces` package
+    is installed (it changes nothing off ZeroGPU); the handler itself elsewhere (CPU)."""
+    return fn if spaces is None else spaces.GPU(duration=GPU_SECONDS)(fn)
 
 
 def friendly(fn: Callable) -> Callable:
@@ -185,9 +211,10 @@ def image_file(image: np.ndarray) -> str:
     return str(path)
 
 
-def canvas(session: ss.Session, number: int) -> dict:
-    """An ImageEditor value: the sample (under the visitor's edits), enlarged, no strokes."""
-    image = ss.samples(session, [number])[0]
+def canvas(session: ss.Session, number: int, edited: bool = True) -> dict:
+    """An ImageEditor value: the sample (with or without the visitor's edits), enlarged, no
+    strokes."""
+    image = ss.samples(session, [number], edited)[0]
     rgba = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], -1)
     return {"background": ss.enlarge(rgba, CANVAS_PX), "layers": [], "composite": None}
 
@@ -245,94 +272,159 @@ def download_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="rewriting-", dir=cache))
 
 
+def model_choices() -> list[tuple[str, str]]:
+    """Model picker entries: each loadable catalog model, marked with whether its weights are
+    here or need a download (and how large)."""
+    return [(f"{m.name} ({'embedded' if m.name == DEFAULT_MODEL else availability(m)})", m.name)
+            for m in list_models() if m.unsupported is None]
+
+
+def load_failure(name: str, err: RewritingError) -> str:
+    """What a visitor reads when a model does not load: the cause in their terms, without the
+    server's paths or commands meant for whoever runs it."""
+    message = one_line(err)
+    try:
+        entry = model_entry(name)
+    except RewritingError:
+        entry = None
+    if entry is not None and availability(entry).startswith("download"):
+        return (f"{name} could not be loaded: its weights are not on this server and it cannot "
+                "download them now (it may be offline). Models marked embedded, installed or "
+                "downloaded load without a download.")
+    if "cannot be downloaded" in message or "cannot reach" in message:
+        return f"{name} could not be loaded: this server cannot reach the Hugging Face Hub now."
+    return f"{name} could not be loaded: {message}"
+
+
+def distinct(components: Sequence[gr.components.Component]) -> list:
+    """The components once each, in order (an event lists each output once)."""
+    return list({id(c): c for c in components}.values())
+
+
+def action_bar() -> tuple[list[gr.Button], gr.Button, gr.Button]:
+    """The top row: one button per example (loads and executes it), Execute and Erase."""
+    with gr.Row(elem_id="actions", equal_height=True):
+        examples = [
+            gr.Button(label, elem_id=f"example-{i}", size="md", min_width=120)
+            for i, label in enumerate(EXAMPLES)
+        ]
+        execute_b = gr.Button("Execute", variant="primary", elem_id="execute", min_width=120)
+        erase_b = gr.Button("Erase what is under Paste", elem_id="erase", min_width=120)
+    return examples, execute_b, erase_b
+
+
+def result_panel() -> tuple[gr.Markdown, gr.Image, gr.Slider]:
+    """What the latest edit did: its numbers, the before/after picture, its strength."""
+    picture = gr.Image(label="Where the rule fires most: before, after, change x4, zoomed",
+                       show_label=False, interactive=False, format="png", elem_id="comparison",
+                       buttons=["download", "fullscreen"], visible=False)
+    result = gr.Markdown(NO_RESULT, elem_id="result", container=True, min_height=60)
+    strength = gr.Slider(0, MAX_STRENGTH / 2, value=DEFAULT_STRENGTH, step=0.1,
+                         elem_id="strength",
+                         label="Strength of the latest edit (re-renders without solving)")
+    return result, picture, strength
+
+
 def build() -> gr.Blocks:
     """The app's page and its events."""
-    models = [m.name for m in list_models() if m.unsupported is None]
     # Rendered pictures and downloads in Gradio's cache are deleted after an hour.
     with gr.Blocks(title="Rewriting a Deep Generative Model",
                    delete_cache=(CACHE_AGE // 2, CACHE_AGE)) as demo:
         state = gr.State(None)
+        saved = gr.BrowserState(None, storage_key=BROWSER_KEY, secret=BROWSER_SECRET)
         found = gr.State([])
         tray_pick = gr.State(None)
-        gr.Markdown(INTRO)
-        with gr.Row():
+        gr.Markdown(INTRO, elem_id="intro")
+        example_bs, execute_b, erase_b = action_bar()
+        with gr.Row(equal_height=True):
             model_dd = gr.Dropdown(
-                [(f"{m} (embedded)" if m == DEFAULT_MODEL else m, m) for m in models],
-                value=DEFAULT_MODEL, label="Model (or type hub:OWNER/NAME: an edit published here)",
-                elem_id="model", scale=2, allow_custom_value=True,
+                model_choices(), value=DEFAULT_MODEL,
+                label="Model (or type hub:OWNER/NAME: an edit published here)",
+                elem_id="model", scale=2, allow_custom_value=True, min_width=320,
             )
-            layer_dd = gr.Dropdown([], label="Layer to rewrite", elem_id="layer", scale=2)
+            layer_dd = gr.Dropdown([], label="Layer to rewrite", elem_id="layer", scale=2,
+                                   min_width=320)
             trunc = gr.Slider(0, 1, step=0.05, label="Truncation", visible=False, scale=1)
-        note = gr.Markdown()
-        with gr.Row():
-            with gr.Column(scale=3):
-                gallery = gr.Gallery(
-                    label="Samples: click one to open it in the brush canvas", columns=6,
-                    height="auto", allow_preview=False, format="png", elem_id="gallery",
-                    fit_columns=False,
-                    elem_classes="thumb",
-                )
-                with gr.Row():
-                    prev_b = gr.Button("< Previous page", size="sm")
-                    first = gr.Number(0, label="Page starts at sample", precision=0,
-                                      elem_id="page-start")
-                    next_b = gr.Button("Next page >", size="sm")
-                    number = gr.Number(0, label="Open sample # in the canvas", precision=0,
-                                       elem_id="open-number")
-                with gr.Row():
-                    view = gr.Radio(["Edited", "Original"], value="Edited",
-                                    label="Show the model", elem_id="view")
-                    highlight = gr.Checkbox(False, label="Highlight context matches",
-                                            info="where the context key fires (99th percentile)",
-                                            elem_id="highlight")
-            with gr.Column(scale=2):
+        note = gr.Markdown(elem_id="note")
+        with gr.Row(elem_id="workspace"):
+            with gr.Column(scale=3, min_width=300):
+                with gr.Tabs(elem_id="views") as tabs:
+                    with gr.Tab("Samples", id="samples", elem_id="samples-tab"):
+                        gallery = gr.Gallery(
+                            label="Samples: click one to open it in the brush canvas",
+                            columns=6, height="auto", allow_preview=False, format="png",
+                            elem_id="gallery", fit_columns=False, elem_classes="thumb",
+                            show_label=False,
+                        )
+                        with gr.Row():
+                            prev_b = gr.Button("< Previous page", size="sm", min_width=80)
+                            first = gr.Number(0, label="Page starts at sample", precision=0,
+                                              elem_id="page-start", min_width=80)
+                            next_b = gr.Button("Next page >", size="sm", min_width=80)
+                            number = gr.Number(0, label="Open sample # in the canvas",
+                                               precision=0, elem_id="open-number", min_width=80)
+                        with gr.Row():
+                            view = gr.Radio(["Edited", "Original"], value="Edited",
+                                            label="Show the model", elem_id="view")
+                            highlight = gr.Checkbox(
+                                False, label="Highlight context matches",
+                                info="where the context key fires (99th percentile)",
+                                elem_id="highlight",
+                            )
+                    with gr.Tab("Before / after", id="result", elem_id="result-tab"):
+                        result, comparison_img, strength = result_panel()
+                    with gr.Tab("Best matches", id="found", elem_id="found-tab"):
+                        search_gal = gr.Gallery(
+                            label="Best context matches (click one to open it)", columns=6,
+                            height="auto", allow_preview=False, format="png", elem_id="found",
+                            elem_classes="thumb",
+                        )
+            with gr.Column(scale=2, min_width=300, elem_id="brush-column"):
                 canvas_key = gr.State("")
 
-                @gr.render(inputs=[state, number], triggers=[canvas_key.change])
-                def brush_panel(session, n):
+                @gr.render(inputs=[state, number, view], triggers=[canvas_key.change])
+                def brush_panel(session, n, shown):
                     # A fresh canvas per opened sample: Gradio's ImageEditor can hang when its
                     # value is replaced while it still uploads the visitor's last strokes.
                     if session is None:
                         return
                     n = int(n or 0)
-                    gr.Markdown(f"**Sample #{n}**: paint over a region, then press **Copy**, "
-                                "**Paste** or **Context**.")
+                    edited = shown != "Original"
+                    gr.Markdown(f"**Sample #{n}** ({'edited' if edited else 'original'} model): "
+                                "paint over a region, then press **Copy**, **Paste** or "
+                                "**Context**.", elem_id="canvas-title")
                     editor = gr.ImageEditor(
-                        canvas(session, n), image_mode="RGBA", type="numpy", format="png",
-                        sources=(), transforms=(), layers=False, fixed_canvas=True,
-                        canvas_size=(CANVAS_PX, CANVAS_PX), label="Brush canvas",
+                        canvas(session, n, edited), image_mode="RGBA", type="numpy",
+                        format="png", sources=(), transforms=(), layers=False,
+                        fixed_canvas=True, canvas_size=(CANVAS_PX, CANVAS_PX),
+                        label="Brush canvas", elem_id="editor", height=330, interactive=True,
                         brush=gr.Brush(default_size=16, colors=[BRUSH_COLOR], color_mode="fixed"),
-                        elem_id="editor", height=330, interactive=True,
                     )
                     with gr.Row():
                         for label, role, elem_id in (("Copy", "copy", "copy"),
                                                      ("Paste", "paste", "paste"),
                                                      ("Context", "context", "context-add")):
-                            gr.Button(label, elem_id=elem_id).click(
+                            gr.Button(label, elem_id=elem_id, min_width=60).click(
                                 store(role, n), [editor, state], chosen, **private
                             )
 
                 with gr.Row():
                     copy_img = gr.Image(label="Copied", interactive=False, height=130,
-                                        elem_classes="thumb", elem_id="copied")
+                                        elem_classes="thumb", elem_id="copied", min_width=80)
                     paste_img = gr.Image(label="Paste here", interactive=False, height=130,
-                                         elem_classes="thumb", elem_id="pasted")
+                                         elem_classes="thumb", elem_id="pasted", min_width=80)
                     preview_img = gr.Image(label="Goal preview", interactive=False, height=130,
-                                           elem_classes="thumb", elem_id="preview")
+                                           elem_classes="thumb", elem_id="preview", min_width=80)
                 tray = gr.Gallery(label="Context: where the rule applies (click one, then Remove)",
                                   columns=6, height=130, allow_preview=False, format="png",
                                   fit_columns=False, elem_id="tray", elem_classes="thumb")
                 with gr.Row():
                     remove_b = gr.Button("Remove selected context", size="sm")
                     clear_b = gr.Button("Clear all selections", size="sm")
-        with gr.Row():
-            execute_b = gr.Button("Execute", variant="primary", elem_id="execute", scale=2)
-            erase_b = gr.Button("Erase what is under Paste (no Copy needed)", elem_id="erase")
-            search_b = gr.Button(f"Search {len(SEARCH_SAMPLES)} samples for the context",
-                                 elem_id="search")
-            suggest_b = gr.Button("Suggest a layer", elem_id="suggest")
-            example_dd = gr.Dropdown(list(EXAMPLES), value=None, elem_id="example",
-                                     label=f"Load an example ({DEFAULT_MODEL})")
+                with gr.Row():
+                    search_b = gr.Button(f"Search {len(SEARCH_SAMPLES)} samples for the context",
+                                         elem_id="search", size="sm")
+                    suggest_b = gr.Button("Suggest a layer", elem_id="suggest", size="sm")
         with gr.Accordion("Advanced", open=False):
             with gr.Row():
                 rank = gr.Slider(1, 16, value=1, step=1, label="Rank of the update")
@@ -342,20 +434,7 @@ def build() -> gr.Blocks:
                                 elem_id="regularization")
                 erase_n = gr.Slider(1, 128, value=DEFAULT_ERASE_CHANNELS, step=1,
                                     label="Channels to erase")
-        result = gr.Markdown(NO_RESULT, elem_id="result", container=True, min_height=60)
-        strength = gr.Slider(0, MAX_STRENGTH / 2, value=DEFAULT_STRENGTH, step=0.1,
-                             elem_id="strength",
-                             label="Strength of the latest edit (re-renders without solving)")
-        compared = gr.State([])
-        before = gr.Gallery(label="Before the edit", columns=COMPARE_SHOWN, height=200,
-                            allow_preview=False, fit_columns=False, format="png", elem_id="before",
-                            elem_classes="thumb", visible=False)
-        after = gr.Gallery(label="After the edit", columns=COMPARE_SHOWN, height=200,
-                           allow_preview=False, fit_columns=False, format="png", elem_id="after",
-                           elem_classes="thumb", visible=False)
-        search_gal = gr.Gallery(label="Best context matches (click one to open it)", columns=6,
-                                height="auto", allow_preview=False, format="png",
-                                elem_id="found", elem_classes="thumb", visible=False)
+        compared = gr.State(None)
         with gr.Row():
             with gr.Column(scale=2):
                 gr.Markdown("### Edit history")
@@ -365,12 +444,15 @@ def build() -> gr.Blocks:
                 revert_b = gr.Button("Revert this edit", elem_id="revert")
         with gr.Accordion("Save, load and download", open=False):
             with gr.Row():
-                save_b = gr.Button("Save edit as JSON")
-                load_b = gr.UploadButton("Load edit JSON (ours or the paper's)",
+                save_stack_b = gr.Button("Save all edits (one file)", elem_id="save-edits")
+                load_stack_b = gr.UploadButton("Load an edits file", elem_id="load-edits",
+                                               file_types=[".safetensors"])
+                save_b = gr.Button("Save the selections as a request (JSON)")
+                load_b = gr.UploadButton("Load a request JSON (ours or the paper's)",
                                          file_types=[".json"])
                 delta_b = gr.Button("Download last edit's delta")
                 weights_b = gr.Button("Download full edited weights", elem_id="download-weights")
-            files = gr.File(label="Files", interactive=False, height=120)
+            files = gr.File(label="Files", interactive=False, height=120, elem_id="files")
         with gr.Accordion("Publish to the Hugging Face Hub", open=False):
             gr.Markdown(publish_help(), elem_id="publish-help")
             with gr.Row():
@@ -429,7 +511,7 @@ def build() -> gr.Blocks:
             g = session.generator
             return {
                 **selections(session), **edits(session),
-                model_dd: g.name,
+                model_dd: gr.update(choices=model_choices(), value=g.name),
                 layer_dd: gr.update(choices=ss.layer_choices(g), value=session.layer),
                 trunc: gr.update(visible=g.default_truncation is not None,
                                  value=session.truncation),
@@ -437,8 +519,8 @@ def build() -> gr.Blocks:
                 gallery: page(session, start, "Edited", False, 1),
                 view: "Edited", highlight: False,
                 **opened(session, n),
-                result: NO_RESULT, before: gr.update(visible=False),
-                after: gr.update(visible=False),
+                result: NO_RESULT, comparison_img: gr.update(value=None, visible=False),
+                compared: None, search_gal: None, found: [],
             }
 
         def opened(session, n) -> dict:
@@ -446,16 +528,50 @@ def build() -> gr.Blocks:
 
         # ---- handlers ------------------------------------------------------------------------
         @friendly
-        def on_load(st, start, n):
+        def on_load(st, start, n, kept):
+            if st is None and kept:
+                try:
+                    st = ss.restore(kept)
+                    if st.stack.deltas:
+                        gr.Info(f"Restored your {len(st.stack.deltas)} edit(s) from this browser.")
+                except RewritingError as err:
+                    gr.Warning(f"your edits kept in this browser could not be restored: "
+                               f"{one_line(err)}; starting afresh")
             return everything(current(st), start, n)
+
+        def keep(st):
+            return gr.skip() if st is None else ss.snapshot(st)
+
+        @friendly
+        def save_edits(st):
+            return str(ss.save_edits(current(st), download_dir()))
+
+        @friendly
+        def load_edits(path, st, start):
+            deltas = load_stack(path, Path(path).name)
+            if not deltas:
+                raise RewritingError("that edits file holds no edits")
+            session = current(st)
+            if session.generator.name != deltas[0].model:
+                session = ss.Session.start(deltas[0].model)
+            session = session.with_edits(deltas)
+            gr.Info(f"Loaded {len(deltas)} edit(s) on {session.generator.name}.")
+            return everything(session, start, 0)
 
         def pick_model(name, st, progress=PROGRESS):
             try:
                 session = ss.Session.start(name, lambda f, msg: progress(f, desc=msg))
                 return everything(session, 0, 0)
             except RewritingError as err:
-                gr.Warning(str(err))
+                gr.Warning(load_failure(name, err))
                 return {model_dd: current(st).generator.name}
+
+        def pick_typed(name, st, progress=PROGRESS):
+            # A name picked from the list is loaded by the select event alone.
+            listed = {m.name for m in list_models()}
+            if name in listed or name == current(st).generator.name:
+                return gr.skip()
+            return pick_model(name, st, progress)
 
         @friendly
         def pick_layer(name, st, start, shown, marks, r):
@@ -521,44 +637,74 @@ def build() -> gr.Blocks:
 
         @friendly
         def remove(st, index):
-            return selections(current(st).without_context(-1 if index is None else index))
+            if index is None:
+                raise RewritingError("click a context example in the tray first, then Remove")
+            return selections(current(st).without_context(index))
 
         @friendly
         def clear(st):
             session = current(st)
             return selections(ss.Session(session.stack, session.layer, session.truncation))
 
+        def executed(session, request, start, progress) -> dict:
+            applied = [i + 1 for i, d in enumerate(session.stack.deltas)
+                       if d.request == request.to_json()]
+            if applied:
+                gr.Warning(f"the same edit as edit {applied[-1]}: it is now applied twice "
+                           "(Revert undoes either)")
+            done, metrics, shown = apply(session, request, progress)
+            progress(1.0, desc="Rendering before and after")
+            picture = ss.comparison(done, shown)
+            return {
+                state: done, **edits(done),
+                gallery: page(done, start, "Edited", False, 1), view: "Edited",
+                highlight: False,
+                result: ss.result_text(len(done.stack.deltas), metrics, len(shown.numbers)),
+                canvas_key: next(CANVAS_TICKETS),
+                comparison_img: gr.update(value=image_file(np.asarray(picture)), visible=True),
+                strength: done.stack.deltas[-1].strength, compared: shown,
+                tabs: gr.Tabs(selected="result"), search_gal: None, found: [],
+            }
+
         def run(erase: bool):
+            @on_gpu
             @friendly
             def go(st, r, m, lam, channels, start, progress=PROGRESS):
                 session = current(st)
                 request = session.request(int(r), m, lam, int(channels) if erase else None)
-                done, metrics, numbers, old, new = apply(session, request, progress)
-                return {
-                    state: done, **edits(done),
-                    gallery: page(done, start, "Edited", False, 1), view: "Edited",
-                    highlight: False,
-                    result: ss.result_text(len(done.stack.deltas), metrics, len(numbers)),
-                    canvas_key: next(CANVAS_TICKETS),
-                    before: gr.update(value=tiles(numbers, old), visible=True),
-                    after: gr.update(value=tiles(numbers, new), visible=True),
-                    strength: done.stack.deltas[-1].strength, compared: numbers,
-                }
+                return executed(session, request, start, progress)
 
             return go
 
+        def example(name: str):
+            @on_gpu
+            @friendly
+            def load_and_execute(st, start, progress=PROGRESS):
+                session, switched = current(st), {}
+                if session.generator.name != DEFAULT_MODEL and not session.stack.deltas:
+                    # The examples are for the embedded model: a visitor without edits moves.
+                    session, start = ss.Session.start(DEFAULT_MODEL), 0
+                    switched = everything(session, start, 0)
+                data = read_json_file(EXAMPLES_DIR / EXAMPLES[name], "example")
+                session, request = session.loaded(data)
+                return {**switched, **loaded(session, request),
+                        **executed(session, request, start, progress)}
+
+            return load_and_execute
+
         @friendly
-        def rescale(st, s, start, numbers):
+        def rescale(st, s, start, shown):
             session = current(st).with_strength(float(s))
-            edited = {after: gr.update(value=tiles(numbers, ss.samples(session, numbers)))}
+            edited = {comparison_img: image_file(np.asarray(ss.comparison(session, shown)))}
             return {
                 state: session, gallery: page(session, start, "Edited", False, 1),
                 view: "Edited", highlight: False, canvas_key: next(CANVAS_TICKETS),
                 result: f"Edit {len(session.stack.deltas)} now at strength {float(s):g} "
                 "(the solved update times the strength; nothing solved again).",
-                **(edited if numbers else {}),
+                **(edited if shown else {}),
             }
 
+        @on_gpu
         @friendly
         def suggest_now(st, r, m, lam, start, progress=PROGRESS):
             session = current(st)
@@ -580,8 +726,7 @@ def build() -> gr.Blocks:
             stats = ss.statistics(session, report)
             progress(1.0, desc="Solving for the new weights")
             done, metrics = ss.run_edit(session, request, stats)
-            numbers, old, new = ss.most_changed(session, done, COMPARE_SHOWN)
-            return done, metrics, numbers, old, new
+            return ss.run_edit_shown(session, request, stats, COMPARE_SHOWN)
 
         @friendly
         def revert_picked(st, index, start, shown):
@@ -591,10 +736,12 @@ def build() -> gr.Blocks:
             return {
                 state: session, **edits(session), gallery: page(session, start, shown, False, 1),
                 highlight: False, result: f"Edit {int(index) + 1} reverted.",
-                canvas_key: next(CANVAS_TICKETS), before: gr.update(visible=False),
-                after: gr.update(visible=False),
+                canvas_key: next(CANVAS_TICKETS),
+                comparison_img: gr.update(value=None, visible=False), compared: None,
+                search_gal: None, found: [],
             }
 
+        @on_gpu
         @friendly
         def find(st, r, progress=PROGRESS):
             session = current(st)
@@ -605,8 +752,8 @@ def build() -> gr.Blocks:
             images = ss.tint(ss.samples(session, numbers),
                              ss.matches(session, key, threshold, numbers), 0.45)
             score = dict(best)
-            return {search_gal: gr.update(visible=True, value=tiles(
-                numbers, images, lambda n: f" · {score[n]:.2f}")), found: numbers}
+            return {search_gal: tiles(numbers, images, lambda n: f" · {score[n]:.2f}"),
+                    found: numbers, tabs: gr.Tabs(selected="found")}
 
         @friendly
         def save_json(st, r, m, lam):
@@ -621,9 +768,7 @@ def build() -> gr.Blocks:
             path.write_text(json.dumps(data, indent=2) + "\n")
             return str(path)
 
-        @friendly
-        def load_json(path, st):
-            session, request = current(st).loaded(read_json_file(path, "edit file"))
+        def loaded(session, request) -> dict:
             return {
                 **selections(session), layer_dd: session.layer, rank: request.rank,
                 method: request.method, reg: request.regularization or DEFAULT_REGULARIZATION,
@@ -632,8 +777,11 @@ def build() -> gr.Blocks:
             }
 
         @friendly
-        def load_example(name, st):
-            return load_json(EXAMPLES_DIR / EXAMPLES[name], st)
+        def load_json(path, st):
+            session, request = current(st).loaded(read_json_file(path, "edit file"))
+            gr.Info(f"Loaded the edit's selections ({len(session.context)} context); "
+                    "press Execute to apply it.")
+            return loaded(session, request)
 
         @friendly
         def download_delta(st):
@@ -671,6 +819,7 @@ def build() -> gr.Blocks:
                 "edits": ss.history(session), "edited": edited,
             }
 
+        @on_gpu
         @api_errors
         def api_execute(text, st, progress=PROGRESS):
             """Execute an edit request (the engine's JSON) on top of this session's edits.
@@ -681,9 +830,10 @@ def build() -> gr.Blocks:
             request = parse_request(parse_json(text, "the request"))
             if request.model != session.generator.name and not session.stack.deltas:
                 session = ss.Session.start(request.model)
-            done, metrics, numbers, old, new = apply(session, request, progress)
-            images = tiles(numbers, old, lambda n: " before", 0)
-            images += tiles(numbers, new, lambda n: " after", 0)
+            done, metrics, shown = apply(session, request, progress)
+            numbers = list(shown.numbers)
+            images = tiles(numbers, ss.samples(session, numbers), lambda n: " before", 0)
+            images += tiles(numbers, ss.samples(done, numbers), lambda n: " after", 0)
             return done, {**metrics, "edits": len(done.stack.deltas), "samples": numbers}, images
 
         @api_errors
@@ -696,13 +846,20 @@ def build() -> gr.Blocks:
         view_args = [state, first, view, highlight, rank]
         every = [state, model_dd, layer_dd, trunc, note, gallery, view, highlight, number,
                  canvas_key, copy_img, paste_img, preview_img, tray, tray_pick,
-                 history, revert_dd, result, before, after]
+                 history, revert_dd, result, comparison_img, compared, search_gal, found]
         chosen = [state, copy_img, paste_img, preview_img, tray, tray_pick]
         private = {"api_visibility": "private"}
 
-        demo.load(on_load, [state, first, number], every, **private)
-        model_dd.input(pick_model, [model_dd, state], every, show_progress_on=note,
-                       **private, **HEAVY)
+        demo.load(on_load, [state, first, number, saved], every, **private)
+        state.change(keep, state, saved, **private)
+        save_stack_b.click(save_edits, [state], files, **private)
+        load_stack_b.upload(load_edits, [load_stack_b, state, first], every, **private, **HEAVY)
+        # One load per choice: a pick from the list fires `select` once (`input` fires twice);
+        # a typed hub: name loads when the field is left.
+        model_dd.select(pick_model, [model_dd, state], every, show_progress_on=note,
+                        **private, **HEAVY)
+        model_dd.blur(pick_typed, [model_dd, state], every, show_progress_on=note,
+                      **private, **HEAVY)
         layer_dd.input(pick_layer, [layer_dd, *view_args], [*chosen, gallery], **private)
         trunc.release(pick_truncation, [trunc, state, first, view, number],
                       [*chosen, gallery, highlight, number, canvas_key], **private)
@@ -711,33 +868,38 @@ def build() -> gr.Blocks:
         prev_b.click(step(-PAGE), view_args, [gallery, first, highlight], **private)
         next_b.click(step(PAGE), view_args, [gallery, first, highlight], **private)
         shown_canvas = [number, canvas_key]
-        gallery.select(open_clicked, [state, first], shown_canvas, **private)
-        search_gal.select(open_found, [state, found], shown_canvas, **private)
+        gallery.select(open_clicked, [state, first], shown_canvas, js=SHOW_CANVAS, **private)
+        search_gal.select(open_found, [state, found], shown_canvas, js=SHOW_CANVAS, **private)
         number.submit(open_number, [state, number], shown_canvas, **private)
         tray.select(pick_tray, None, tray_pick, **private)
         remove_b.click(remove, [state, tray_pick], chosen, **private)
         clear_b.click(clear, [state], chosen, **private)
-        run_out = [state, history, revert_dd, gallery, view, highlight, result, before, after,
-                   canvas_key, strength, compared]
+        run_out = [state, history, revert_dd, gallery, view, highlight, result, comparison_img,
+                   canvas_key, strength, compared, tabs, search_gal, found]
         execute_b.click(run(False), [state, rank, method, reg, erase_n, first], run_out,
                         show_progress_on=result, **private, **HEAVY)
         erase_b.click(run(True), [state, rank, method, reg, erase_n, first], run_out,
                       show_progress_on=result, **private, **HEAVY)
         revert_b.click(revert_picked, [state, revert_dd, first, view],
-                       [state, history, revert_dd, gallery, highlight, result, before, after,
-                        canvas_key],
+                       [state, history, revert_dd, gallery, highlight, result, comparison_img,
+                        canvas_key, compared, search_gal, found],
                        **private)
-        search_b.click(find, [state, rank], [search_gal, found], show_progress_on=result,
+        search_b.click(find, [state, rank], [search_gal, found, tabs], show_progress_on=search_gal,
                        **private, **HEAVY)
         strength.release(rescale, [state, strength, first, compared],
-                         [state, gallery, view, highlight, canvas_key, result, after], **private)
+                         [state, gallery, view, highlight, canvas_key, result, comparison_img],
+                         **private)
         suggest_b.click(suggest_now, [state, rank, method, reg, first],
                         [*chosen, layer_dd, gallery, result], show_progress_on=result,
                         **private, **HEAVY)
         save_b.click(save_json, [state, rank, method, reg], files, **private)
         loaded_out = [*chosen, layer_dd, trunc, rank, method, reg, erase_n]
         load_b.upload(load_json, [load_b, state], loaded_out, **private)
-        example_dd.input(load_example, [example_dd, state], loaded_out, **private)
+        for name, button in zip(EXAMPLES, example_bs, strict=True):
+            button.click(example(name), [state, first],
+                         distinct([*every, *loaded_out, *run_out, search_gal, found]),
+                         show_progress_on=comparison_img, **private, **HEAVY)
+        view.input(lambda: next(CANVAS_TICKETS), None, canvas_key, **private)
         delta_b.click(download_delta, [state], files, **private)
         weights_b.click(download_weights, [state], files, **private, **HEAVY)
         publish_b.click(publish_now, [state, repo_tb, private_cb, delta_cb, exist_cb], published,

@@ -35,7 +35,7 @@ from .limits import (
     check_picture,
     parse_samples,
 )
-from .metrics import context_response, held_out_samples
+from .metrics import held_out_samples, strongest_firing
 from .parallel import init_from_environment, is_main, rank_and_size, share
 from .render import grid, render
 from .request import MAX_STRENGTH, read_request
@@ -284,9 +284,8 @@ def cmd_edit(args: argparse.Namespace) -> None:
     change = {**probe.measure(after), "random_floor": probe.floor(after, result.delta.rank)}
     # Show the held-out samples where the rule applies most (chosen by the context key alone,
     # before the edit, not by how much they changed).
-    response = context_response(generator, spec, result.context_key, held_out, truncation, before)
-    strongest = torch.argsort(response.flatten(1).amax(1), descending=True)[: args.show]
-    shown = sorted(held_out[i] for i in strongest.tolist())
+    shown = strongest_firing(generator, spec, result.context_key, held_out, truncation,
+                             args.show, before)
     picture = before_after(generator, shown, truncation, before, after, args.scale,
                            [probe.goal_box(n) for n in shown])
     metrics = {

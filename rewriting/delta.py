@@ -10,7 +10,7 @@ reverting an edit leaves the weights bit-identical to never having applied it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from .request import check_strength
 from .solve import expand
 
 DELTA_FORMAT = "rewriting-delta/1"
+STACK_FORMAT = "rewriting-stack/1"
 
 
 @dataclass
@@ -77,15 +78,18 @@ class Delta:
     @classmethod
     def load(cls, path: str | Path) -> Delta:
         """Read a delta file; anything else is a clear error."""
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                meta = handle.metadata() or {}
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-        except (SafetensorError, OSError) as err:
-            raise RewritingError(f"cannot read delta {path}: {err}") from None
+        meta, tensors = _read_safetensors(path, f"delta {path}")
         if meta.get("format") != DELTA_FORMAT or set(tensors) != {"lambda", "directions"}:
             raise RewritingError(f"{path} is not a delta file written by this tool")
-        lam, directions = _checked_tensors(path, tensors["lambda"], tensors["directions"])
+        return cls.from_parts(path, meta, tensors["lambda"], tensors["directions"])
+
+    @classmethod
+    def from_parts(
+        cls, path: str | Path, meta: dict, lam: torch.Tensor, directions: torch.Tensor
+    ) -> Delta:
+        """A delta from its metadata and tensors as stored; anything malformed is a clear error
+        that names `path`."""
+        lam, directions = _checked_tensors(path, lam, directions)
         try:
             key_axis = int(meta["key_axis"])
             if int(meta.get("rank", directions.shape[0])) != directions.shape[0]:
@@ -103,7 +107,7 @@ class Delta:
                 metrics=parse_json(meta.get("metrics", "{}"), "its metrics"),
                 strength=check_strength(float(meta.get("strength", "1.0"))),
             )
-        except (KeyError, ValueError) as err:
+        except (KeyError, ValueError, TypeError) as err:
             raise RewritingError(f"delta {path} has malformed metadata ({err})") from None
         if not isinstance(delta.request, dict) or not isinstance(delta.metrics, dict):
             raise RewritingError(f"delta {path} has malformed metadata (request or metrics)")
@@ -137,6 +141,46 @@ class Delta:
                 f"delta for layer {self.layer} would change its weight by {ratio:.3g} times the "
                 f"weight's norm (the limit is {MAX_DELTA_NORM_RATIO}): not a plausible edit"
             )
+
+
+def _read_safetensors(path: str | Path, what: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A safetensors file's metadata and tensors, or a clear error naming it `what`."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as err:
+        raise RewritingError(f"cannot read {what}: {err}") from None
+    return meta, tensors
+
+
+def save_stack(deltas: Sequence[Delta], path: str | Path) -> None:
+    """Write a stack of edits, oldest first, as one safetensors file."""
+    tensors = {}
+    for i, delta in enumerate(deltas):
+        tensors[f"{i}.lambda"] = delta.lam.contiguous()
+        tensors[f"{i}.directions"] = delta.directions.contiguous()
+    edits = json.dumps([delta.metadata() for delta in deltas])
+    save_file(tensors, str(path), metadata={"format": STACK_FORMAT, "edits": edits})
+
+
+def load_stack(path: str | Path, name: str | None = None) -> list[Delta]:
+    """Read a stack file (or a single delta file), called `name` in messages (default: its
+    path); anything else is a clear error."""
+    where = name or str(path)
+    meta, tensors = _read_safetensors(path, where)
+    if meta.get("format") == DELTA_FORMAT and set(tensors) == {"lambda", "directions"}:
+        return [Delta.from_parts(where, meta, tensors["lambda"], tensors["directions"])]
+    edits = parse_json(meta.get("edits", "null"), "its list of edits")
+    if meta.get("format") != STACK_FORMAT or not isinstance(edits, list):
+        raise RewritingError(f"{where} is not an edits file written by this tool")
+    names = [(f"{i}.lambda", f"{i}.directions") for i in range(len(edits))]
+    if set(tensors) != {name for pair in names for name in pair}:
+        raise RewritingError(f"{where}: its tensors do not match its {len(edits)} edits")
+    if not all(isinstance(item, dict) for item in edits):
+        raise RewritingError(f"{where} has malformed metadata (edits)")
+    return [Delta.from_parts(where, item, tensors[lam], tensors[directions])
+            for item, (lam, directions) in zip(edits, names, strict=True)]
 
 
 def _checked_tensors(

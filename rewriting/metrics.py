@@ -43,6 +43,21 @@ def context_response(
     return torch.einsum("nchw,c->nhw", keys.double(), key.double())
 
 
+def strongest_firing(
+    generator: Generator,
+    spec: LayerSpec,
+    key: torch.Tensor,
+    numbers: Sequence[int],
+    truncation: float | None,
+    count: int,
+    weights: Mapping[str, torch.Tensor] | None = None,
+) -> list[int]:
+    """The `count` of `numbers` where the context key fires most strongly, in ascending order."""
+    response = context_response(generator, spec, key, numbers, truncation, weights)
+    strongest = torch.argsort(response.flatten(1).amax(1), descending=True)[:count]
+    return sorted(numbers[i] for i in strongest.tolist())
+
+
 def firing_masks(
     generator: Generator,
     spec: LayerSpec,

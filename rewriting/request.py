@@ -77,9 +77,9 @@ class EditRequest:
         """The request in this tool's format (round-trips through `parse_request`)."""
         out: dict[str, Any] = {"model": self.model, "layer": self.layer, "rank": self.rank}
         if self.copy is not None:
-            out["copy"] = _selection_json(self.copy)
-        out["paste"] = _selection_json(self.paste)
-        out["context"] = [_selection_json(s) for s in self.context]
+            out["copy"] = selection_json(self.copy)
+        out["paste"] = selection_json(self.paste)
+        out["context"] = [selection_json(s) for s in self.context]
         out["method"] = self.method
         out["grid"] = self.grid
         out["goal"] = self.goal
@@ -101,14 +101,16 @@ def check_strength(strength: float) -> float:
     return strength
 
 
-def _selection_json(selection: Selection) -> dict[str, Any]:
+def selection_json(selection: Selection) -> dict[str, Any]:
+    """A selection in this tool's request format."""
     data = asdict(selection)
     if not data.pop("paper"):
         return data
     return {**data, "paper_mask": True}
 
 
-def _selection(value: Any, where: str, paper: bool = False) -> Selection:
+def parse_selection(value: Any, where: str, paper: bool = False) -> Selection:
+    """A selection from a request (`paper`: the authors' [sample, mask] pair), or a clear error."""
     if paper:
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise RewritingError(f"{where} must be [sample, mask]")
@@ -187,9 +189,9 @@ def parse_request(data: Any, model: str | None = None, layer: str | None = None)
         layer=layer,
         rank=rank,
         method=method,
-        copy=_selection(data["copy"], "copy") if erase is None else None,
-        paste=_selection(data["paste"], "paste"),
-        context=tuple(_selection(item, f"context[{i}]") for i, item in enumerate(context)),
+        copy=parse_selection(data["copy"], "copy") if erase is None else None,
+        paste=parse_selection(data["paste"], "paste"),
+        context=tuple(parse_selection(item, f"context[{i}]") for i, item in enumerate(context)),
         truncation=_number(data, "truncation", float, None),
         erase=erase,
         regularization=regularization,
@@ -214,17 +216,17 @@ def _paper_request(data: dict, model: str | None, layer: str | None) -> EditRequ
             "this paper edit file has no 'paste': the authors' code applies neither an edit "
             "nor an erase without one"
         )
-    paste = _selection(data["paste"], "paste", paper=True)
+    paste = parse_selection(data["paste"], "paste", paper=True)
     keys = data.get("key", [])
     if not isinstance(keys, list):
         raise RewritingError("'key' must be a list of [sample, mask] pairs")
     check_context(keys)
-    context = tuple(_selection(item, f"key[{i}]", paper=True) for i, item in enumerate(keys))
+    context = tuple(parse_selection(item, f"key[{i}]", paper=True) for i, item in enumerate(keys))
     erase = "object" not in data
     return EditRequest(
         model=model,
         layer=layer,
-        copy=None if erase else _selection(data["object"], "object", paper=True),
+        copy=None if erase else parse_selection(data["object"], "object", paper=True),
         paste=paste,
         context=context,
         erase=DEFAULT_ERASE_CHANNELS if erase else None,

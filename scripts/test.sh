@@ -3,7 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q -r requirements.txt -r requirements-test.txt
-python -m pip install -q --no-deps gan-face-generate==1.1.1
 python -m pip install -q --no-deps --no-build-isolation -e .
 if ! command -v chromium >/dev/null 2>&1; then
   # The browser test drives Debian's Chromium through Playwright (no browser download).

@@ -24,11 +24,13 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_app(
-    folder: Path, timeout: float = 120.0, env: dict[str, str | None] | None = None
+    folder: Path, timeout: float = 120.0, env: dict[str, str | None] | None = None,
+    python: str = sys.executable,
 ) -> Iterator[str]:
     """`python app.py` serving on 127.0.0.1:<free port>; yields its URL, stops it afterwards.
 
-    `env` adds to (or, with a value of None, removes from) the environment the app gets.
+    `env` adds to (or, with a value of None, removes from) the environment the app gets;
+    `python` is the interpreter (another virtualenv's).
     """
     port = free_port()
     env = {
@@ -43,7 +45,7 @@ def running_app(
     log_path = folder / "app.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            [python, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     url = f"http://127.0.0.1:{port}/"
     try:

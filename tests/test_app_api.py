@@ -60,7 +60,8 @@ def test_sessions_see_only_their_own_edits(url):
     for metrics, images in results:
         assert metrics["edits"] == 1
         assert metrics["change_inside"] > metrics["change_outside"]
-        assert len(images) == 16  # 8 most changed held-out samples, before then after
+        # The 6 held-out samples where the rule fires most, before then after.
+        assert len(images) == 12 and metrics["samples"] == sorted(metrics["samples"])
 
     base = render(load_model("dcgan-digiface"), list(range(1000, 1006))).numpy()
     mine, info = sample(first)

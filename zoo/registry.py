@@ -19,12 +19,12 @@ from pathlib import Path
 from types import ModuleType
 
 import plugins
-from plugins.base import HubFile, LocalFile, ModelEntry, Plugin, Source
+from plugins.base import HubFile, LocalFile, ModelEntry, PackageFile, Plugin, Source
 from rewriting.errors import RewritingError
 from rewriting.generator import Generator
 
 from .checkpoint import checkpoint_sha256, read_checkpoint
-from .fetch import Progress, resolve
+from .fetch import Progress, cached_path, resolve
 
 ENTRY_POINT_GROUP = "rewriting.generators"
 
@@ -71,6 +71,18 @@ def list_models(pattern: str = "*") -> list[ModelEntry]:
     """Pretrained models whose name matches the glob `pattern`, e.g. ``"stylegan2*"``."""
     entries = [m for p in all_plugins().values() for m in p.models]
     return [m for m in entries if fnmatch.fnmatchcase(m.name, pattern)]
+
+
+def availability(entry: ModelEntry) -> str:
+    """Whether a model's weights are on this machine (no network used): "installed" (a package
+    or local file), "downloaded" (in the cache), or "download" with the size when known."""
+    here = cached_path(entry.source) is not None
+    if isinstance(entry.source, PackageFile | LocalFile):
+        return "installed" if here else "not installed"
+    if here:
+        return "downloaded"
+    size = f", {entry.size_bytes / 2**20:.0f} MB" if entry.size_bytes else ", size unknown"
+    return f"download{size}"
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import math
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -23,18 +24,26 @@ from safetensors.torch import save_file
 
 from rewriting import __version__
 from rewriting.atomic import safe_name, write_atomically
-from rewriting.delta import Delta, EditStack
+from rewriting.delta import Delta, EditStack, load_stack, save_stack
 from rewriting.editdir import before_after, write_edit_dir
 from rewriting.efficacy import RuleProbe
 from rewriting.errors import RewritingError
 from rewriting.features import read_layer
 from rewriting.generator import Generator, LayerSpec
 from rewriting.goal import paste_goal
+from rewriting.limits import MAX_CONTEXT, MAX_REQUEST_BYTES
 from rewriting.masks import mask_image, to_grid
-from rewriting.metrics import firing_masks, held_out_samples
+from rewriting.metrics import firing_masks, held_out_samples, strongest_firing
 from rewriting.nethook import replace_output
 from rewriting.render import render
-from rewriting.request import MAX_STRENGTH, EditRequest, Selection, parse_request
+from rewriting.request import (
+    MAX_STRENGTH,
+    EditRequest,
+    Selection,
+    parse_request,
+    parse_selection,
+    selection_json,
+)
 from rewriting.rewrite import context_keys, context_rule, execute
 from rewriting.stats import KeyStats, key_stats
 from rewriting.suggest import LayerSuggestion, suggest_layer
@@ -65,6 +74,12 @@ class Session:
     copy: Selection | None = None
     paste: Selection | None = None
     context: tuple[Selection, ...] = ()
+
+    def __hash__(self) -> int:
+        """Gradio hashes the state to tell when it changed; box masks are lists, so the
+        selections count by their text and the edits by identity (every change makes new ones)."""
+        return hash((self.generator.name, tuple(map(id, self.stack.deltas)), self.layer,
+                     self.truncation, repr((self.copy, self.paste, self.context))))
 
     @classmethod
     def start(
@@ -124,6 +139,10 @@ class Session:
         index %= len(self.context)
         return replace(self, context=self.context[:index] + self.context[index + 1 :])
 
+    def with_edits(self, deltas: Sequence[Delta]) -> Session:
+        """The session with these edits instead of its own (each checked against the model)."""
+        return replace(self, stack=EditStack(self.generator, deltas))
+
     def with_edit(self, delta: Delta) -> Session:
         """The session with one more executed edit on top of its others."""
         return replace(self, stack=EditStack(self.generator, [*self.stack.deltas, delta]))
@@ -180,6 +199,53 @@ class Session:
             if selection is not None:
                 session.check(selection)
         return session, request
+
+
+#: Format tag of a session kept in the visitor's browser.
+SNAPSHOT_FORMAT = "rewriting-session/1"
+
+
+def snapshot(session: Session) -> dict:
+    """The session as JSON for the visitor's browser: model, layer, truncation, selections and
+    the edits (a stack file, base64: a few KB an edit)."""
+    with tempfile.TemporaryDirectory(prefix="rewriting-snapshot-") as folder:
+        path = Path(folder) / "edits.safetensors"
+        save_stack(session.stack.deltas, path)
+        edits = base64.b64encode(path.read_bytes()).decode()
+    return {
+        "format": SNAPSHOT_FORMAT, "model": session.generator.name, "layer": session.layer,
+        "truncation": session.truncation, "edits": edits,
+        "copy": None if session.copy is None else selection_json(session.copy),
+        "paste": None if session.paste is None else selection_json(session.paste),
+        "context": [selection_json(s) for s in session.context],
+    }
+
+
+def restore(data: object) -> Session:
+    """A session from `snapshot`'s JSON (untrusted: it comes back from a browser)."""
+    if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
+        raise RewritingError("the saved session is not one this version of the app wrote")
+    edits = data.get("edits")
+    if not isinstance(edits, str) or len(edits) > MAX_REQUEST_BYTES:
+        raise RewritingError("the saved session's edits are missing or too large")
+    context = data.get("context")
+    if not isinstance(context, list) or len(context) > MAX_CONTEXT:
+        raise RewritingError("the saved session's context selections are malformed")
+    session = Session.start(str(data.get("model")))
+    with tempfile.TemporaryDirectory(prefix="rewriting-snapshot-") as folder:
+        path = Path(folder) / "edits.safetensors"
+        try:
+            path.write_bytes(base64.b64decode(edits, validate=True))
+        except ValueError:
+            raise RewritingError("the saved session's edits are not base64") from None
+        session = session.with_edits(load_stack(path, "the saved session's edits"))
+    session = session.with_layer(str(data.get("layer"))).with_truncation(data.get("truncation"))
+    for role in ("copy", "paste"):
+        if data.get(role) is not None:
+            session = session.with_selection(role, parse_selection(data[role], role))
+    for i, item in enumerate(context):
+        session = session.with_selection("context", parse_selection(item, f"context[{i}]"))
+    return session
 
 
 def brush_mask(layers: Sequence[np.ndarray]) -> np.ndarray:
@@ -306,17 +372,51 @@ def search(
     return [(int(numbers[i]), float(v)) for v, i in zip(best.values, best.indices, strict=True)]
 
 
+#: A pixel box (top, left, bottom, right), or None where the rule's goal lies nowhere.
+Box = tuple[int, int, int, int] | None
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The held-out samples an edit is shown on (where its rule fires most) and its goal boxes."""
+
+    numbers: tuple[int, ...]
+    boxes: tuple[Box, ...]
+
+
 def run_edit(session: Session, request: EditRequest, stats: KeyStats) -> tuple[Session, dict]:
     """Execute a request on top of the session's edits; the new session and the edit's metrics."""
+    edited, metrics, _ = run_edit_shown(session, request, stats, 0)
+    return edited, metrics
+
+
+def run_edit_shown(
+    session: Session, request: EditRequest, stats: KeyStats, count: int
+) -> tuple[Session, dict, Shown]:
+    """`run_edit`, and the `count` held-out samples where the new rule fires most."""
     if request.model != session.generator.name:
         raise RewritingError(
             f"this session edits {session.generator.name!r}, not {request.model!r}"
         )
     result = execute(session.generator, request, session.stack, stats)
     edited = session.with_edit(result.delta)
-    change = RuleProbe(session.generator, result.problem, HELD_OUT).measure(edited.weights())
+    probe = RuleProbe(session.generator, result.problem, HELD_OUT)
+    change = probe.measure(edited.weights())
     result.delta.metrics = {**result.delta.metrics, **change, "layer": result.spec.name}
-    return edited, result.delta.metrics
+    numbers = strongest_firing(session.generator, result.spec, result.context_key, HELD_OUT,
+                               session.truncation, count, session.weights()) if count else []
+    shown = Shown(tuple(numbers), tuple(probe.goal_box(n) for n in numbers))
+    return edited, result.delta.metrics, shown
+
+
+def comparison(session: Session, shown: Shown, scale: int = 2) -> Image.Image:
+    """The latest edit on the shown samples: before, after, the change x4, and both zoomed on
+    where the rule's goal lies."""
+    if not session.stack.deltas:
+        raise RewritingError("there is no edit to show: Execute one first")
+    before = EditStack(session.generator, session.stack.deltas[:-1]).weights()
+    return before_after(session.generator, shown.numbers, session.truncation, before,
+                        session.weights(), scale, shown.boxes)
 
 
 def suggest(session: Session, request: EditRequest) -> LayerSuggestion:
@@ -363,8 +463,9 @@ def result_text(index: int, metrics: dict, shown: int) -> str:
         f"sample and **{metrics['generalization']:.0%}** on the {metrics['samples_firing']} "
         f"held-out samples where the rule fires; specificity {metrics['specificity']:.2f}. "
         f"Weight change ||dW||/||W|| = {metrics['delta_norm_ratio']:.2f}, goal residual "
-        f"{metrics['residual']:.2f}. Below: the {shown} of {metrics['held_out_samples']} "
-        "held-out samples that changed most."
+        f"{metrics['residual']:.2f}. Above: the {shown} of {metrics['held_out_samples']} "
+        "held-out samples where the rule fires most (rows: original, edited, the change x4, "
+        "both zoomed on where the rule applies)."
     )
 
 
@@ -390,6 +491,15 @@ def save_delta(session: Session, index: int, folder: Path) -> Path:
         raise RewritingError("execute an edit first: there is no delta to download")
     path = folder / f"delta-{index % len(session.stack.deltas) + 1}.safetensors"
     session.stack.deltas[index].save(path)
+    return path
+
+
+def save_edits(session: Session, folder: Path) -> Path:
+    """Write all the session's edits, oldest first, as one stack file."""
+    if not session.stack.deltas:
+        raise RewritingError("execute an edit first: there are no edits to save")
+    path = folder / f"{safe_name(session.generator.name)}-edits.safetensors"
+    write_atomically(path, lambda tmp: save_stack(session.stack.deltas, tmp))
     return path
 
 
