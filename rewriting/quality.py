@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -11,9 +12,12 @@ SSIM_RADIUS = 5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 255.0) -> torch.Tensor:
+def psnr(
+    a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, peak: float = 255.0
+) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB of each image pair [N, ...] (infinite when equal)."""
-    error = (a.double() - b.double()).square().flatten(1).mean(1)
+    a, b = (torch.as_tensor(np.array(x, dtype=np.float64)) for x in (a, b))
+    error = (a - b).square().flatten(1).mean(1)
     return 10 * torch.log10(peak**2 / error)
 
 
