@@ -260,7 +260,8 @@ def cmd_project_eval(args: argparse.Namespace) -> None:
     result = project_eval.on_samples(generator, numbers, args.steps,
                                      log=lambda line: print(line, file=sys.stderr))
     report = {"model": generator.name, "held_out_samples": numbers, **result,
-              "tool_version": __version__, **machine()}
+              "tool_version": __version__, **machine(),
+              "load_average_after": os.getloadavg()[0]}
     write_atomically(out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
     s = result["summary"]
     print(f"{generator.name}: mean PSNR {s['psnr_mean']:.2f} dB over {s['images']} held-out "

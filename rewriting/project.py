@@ -175,7 +175,7 @@ def _project(
     generator: Generator, photo: np.ndarray, steps: int, starts: int, progress: Progress | None,
     per_layer: bool,
 ) -> Projection:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     space = generator.latent_space()
     target = to_unit(photo[None])
     truncation = generator.check_truncation(None)
@@ -212,6 +212,7 @@ def _project(
         "psnr_mean_image": float(psnr(mean, photo_t)),
         "ssim_mean_image": float(uint8_ssim(mean, photo_t)),
         "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu,
         "latent_space": space.kind, "latent_shape": list(space.shape),
         "noise_maps": len(noise), "steps": steps, "starts": starts, "per_layer": per_layer,
         "model": generator.name,

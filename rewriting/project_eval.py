@@ -29,6 +29,7 @@ def summary(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
         "gain_over_mean_image_min_db": min(gains),
         "seconds_per_image_mean": statistics.mean(r["seconds"] for r in rows),
         "seconds_per_image_max": max(r["seconds"] for r in rows),
+        "cpu_seconds_per_image_mean": statistics.mean(r["cpu_seconds"] for r in rows),
     }
 
 
@@ -77,5 +78,5 @@ def edit_effect(
 
 
 def _figures(found: Projection) -> dict[str, float]:
-    keys = ("psnr", "ssim", "psnr_mean_image", "ssim_mean_image", "seconds")
+    keys = ("psnr", "ssim", "psnr_mean_image", "ssim_mean_image", "seconds", "cpu_seconds")
     return {k: found.metrics[k] for k in keys}

@@ -16,7 +16,8 @@ def psnr(
     a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, peak: float = 255.0
 ) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB of each image pair [N, ...] (infinite when equal)."""
-    a, b = (torch.as_tensor(np.array(x, dtype=np.float64)) for x in (a, b))
+    a, b = (x.double() if isinstance(x, torch.Tensor) else torch.from_numpy(np.array(x, float))
+            for x in (a, b))
     error = (a - b).square().flatten(1).mean(1)
     return 10 * torch.log10(peak**2 / error)
 
