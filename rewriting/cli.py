@@ -477,6 +477,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
         "statistics": bench.statistics_cost(generator, None, samples, repeats),
         "edit": bench.edit_cost(generator, request, repeats * 2),
         "memory": bench.memory(generator, request),
+        "projection": bench.projection_cost(generator, 2 if args.quick else 4,
+                                            50 if args.quick else STEPS),
     }
     if not args.no_stylegan2:
         big = random_stylegan2()
@@ -484,6 +486,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
             "throughput_batch_1": bench.throughput(big, 1, repeats),
             "throughput_batch_8": bench.throughput(big, 8, max(1, repeats // 2)),
             "statistics": bench.statistics_cost(big, "layer8", 20 if args.quick else 1000, 1),
+            # Random weights: the seconds are the figure here, the PSNR only a sanity check.
+            "projection": bench.projection_cost(big, 1, 10 if args.quick else 50),
         }
     print(bench.table(report))
     if out:
