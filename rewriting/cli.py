@@ -253,12 +253,27 @@ def cmd_project(args: argparse.Namespace) -> None:
 
 def cmd_project_eval(args: argparse.Namespace) -> None:
     from . import project_eval
+    from .photo import centred_crop, check_crop, open_photo, parse_crop, prepare
+    from .project import project
 
     out = _check_out(args.out)
+    photos = [open_photo(path) for path in args.photo]
+    crops = [parse_crop(c) for c in args.crop] or [centred_crop(p) for p in photos]
+    if len(crops) != len(photos):
+        raise RewritingError("give one --crop per --photo, or none")
+    crops = [check_crop(p, c) for p, c in zip(photos, crops, strict=True)]
     generator = load_model(args.model)
+    stack = load_stack(generator, args.edit)
     numbers = held_out_samples(args.samples)
     result = project_eval.on_samples(generator, numbers, args.steps,
                                      log=lambda line: print(line, file=sys.stderr))
+    found = [project(generator, prepare(p, generator.image_size, c), steps=args.steps)
+             for p, c in zip(photos, crops, strict=True)]
+    result["photos"] = [{**f.metrics, "photo": path, "crop": str(c)}
+                        for f, path, c in zip(found, args.photo, crops, strict=True)]
+    if stack.deltas and found:
+        result["edit_effect"] = {"edits": args.edit, **project_eval.edit_effect(
+            generator, found, numbers, stack.weights())}
     report = {"model": generator.name, "held_out_samples": numbers, **result,
               "tool_version": __version__, **machine(),
               "load_average_after": os.getloadavg()[0]}
@@ -289,6 +304,11 @@ def add_project_commands(sub: argparse._SubParsersAction, default: str) -> None:
     p.add_argument("--model", default=default)
     p.add_argument("--samples", type=_count(1, MAX_APP_SAMPLES), default=32)
     p.add_argument("--steps", type=_count(1, 10_000), default=STEPS)
+    p.add_argument("--photo", action="append", default=[], help="also project this photo")
+    p.add_argument("--crop", action="append", default=[], help="LEFT,TOP,SIDE per --photo")
+    p.add_argument("--edit", action="append", default=[], metavar="DELTA",
+                   help="with --photo: how much these edits change the projected photos and "
+                   "the held-out samples")
     p.add_argument("--out", required=True, help="JSON file for per-image and mean figures")
     p.set_defaults(run=cmd_project_eval)
 

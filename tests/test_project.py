@@ -201,3 +201,20 @@ def test_cli_sample_refuses_a_file_that_is_not_a_latent(tmp_path):
     done = run("sample", "--latents", "delta.safetensors", "--out", "g.png", cwd=tmp_path)
     assert done.returncode == 2 and "is not a latent file written by `project`" in done.stderr
     assert not (tmp_path / "g.png").exists()
+
+
+def test_cli_project_eval_reports_samples_photo_and_edit_effect(dcgan, tmp_path):
+    Image.fromarray(skimage.data.astronaut()).save(tmp_path / "photo.png")
+    random_delta(dcgan, "main.6", seed=3).save(tmp_path / "d.safetensors")
+    done = run("project-eval", "--samples", "1", "--steps", "5", "--photo", "photo.png",
+               "--crop", "155,40,140", "--edit", "d.safetensors", "--out", "e.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["summary"]["images"] == 1 and report["held_out_samples"] == [1000]
+    assert report["photos"][0]["crop"] == "155,40,140"
+    effect = report["edit_effect"]
+    assert effect["change_projected_photos"] > 0 and effect["change_generated_samples"] > 0
+    done = run("project-eval", "--photo", "photo.png", "--crop", "1,1,20", "--crop", "1,1,30",
+               "--out", "f.json", cwd=tmp_path)
+    assert done.returncode == 2 and "one --crop per --photo" in done.stderr
+    assert not (tmp_path / "f.json").exists()
