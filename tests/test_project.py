@@ -218,3 +218,17 @@ def test_cli_project_eval_reports_samples_photo_and_edit_effect(dcgan, tmp_path)
                "--out", "f.json", cwd=tmp_path)
     assert done.returncode == 2 and "one --crop per --photo" in done.stderr
     assert not (tmp_path / "f.json").exists()
+
+
+def test_progress_is_told_each_step_and_can_stop_the_search(dcgan):
+    image = render(dcgan, [5])[0].numpy()
+    told = []
+
+    def stop_at_three(done: int, total: int) -> None:
+        told.append((done, total))
+        if done == 3:
+            raise RewritingError("cancelled")
+
+    with pytest.raises(RewritingError, match="cancelled"):
+        project(dcgan, image, steps=10, starts=2, progress=stop_at_three)
+    assert told == [(1, 10), (2, 10), (3, 10)]

@@ -76,6 +76,15 @@ def test_portrait_projected_and_shown_under_the_edit(page, tmp_path):
         tab.set_input_files("#photo-upload input[type=file]", str(photo_path))
         tab.wait_for_selector("#photo-upload img")
         tab.locator("#photo-crop-box").get_by_role("textbox").fill(str(FACE))
+        # A long projection, cancelled: nothing is shown, and the panel works on.
+        tab.locator("#photo-steps input").fill("2000")
+        tab.click("#photo-project")
+        tab.wait_for_timeout(3000)
+        tab.click("#photo-cancel")
+        tab.wait_for_timeout(1000)
+        assert "PSNR" not in tab.inner_text("#photo-info")
+        assert tab.query_selector("#photo-original img") is None
+
         tab.locator("#photo-steps input").fill("60")
         tab.click("#photo-project")
         tab.wait_for_function(
