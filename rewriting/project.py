@@ -44,8 +44,9 @@ SCALES = 3
 STRUCTURE_WEIGHT = 0.2
 Z_PRIOR = 1e-3
 NOISE_PRIOR = 1e2
-#: Samples averaged into the trivial baseline (the model's mean image).
-MEAN_IMAGE_SAMPLES = 512
+#: Samples averaged into the trivial baseline (the model's mean image): 512 at 64x64, fewer
+#: for larger models (as many pixels in all), never under 16.
+MEAN_IMAGE_PIXELS = 512 * 64 * 64
 
 Progress = Callable[[int, int], None]
 
@@ -211,6 +212,7 @@ def _project(
         "ssim": float(uint8_ssim(shown, photo_t)),
         "psnr_mean_image": float(psnr(mean, photo_t)),
         "ssim_mean_image": float(uint8_ssim(mean, photo_t)),
+        "mean_image_samples": mean_image_samples(generator),
         "seconds": time.perf_counter() - started,
         "cpu_seconds": time.process_time() - cpu,
         "latent_space": space.kind, "latent_shape": list(space.shape),
@@ -230,9 +232,16 @@ _MEAN_IMAGES: dict[tuple, torch.Tensor] = {}
 _MEAN_LOCK = threading.Lock()
 
 
-def mean_image(generator: Generator, samples: int = MEAN_IMAGE_SAMPLES) -> torch.Tensor:
-    """The model's mean image (uint8 [H, W, 3]) over `samples` samples at its default truncation;
-    computed once per model."""
+def mean_image_samples(generator: Generator) -> int:
+    """How many samples the model's mean image averages."""
+    height, width = generator.image_size
+    return max(16, min(512, MEAN_IMAGE_PIXELS // (height * width)))
+
+
+def mean_image(generator: Generator, samples: int | None = None) -> torch.Tensor:
+    """The model's mean image (uint8 [H, W, 3]) over `samples` samples (by default
+    `mean_image_samples`) at its default truncation; computed once per model."""
+    samples = samples or mean_image_samples(generator)
     truncation = generator.check_truncation(None)
     key = (generator.name, generator.weights_sha256, truncation, samples)
     with _MEAN_LOCK:
