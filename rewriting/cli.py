@@ -506,8 +506,6 @@ def cmd_bench(args: argparse.Namespace) -> None:
             "throughput_batch_1": bench.throughput(big, 1, repeats),
             "throughput_batch_8": bench.throughput(big, 8, max(1, repeats // 2)),
             "statistics": bench.statistics_cost(big, "layer8", 20 if args.quick else 1000, 1),
-            # Random weights: the seconds are the figure here, the PSNR only a sanity check.
-            "projection": bench.projection_cost(big, 1, 10 if args.quick else 50),
         }
     print(bench.table(report))
     if out:
