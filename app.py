@@ -325,6 +325,90 @@ def result_panel() -> tuple[gr.Markdown, gr.Image, gr.Slider]:
     return result, picture, strength
 
 
+#: Sessions (by Gradio's session hash) whose visitor pressed Cancel during a projection.
+CANCELLED: set[str] = set()
+
+
+def photo_panel(state: gr.State) -> None:
+    """"Your photo": project an upload into the model, show it under the original and the
+    visitor's edited model side by side (re-rendered whenever the edits change)."""
+    from rewriting.photo import centred_crop, check_crop, open_photo, parse_crop, prepare, show_crop
+    from rewriting.project import STEPS, project, render_latent
+
+    with gr.Accordion("Your photo", open=False, elem_id="photo-panel"):
+        gr.Markdown(
+            "Upload a photo: the model's latent that best reproduces it is searched (the crop, "
+            "resized to the model's size), then rendered by the original model and by yours."
+        )
+        latent = gr.State(None)
+        with gr.Row():
+            upload = gr.Image(type="filepath", sources=["upload"], label="Photo",
+                              elem_id="photo-upload", height=256)
+            shown_crop = gr.Image(label="Crop used", interactive=False, elem_id="photo-crop",
+                                  height=256)
+        with gr.Row():
+            crop_tb = gr.Textbox(label="Crop LEFT,TOP,SIDE in photo pixels (empty: centred "
+                                 "square)", elem_id="photo-crop-box")
+            steps = gr.Number(STEPS, label="Steps", precision=0, minimum=1, maximum=2000,
+                              elem_id="photo-steps")
+            project_b = gr.Button("Project my photo", variant="primary", elem_id="photo-project")
+            cancel_b = gr.Button("Cancel", elem_id="photo-cancel")
+        with gr.Row():
+            original = gr.Image(label="Original model", interactive=False,
+                                elem_id="photo-original", format="png")
+            edited = gr.Image(label="Your edited model", interactive=False,
+                              elem_id="photo-edited", format="png")
+        info = gr.Markdown(elem_id="photo-info")
+
+        def side_by_side(session, projection) -> tuple:
+            if projection is None or projection.model != session.generator.name:
+                return None, None
+            g = session.generator
+            pair = [render_latent(g, projection, session.weights(edited))[0].numpy()
+                    for edited in (False, True)]
+            return tuple(ss.enlarge(image, CANVAS_PX) for image in pair)
+
+        @friendly
+        def run_projection(path, crop_text, n, st, request: gr.Request, progress=PROGRESS):
+            session = current(st)
+            if not path:
+                raise RewritingError("upload a photo first")
+            CANCELLED.discard(request.session_hash)
+            photo = open_photo(path)
+            crop = check_crop(photo, parse_crop(crop_text) if crop_text else centred_crop(photo))
+            count = whole_number(n, "the number of steps")
+            if not 1 <= count <= 2000:
+                raise RewritingError(f"steps must be from 1 to 2000, got {count}")
+
+            def report(done: int, total: int) -> None:
+                if request.session_hash in CANCELLED:
+                    raise RewritingError("projection cancelled; nothing changed")
+                progress((done, total), desc="projection steps", unit="steps")
+
+            target = prepare(photo, session.generator.image_size, crop)
+            projection = project(session.generator, target, steps=count, progress=report)
+            m = projection.metrics
+            text = (f"Projected into **{projection.model}** (crop {crop}) in {m['seconds']:.1f} s: "
+                    f"PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f} (the model's mean image: "
+                    f"{m['psnr_mean_image']:.2f} dB, SSIM {m['ssim_mean_image']:.3f}).")
+            return (projection, ss.enlarge(show_crop(photo, crop), CANVAS_PX),
+                    *side_by_side(session, projection), text)
+
+        def cancel(request: gr.Request) -> None:
+            CANCELLED.add(request.session_hash)
+
+        @friendly
+        def rerender(st, projection):
+            return side_by_side(current(st), projection)
+
+        private = {"api_visibility": "private"}
+        event = project_b.click(run_projection, [upload, crop_tb, steps, state],
+                                [latent, shown_crop, original, edited, info],
+                                show_progress_on=info, **private, **HEAVY)
+        cancel_b.click(cancel, None, None, cancels=[event], **private)
+        state.change(rerender, [state, latent], [original, edited], **private)
+
+
 def build() -> gr.Blocks:
     """The app's page and its events."""
     # Rendered pictures and downloads in Gradio's cache are deleted after an hour.
@@ -465,6 +549,7 @@ def build() -> gr.Blocks:
             publish_b = gr.Button("Publish this edit", elem_id="publish",
                                   interactive=publishing_allowed())
             published = gr.Markdown()
+        photo_panel(state)
         with gr.Column(visible=False):
             api_samples = gr.Textbox("0-7")
             api_edited = gr.Checkbox(True)

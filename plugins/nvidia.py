@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rewriting.errors import RewritingError
-from rewriting.generator import Generator, LayerSpec, paper_latents
+from rewriting.generator import Generator, LatentSpace, LayerSpec, paper_latents
 
 from .base import ModelEntry, load_strict
 
@@ -185,6 +185,24 @@ class NvidiaGenerator(Generator):
             raise RewritingError(f"class label {label} is out of range 0..{c_dim - 1}")
         self.c_dim = c_dim
         self.label = label
+
+    def latent_space(self) -> LatentSpace:
+        """w+ (one w per synthesis input) and the stored noise maps, if any."""
+        noise = tuple(name for name, _ in self.net.synthesis.named_buffers()
+                      if name.endswith("noise_const"))
+        num_ws = self.net.mapping.num_ws
+        w_dim = self.net.mapping.w_avg.shape[0]
+        return LatentSpace("w", (num_ws, w_dim), tuple(f"synthesis.{n}" for n in noise))
+
+    def to_latent(self, z: torch.Tensor, truncation: float | None = None) -> torch.Tensor:
+        """The ws of each latent (with its label columns), truncated toward `w_avg`."""
+        z_dim = self.net.mapping.z_dim
+        c = z[:, z_dim:] if self.c_dim else None
+        with torch.no_grad():
+            return self.net.mapping(z[:, :z_dim], c, truncation)
+
+    def from_latent(self, latent: torch.Tensor, net: nn.Module) -> torch.Tensor:
+        return net.synthesis(latent)
 
     def latents(self, indices: Sequence[int], seed: int = 1) -> torch.Tensor:
         """Latent codes of the given sample numbers (the paper's numbering), with the label."""

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rewriting.errors import RewritingError
-from rewriting.generator import Generator, LayerSpec
+from rewriting.generator import Generator, LatentSpace, LayerSpec
 
 from .base import HubFile, ModelEntry, Plugin, UrlFile, load_strict
 
@@ -246,13 +246,23 @@ class StyleGAN2Net(nn.Module):
         w = self.style(z)
         if truncation is not None and truncation != 1:
             w = self.latent_avg + truncation * (w - self.latent_avg)
+        return self.synthesis(w.unsqueeze(1).expand(-1, self.num_ws, -1))
+
+    @property
+    def num_ws(self) -> int:
+        """How many ws a w+ latent holds (rosinality's layout: each to_rgb shares the w of the
+        convolution after it)."""
+        return 2 * len(self.to_rgbs) + 2
+
+    def synthesis(self, ws: torch.Tensor) -> torch.Tensor:
+        """The image for one w per layer [N, num_ws, style_dim] (w+), in forward order."""
         noise = [getattr(self.noises, f"noise_{i}") for i in range(2 * len(self.to_rgbs) + 1)]
-        x = self.conv1(self.input(z.shape[0]), w, noise[0])
-        image = self.to_rgb1(x, w, None)
+        x = self.conv1(self.input(ws.shape[0]), ws[:, 0], noise[0])
+        image = self.to_rgb1(x, ws[:, 1], None)
         for i, to_rgb in enumerate(self.to_rgbs):
-            x = self.convs[2 * i](x, w, noise[2 * i + 1])
-            x = self.convs[2 * i + 1](x, w, noise[2 * i + 2])
-            image = to_rgb(x, w, image)
+            x = self.convs[2 * i](x, ws[:, 2 * i + 1], noise[2 * i + 1])
+            x = self.convs[2 * i + 1](x, ws[:, 2 * i + 2], noise[2 * i + 2])
+            image = to_rgb(x, ws[:, 2 * i + 3], image)
         return image
 
 
@@ -261,6 +271,22 @@ class StyleGAN2(Generator):
 
     family = "stylegan2"
     default_truncation = 0.5
+
+    def latent_space(self) -> LatentSpace:
+        """w+ (one w per layer) and every noise map."""
+        noise = tuple(f"noises.{name}" for name, _ in self.net.noises.named_buffers())
+        return LatentSpace("w", (self.net.num_ws, self.z_dim), noise)
+
+    def to_latent(self, z: torch.Tensor, truncation: float | None = None) -> torch.Tensor:
+        """The w of each latent (truncated toward `latent_avg`), repeated for every layer."""
+        with torch.no_grad():
+            w = self.net.style(z)
+            if truncation is not None and truncation != 1:
+                w = self.net.latent_avg + truncation * (w - self.net.latent_avg)
+        return w.unsqueeze(1).repeat(1, self.net.num_ws, 1)
+
+    def from_latent(self, latent: torch.Tensor, net: nn.Module) -> torch.Tensor:
+        return net.synthesis(latent)
 
 
 def _split(checkpoint: Any) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:

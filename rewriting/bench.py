@@ -98,6 +98,15 @@ def edit_cost(generator: Generator, request: EditRequest, repeats: int) -> dict[
     return out
 
 
+def projection_cost(generator: Generator, samples: int, steps: int) -> dict[str, float]:
+    """Seconds per image and PSNR of projecting held-out samples back into the model."""
+    from .metrics import held_out_samples
+    from .project_eval import on_samples
+
+    result = on_samples(generator, held_out_samples(samples), steps)
+    return {**result["summary"], "steps": steps}
+
+
 def memory(generator: Generator, request: EditRequest) -> dict[str, float]:
     """Peak resident memory of this process, and what one session's edit adds (its delta)."""
     result = execute(generator, request)
@@ -143,6 +152,15 @@ def table(report: dict) -> str:
         if "edit" in figures:
             lines.append(f"| {model} | paper procedure / closed form | "
                          f"{figures['edit']['speedup_closed_form_vs_paper']:.0f}x | |")
+        if "projection" in figures:
+            p = figures["projection"]
+            lines.append(f"| {model} | projection of a held-out sample, {p['steps']} steps "
+                         f"(mean of {p['images']}) | {p['seconds_per_image_mean']:.3g} s "
+                         f"({p['cpu_seconds_per_image_mean']:.3g} s CPU) | "
+                         f"up to {p['seconds_per_image_max']:.3g} s |")
+            lines.append(f"| {model} | its PSNR (the model's mean image) | "
+                         f"{p['psnr_mean']:.1f} dB ({p['psnr_mean_image_mean']:.1f} dB) | "
+                         f"{p['psnr_min']:.1f} to {p['psnr_max']:.1f} dB |")
         if "memory" in figures:
             m = figures["memory"]
             lines.append(f"| {model} | peak memory of the process | "

@@ -37,6 +37,7 @@ from .limits import (
 )
 from .metrics import held_out_samples, strongest_firing
 from .parallel import init_from_environment, is_main, rank_and_size, share
+from .project import CANDIDATES, STARTS, STEPS
 from .render import grid, render
 from .request import MAX_STRENGTH, read_request
 from .rewrite import check_request, execute
@@ -88,12 +89,12 @@ def _check_out(path: str, folder: bool = False) -> Path:
     return out
 
 
-def _progress(label: str):
+def _progress(label: str, unit: str = "samples"):
     """A progress line on stderr, for long work."""
 
     def report(done: int, total: int) -> None:
         end = "\n" if done >= total else ""
-        print(f"\r{label}: {done}/{total} samples", end=end, file=sys.stderr, flush=True)
+        print(f"\r{label}: {done}/{total} {unit}", end=end, file=sys.stderr, flush=True)
 
     return report
 
@@ -172,6 +173,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if args.out is None:
         raise RewritingError("give --out grid.png (or --raw with --checkpoint)")
     out = _check_out(args.out)
+    if args.latents:
+        sample_latents(args, out)
+        return
     numbers = parse_samples(args.samples)
     generator = load_model(args.model)
     columns = min(args.columns, len(numbers))
@@ -201,6 +205,112 @@ def with_labels(generator: Generator, z: torch.Tensor, labels: str | None) -> to
             f"labels must be [{z.shape[0]}, {c_dim}] for this model, got {list(c.shape)}"
         )
     return torch.cat([z.float(), c], dim=1) if c_dim else z
+
+
+def sample_latents(args: argparse.Namespace, out: Path) -> None:
+    """`sample --latents FILE --out grid.png`: projected photos under the edit stack."""
+    from .project import load_latent, render_latent
+
+    generator = load_model(args.model)
+    projection = load_latent(args.latents, generator)
+    count = len(projection.latent)
+    columns = min(args.columns, count)
+    check_picture(-(-count // columns), columns, generator.image_size, args.scale)
+    stack = load_stack(generator, args.edit)
+    images = render_latent(generator, projection, stack.weights())
+    rows = [images[i : i + columns] for i in range(0, count, columns)]
+    picture = grid(rows, scale=args.scale)
+    write_atomically(out, lambda tmp: picture.save(tmp, format="PNG"))
+    print(f"wrote {args.out} ({count} projected images, {len(stack.deltas)} edits applied)")
+
+
+def cmd_project(args: argparse.Namespace) -> None:
+    from .photo import centred_crop, check_crop, open_photo, parse_crop, prepare, show_crop
+    from .project import project
+
+    out = _check_out(args.out, folder=True)
+    photo = open_photo(args.photo)
+    crop = check_crop(photo, parse_crop(args.crop) if args.crop else centred_crop(photo))
+    generator = load_model(args.model)
+    target = prepare(photo, generator.image_size, crop)
+    progress = _progress("projection", "steps")
+    projection = project(generator, target, steps=args.steps, starts=args.starts,
+                         progress=lambda done, total: progress(done, total) if done % 10 == 0
+                         or done == total else None, per_layer=not args.single_w)
+    metrics = {**projection.metrics, "photo": str(args.photo), "crop": str(crop),
+               "tool_version": __version__}
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomically(out / "latent.safetensors", projection.save)
+    for name, image in (("reconstruction.png", projection.reconstruction),
+                        ("target.png", target), ("crop.png", show_crop(photo, crop))):
+        write_atomically(out / name, lambda tmp, im=image: Image.fromarray(im).save(tmp, "PNG"))
+    write_atomically(out / "metrics.json",
+                     lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2) + "\n"))
+    print(f"projected {args.photo} (crop {crop}) into {generator.name}: PSNR "
+          f"{metrics['psnr']:.2f} dB (model's mean image: {metrics['psnr_mean_image']:.2f} dB), "
+          f"SSIM {metrics['ssim']:.3f}, {metrics['seconds']:.1f} s; wrote {out}/")
+
+
+def cmd_project_eval(args: argparse.Namespace) -> None:
+    from . import project_eval
+    from .photo import centred_crop, check_crop, open_photo, parse_crop, prepare
+    from .project import project
+
+    out = _check_out(args.out)
+    photos = [open_photo(path) for path in args.photo]
+    crops = [parse_crop(c) for c in args.crop] or [centred_crop(p) for p in photos]
+    if len(crops) != len(photos):
+        raise RewritingError("give one --crop per --photo, or none")
+    crops = [check_crop(p, c) for p, c in zip(photos, crops, strict=True)]
+    generator = load_model(args.model)
+    stack = load_stack(generator, args.edit)
+    numbers = held_out_samples(args.samples)
+    result = project_eval.on_samples(generator, numbers, args.steps,
+                                     log=lambda line: print(line, file=sys.stderr))
+    found = [project(generator, prepare(p, generator.image_size, c), steps=args.steps)
+             for p, c in zip(photos, crops, strict=True)]
+    result["photos"] = [{**f.metrics, "photo": path, "crop": str(c)}
+                        for f, path, c in zip(found, args.photo, crops, strict=True)]
+    if stack.deltas and found:
+        result["edit_effect"] = {"edits": args.edit, **project_eval.edit_effect(
+            generator, found, numbers, stack.weights())}
+    report = {"model": generator.name, "held_out_samples": numbers, **result,
+              "tool_version": __version__, **machine(),
+              "load_average_after": os.getloadavg()[0]}
+    write_atomically(out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
+    s = result["summary"]
+    print(f"{generator.name}: mean PSNR {s['psnr_mean']:.2f} dB over {s['images']} held-out "
+          f"samples (model's mean image {s['psnr_mean_image_mean']:.2f} dB, gain "
+          f"{s['gain_over_mean_image_db']:.2f} dB), SSIM {s['ssim_mean']:.3f}, "
+          f"{s['seconds_per_image_mean']:.1f} s per image; wrote {args.out}")
+
+
+def add_project_commands(sub: argparse._SubParsersAction, default: str) -> None:
+    """`project PHOTO` (a photo into the model's latent space) and `project-eval`."""
+    p = sub.add_parser("project", help="find the latent that reproduces a photo")
+    p.add_argument("photo", help="image file (PNG, JPEG, ...)")
+    p.add_argument("--model", default=default)
+    p.add_argument("--out", required=True, help="folder for latent.safetensors, "
+                   "reconstruction.png, target.png, crop.png and metrics.json")
+    p.add_argument("--crop", help="LEFT,TOP,SIDE: the square of the photo to use "
+                   "(default: the largest centred square)")
+    p.add_argument("--steps", type=_count(1, 10_000), default=STEPS)
+    p.add_argument("--starts", type=_count(1, CANDIDATES), default=STARTS)
+    p.add_argument("--single-w", action="store_true",
+                   help="StyleGAN families: fit one w for every layer and keep the noise fixed")
+    p.set_defaults(run=cmd_project)
+
+    p = sub.add_parser("project-eval", help="project held-out generated samples; write JSON")
+    p.add_argument("--model", default=default)
+    p.add_argument("--samples", type=_count(1, MAX_APP_SAMPLES), default=32)
+    p.add_argument("--steps", type=_count(1, 10_000), default=STEPS)
+    p.add_argument("--photo", action="append", default=[], help="also project this photo")
+    p.add_argument("--crop", action="append", default=[], help="LEFT,TOP,SIDE per --photo")
+    p.add_argument("--edit", action="append", default=[], metavar="DELTA",
+                   help="with --photo: how much these edits change the projected photos and "
+                   "the held-out samples")
+    p.add_argument("--out", required=True, help="JSON file for per-image and mean figures")
+    p.set_defaults(run=cmd_project_eval)
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
@@ -386,6 +496,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
         "statistics": bench.statistics_cost(generator, None, samples, repeats),
         "edit": bench.edit_cost(generator, request, repeats * 2),
         "memory": bench.memory(generator, request),
+        "projection": bench.projection_cost(generator, 2 if args.quick else 4,
+                                            50 if args.quick else STEPS),
     }
     if not args.no_stylegan2:
         big = random_stylegan2()
@@ -453,7 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=_count(1, MAX_SCALE), default=2)
     p.add_argument("--checkpoint", help="with --raw: a checkpoint file")
     p.add_argument("--family", help="with --raw: the checkpoint's generator family")
-    p.add_argument("--latents", help="with --raw: safetensors holding latents under 'z'")
+    p.add_argument("--latents", help="a latent file written by `project` (rendered instead of "
+                   "--samples); with --raw: safetensors holding latents under 'z'")
     p.add_argument("--raw", help="write the raw output tensor under 'image' to this file")
     p.add_argument("--labels", help="with --raw: safetensors holding class labels under 'c'")
     p.set_defaults(run=cmd_sample)
@@ -526,6 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_push)
 
     add_convert_command(sub)
+    add_project_commands(sub, default)
     return parser
 
 

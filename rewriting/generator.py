@@ -50,6 +50,19 @@ class LayerSpec:
         return self.value_grid[0] // self.key_grid[0]
 
 
+@dataclass(frozen=True)
+class LatentSpace:
+    """What projection may optimise for one image: a latent of `shape`, plus noise buffers.
+
+    `kind` is "z" (the sampler's input) or "w" (the mapped style latent; one row per synthesis
+    layer, w+, when shape[0] > 1). `noise` lists buffer paths that projection may fit too.
+    """
+
+    kind: str
+    shape: tuple[int, ...]
+    noise: tuple[str, ...] = ()
+
+
 def layer_key(module: nn.Module, inputs: tuple) -> torch.Tensor:
     """The key map [N, C_in, H, W] a layer module computes from its forward inputs."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -172,6 +185,18 @@ class Generator:
             raise ValueError("give either weights or a view, not both")
         with torch.no_grad():
             return net(z, truncation=truncation)
+
+    def latent_space(self) -> LatentSpace:
+        """Where projection searches; the base is z itself (DCGAN, Progressive GAN)."""
+        return LatentSpace("z", (self.z_dim,))
+
+    def to_latent(self, z: torch.Tensor, truncation: float | None = None) -> torch.Tensor:
+        """Points of the latent space [N, *shape] that sample latents `z` map to."""
+        return z
+
+    def from_latent(self, latent: torch.Tensor, net: nn.Module) -> torch.Tensor:
+        """Raw output of `net` (a view) for points of the latent space, differentiably."""
+        return net(latent)
 
     def to_image(self, raw: torch.Tensor) -> torch.Tensor:
         """Raw output in [-1, 1] to uint8 images [N, H, W, 3]."""

@@ -36,6 +36,10 @@ def test_bench_writes_every_figure(tmp_path):
     assert edit["speedup_closed_form_vs_paper"] > 1
     assert report["memory"]["edit_delta_bytes"] < report["memory"]["model_parameter_bytes"]
     assert "| dcgan-digiface | paper procedure / closed form |" in done.stdout
+    projection = report["projection"]
+    assert projection["images"] == 2 and projection["seconds_per_image_mean"] > 0
+    assert projection["psnr_mean"] > projection["psnr_mean_image_mean"]
+    assert "| dcgan-digiface | projection of a held-out sample, 50 steps" in done.stdout
 
 
 def test_evaluate_writes_table_json_and_plot(tmp_path):

@@ -1,0 +1,100 @@
+"""A real portrait (scikit-image's astronaut) through the app's "Your photo" panel in Chromium:
+upload, projection, and the reconstruction under the original and the edited model.
+
+The screenshot goes to tests/artifacts/app-photo.png.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import skimage.data
+import test_app_browser
+from app_server import app_log
+from PIL import Image
+
+from rewriting.photo import Crop, prepare
+from rewriting.quality import psnr
+
+FACE = Crop(155, 40, 140)  # the astronaut's face in the 512x512 picture
+SHOWN = 256  # the panel enlarges the 64 px reconstructions to this side
+ARTIFACTS = test_app_browser.ARTIFACTS
+page = test_app_browser.page  # the app in Chromium, as the other browser tests drive it
+
+
+def picture(tab, elem_id: str) -> np.ndarray:
+    """The image an Image component shows, at the model's 64 px (the panel enlarges 4x)."""
+    src = tab.get_attribute(f"#{elem_id} img", "src")
+    body = tab.request.get(src).body()
+    image = np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+    assert image.shape == (SHOWN, SHOWN, 3)
+    return image[::4, ::4]
+
+
+def test_portrait_projected_and_shown_under_the_edit(page, tmp_path):
+    tab, folder = page
+    tab.set_default_timeout(300_000)  # the shared 2-core machine can be slow
+    ARTIFACTS.mkdir(exist_ok=True)
+    photo_path = tmp_path / "astronaut.png"
+    photo = Image.fromarray(skimage.data.astronaut())
+    photo.save(photo_path)
+    try:
+        # An edit first: the example that opens mouths.
+        tab.click("#example input")
+        tab.get_by_role("option", name="Open mouth (painted masks)").click()
+        tab.wait_for_function("document.querySelectorAll('#tray img').length === 8")
+        tab.click("#execute")
+        tab.wait_for_function("document.querySelector('#result').innerText.includes('applied')")
+
+        tab.get_by_text("Your photo", exact=True).click()
+        tab.click("#photo-project")  # nothing uploaded yet: a message, nothing shown
+        tab.get_by_text("upload a photo first").first.wait_for()
+        assert tab.query_selector("#photo-original img") is None
+
+        tab.set_input_files("#photo-upload input[type=file]", str(photo_path))
+        tab.wait_for_selector("#photo-upload img")
+        tab.locator("#photo-crop-box").get_by_role("textbox").fill(str(FACE))
+        # A long projection, cancelled: nothing is shown, and the panel works on.
+        tab.locator("#photo-steps input").fill("2000")
+        tab.click("#photo-project")
+        tab.wait_for_timeout(3000)
+        tab.click("#photo-cancel")
+        tab.wait_for_timeout(1000)
+        assert "PSNR" not in tab.inner_text("#photo-info")
+        assert tab.query_selector("#photo-original img") is None
+
+        tab.locator("#photo-steps input").fill("60")
+        tab.click("#photo-project")
+        tab.wait_for_function(
+            "document.querySelector('#photo-info').innerText.includes('PSNR')"
+        )
+        tab.wait_for_selector("#photo-edited img")
+        tab.screenshot(path=str(ARTIFACTS / "app-photo.png"), full_page=True)
+
+        info = tab.inner_text("#photo-info")
+        shown_psnr, mean_psnr = (float(x) for x in re.findall(r"PSNR ([\d.]+) dB", info)
+                                 + re.findall(r"mean image: ([\d.]+) dB", info))
+        target = prepare(photo, (64, 64), FACE)
+        original, edited = picture(tab, "photo-original"), picture(tab, "photo-edited")
+        measured = float(psnr(original[None], target[None]))
+        # The picture shown is the reconstruction the figures describe, and it beats the
+        # model's mean face by a wide margin.
+        assert abs(measured - shown_psnr) < 0.01, (measured, shown_psnr)
+        assert measured > mean_psnr + 4, (measured, mean_psnr)
+        # The edited model renders the same latent differently.
+        assert np.abs(edited.astype(float) - original).mean() > 0.5
+
+        # Reverting the edit re-renders the photo: both sides are then the original model's.
+        tab.click("#revert")
+        tab.wait_for_function("document.querySelector('#history').innerText.includes('No edits')")
+        tab.wait_for_function(
+            "() => { const a = document.querySelector('#photo-original img'),"
+            " b = document.querySelector('#photo-edited img'); return a && b && a.src === b.src; }"
+        )
+        assert np.array_equal(picture(tab, "photo-edited"), original)
+    except Exception:
+        tab.screenshot(path=str(ARTIFACTS / "app-photo-failure.png"), full_page=True)
+        print(app_log(folder))
+        raise
