@@ -21,7 +21,8 @@ from rewriting.quality import psnr
 FACE = Crop(155, 40, 140)  # the astronaut's face in the 512x512 picture
 SHOWN = 256  # the panel enlarges the 64 px reconstructions to this side
 ARTIFACTS = test_app_browser.ARTIFACTS
-page = test_app_browser.page  # the app in Chromium, as the other browser tests drive it
+app = test_app_browser.app  # the app and a Chromium, as the other browser tests drive them
+page = test_app_browser.page
 
 
 def picture(tab, elem_id: str) -> np.ndarray:
@@ -42,10 +43,7 @@ def test_portrait_projected_and_shown_under_the_edit(page, tmp_path):
     photo.save(photo_path)
     try:
         # An edit first: the example that opens mouths.
-        tab.click("#example input")
-        tab.get_by_role("option", name="Open mouth (painted masks)").click()
-        tab.wait_for_function("document.querySelectorAll('#tray img').length === 8")
-        tab.click("#execute")
+        tab.click("#example-1")  # loads and executes it
         tab.wait_for_function("document.querySelector('#result').innerText.includes('applied')")
 
         tab.get_by_text("Your photo", exact=True).click()
