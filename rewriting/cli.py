@@ -427,8 +427,31 @@ def cmd_push(args: argparse.Namespace) -> None:
         args.dir, args.repo, get_token(), private=args.private, delta_only=args.delta_only,
         exist_ok=args.exist_ok,
     )
-    print(f"published {commit.repo_url} (commit {commit.oid[:10]}); "
+    what = f"a stack of {len(args.dir)} edits" if len(args.dir) > 1 else "the edit"
+    print(f"published {what} as {commit.repo_url} (commit {commit.oid[:10]}); "
           f"load it with --model hub:{args.repo}")
+
+
+def cmd_check_plugin(args: argparse.Namespace) -> int:
+    from zoo.conformance import check_plugin, table
+    from zoo.registry import plugin
+
+    plugin(args.family)  # an unknown family is bad input (status 2), not a failed contract
+    if args.checkpoint is not None and not Path(args.checkpoint).exists():
+        raise RewritingError(f"checkpoint {args.checkpoint} does not exist")
+    checks = check_plugin(args.family, args.checkpoint)
+    print(table(checks))
+    return 0 if all(c.passed for c in checks) else 1
+
+
+def add_check_plugin_command(sub: argparse._SubParsersAction) -> None:
+    """`check-plugin FAMILY [--checkpoint FILE]`: every contract the engine relies on."""
+    p = sub.add_parser("check-plugin", help="check a generator family against the engine's "
+                       "contracts; exit status 1 if any fails")
+    p.add_argument("family", help="generator family, e.g. dcgan (see `models`)")
+    p.add_argument("--checkpoint", help="checkpoint to build from (default: the family's first "
+                   "catalog model)")
+    p.set_defaults(run=cmd_check_plugin)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -516,8 +539,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(run=cmd_export)
 
-    p = sub.add_parser("push", help="publish an edit on the Hugging Face Hub (token: HF_TOKEN)")
-    p.add_argument("dir", help="folder written by `edit`")
+    p = sub.add_parser("push", help="publish an edit, or a stack of edits, on the Hugging Face "
+                       "Hub (token: HF_TOKEN)")
+    p.add_argument("dir", nargs="+", help="folder written by `edit`; for a stack, the folders of "
+                   "every edit in the order made (each made with --edit on the ones before)")
     p.add_argument("--repo", required=True, help="OWNER/NAME")
     p.add_argument("--private", action="store_true")
     p.add_argument("--delta-only", action="store_true",
@@ -527,6 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_push)
 
     add_convert_command(sub)
+    add_check_plugin_command(sub)
     return parser
 
 
@@ -535,8 +561,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         init_from_environment()
-        args.run(args)
+        status = args.run(args)
     except RewritingError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
