@@ -203,20 +203,29 @@ def load_hub(
         base = _load_base(info["base"], info["family"], _link(chain, repo_id, commit), progress)
         state = EditStack(base, _deltas(info, repo_id, commit, progress)).state_dict()
     digest = _check_digest(state, info["edited_weights_sha256"], spec, "edited weights")
-    base = info["base"]
-    catalog = _catalog_entry(base["model"])
+    generator = _build(info, state, digest, HUB_PREFIX + repo_id, HubFile(repo_id, WEIGHTS_FILE,
+                                                                          commit))
+    with _lock:
+        return _loaded.setdefault(key, generator)
+
+
+def _build(
+    info: dict[str, Any], state: dict[str, Any], digest: str, name: str, source: HubFile
+) -> Generator:
+    """A generator of the repository's family from checked tensors, remembered as coming from
+    that repository (with its base's license)."""
+    catalog = _catalog_entry(info["base"]["model"])
     entry = ModelEntry(
-        name=HUB_PREFIX + repo_id, family=info["family"],
-        source=HubFile(repo_id, WEIGHTS_FILE, commit), license=base.get("license", "unknown"),
-        default_layer=info.get("default_layer"), options=catalog.options if catalog else {},
+        name=name, family=info["family"], source=source,
+        license=info["base"].get("license", "unknown"), default_layer=info.get("default_layer"),
+        options=catalog.options if catalog else {},
     )
     generator = registry.plugin(info["family"]).build(state, entry, digest)
     _origins[generator] = {
         "license": entry.license,
-        "source": {"type": "HubRepo", "repo_id": repo_id, "revision": commit},
+        "source": {"type": "HubRepo", "repo_id": source.repo_id, "revision": source.revision},
     }
-    with _lock:
-        return _loaded.setdefault(key, generator)
+    return generator
 
 
 def _commit(info_path: Path, revision: str) -> str:
@@ -309,18 +318,8 @@ def _rebuilt_base(
         )
     state.update(originals)
     digest = _check_digest(state, info["base_state_sha256"], spec, "base weights")
-    base = info["base"]
-    catalog = _catalog_entry(base["model"])
-    entry = ModelEntry(
-        name=base["model"], family=info["family"],
-        source=HubFile(repo_id, BASE_WEIGHTS_FILE, commit), license=base.get("license", "unknown"),
-        default_layer=info.get("default_layer"), options=catalog.options if catalog else {},
-    )
-    generator = registry.plugin(info["family"]).build(state, entry, digest)
-    _origins[generator] = {
-        "license": entry.license,
-        "source": {"type": "HubRepo", "repo_id": repo_id, "revision": commit},
-    }
+    generator = _build(info, state, digest, info["base"]["model"],
+                       HubFile(repo_id, BASE_WEIGHTS_FILE, commit))
     bound = [dataclasses.replace(d, model=generator.name, weights_sha256=digest) for d in deltas]
     return generator, bound
 
