@@ -20,6 +20,7 @@ from rewriting.checksum import state_digest
 from rewriting.errors import RewritingError
 from rewriting.render import render
 from rewriting.request import parse_request
+from rewriting.stats import key_stats
 from zoo import session as ss
 from zoo.hub import load_any, load_hub_stack
 
@@ -99,7 +100,8 @@ def test_a_session_stack_publishes_loads_back_and_each_edit_reverts(monkeypatch,
         for data in STACK:
             request = parse_request(data)
             session = session.with_layer(request.layer)
-            session, _ = ss.run_edit(session, request, ss.statistics(session))
+            stats = key_stats(session.generator, session.spec, session.truncation, samples=200)
+            session, _ = ss.run_edit(session, request, stats)
         url = ss.publish_edit(session, "alice/stack", TOKEN, tmp_path / "a")
         assert "alice/stack" in url
         files = server.repo_files("alice/stack")
