@@ -127,7 +127,9 @@ def test_a_session_stack_publishes_loads_back_and_each_edit_reverts(monkeypatch,
         again = ss.Session.start("hub:alice/two-rules")
         assert len(again.stack.deltas) == 2
         assert np.array_equal(ss.samples(again, numbers), ss.samples(two, numbers))
-        with pytest.raises(RewritingError, match="other weights than the catalog's dcgan-digiface"):
+        assert visitor.generator.name == "dcgan-digiface (base of hub:alice/stack)"
+        assert ss.model_note(visitor.generator).startswith("an edited dcgan published on the Hub")
+        with pytest.raises(RewritingError, match="not a catalog model"):
             ss.publish_edit(two, "alice/delta-only", TOKEN, tmp_path / "c", delta_only=True)
         assert "alice/delta-only" not in server.repos
         for path in tmp_path.rglob("*"):

@@ -307,7 +307,8 @@ def _rebuilt_base(
     deltas: list[Delta], progress: Progress | None,
 ) -> tuple[Generator, list[Delta]]:
     """The base of a full-weights stack, from the edited weights and the edited tensors' base
-    values; its weights digest names it, and the deltas are bound to it."""
+    values, named after the repository and identified by its own digest; the deltas are bound
+    to it."""
     originals = read_checkpoint(resolve(HubFile(repo_id, BASE_WEIGHTS_FILE, commit), progress))
     state = {k: v.detach() for k, v in edited.net.state_dict().items()}
     touched = {d.weight for d in deltas}
@@ -318,8 +319,9 @@ def _rebuilt_base(
         )
     state.update(originals)
     digest = _check_digest(state, info["base_state_sha256"], spec, "base weights")
-    generator = _build(info, state, digest, info["base"]["model"],
-                       HubFile(repo_id, BASE_WEIGHTS_FILE, commit))
+    # Named apart from the catalog model it claims to be: nothing vouches for that but itself.
+    name = f"{info['base']['model']} (base of {HUB_PREFIX}{repo_id})"
+    generator = _build(info, state, digest, name, HubFile(repo_id, BASE_WEIGHTS_FILE, commit))
     bound = [dataclasses.replace(d, model=generator.name, weights_sha256=digest) for d in deltas]
     return generator, bound
 

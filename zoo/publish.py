@@ -170,11 +170,6 @@ def publish(
             "a catalog model or a hub: repository, so publish the full weights (no delta-only)"
         )
     generator = base if base is not None and not delta_only else load_any(model, progress)
-    if delta_only and generator.weights_sha256 != edits[0][0].weights_sha256:
-        raise RewritingError(
-            f"the edits were made on other weights than the catalog's {model} (restored from a "
-            "published stack): publish the full weights (no delta-only)"
-        )
     stack = EditStack(generator, [delta for delta, _ in edits])
     with tempfile.TemporaryDirectory(prefix="rewriting-push-") as staging:
         if len(folders) == 1:
