@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plugins.base import ModelEntry, Plugin
+from plugins.base import LocalFile, ModelEntry, Plugin
 from rewriting.generator import Generator, LayerSpec
 
 WEIGHTS = Path(__file__).parent / "third_party_plugin" / "toy_gan_plugin" / "weights.safetensors"
@@ -61,7 +61,7 @@ class RandomSampler(Tiny):
         return torch.randn(len(list(indices)), self.z_dim)
 
 
-def _build(family: str, generator: type[Tiny], key_grid: tuple[int, int], scaled: bool):
+def _build(family: str, generator: type[Tiny], key_grid: tuple[int, int], scaled: bool) -> Plugin:
     def build(checkpoint, entry: ModelEntry, sha256: str) -> Tiny:
         stem = checkpoint["stem.weight"]
         channels, z_dim = stem.shape[0] // 16, stem.shape[1]
@@ -76,7 +76,8 @@ def _build(family: str, generator: type[Tiny], key_grid: tuple[int, int], scaled
         gen.family = family
         return gen
 
-    return Plugin(family=family, build=build)
+    entry = ModelEntry(f"{family}-demo", family, LocalFile(str(WEIGHTS)), "mit")
+    return Plugin(family=family, build=build, models=(entry,))
 
 
 WRONG_KEY_GRID = _build("tiny-wrong-grid", Tiny, (2, 2), scaled=False)

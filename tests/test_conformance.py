@@ -50,6 +50,8 @@ def failures(plugin) -> dict[str, str]:
 
 def test_the_unbroken_tiny_plugin_passes():
     assert failures(CORRECT) == {}
+    checks = check_plugin(CORRECT)  # no checkpoint: its first catalog entry
+    assert checks[0].name == "builds" and all(c.passed for c in checks)
 
 
 def test_a_wrong_key_grid_fails_the_grid_check_naming_both_grids():
