@@ -173,16 +173,35 @@ def cmd_sample(args: argparse.Namespace) -> None:
         raise RewritingError("give --out grid.png (or --raw with --checkpoint)")
     out = _check_out(args.out)
     numbers = parse_samples(args.samples)
-    generator = load_model(args.model)
+    stack = published_stack(args.model, args.revert) if args.revert else None
+    generator = stack.generator if stack else load_model(args.model)
     columns = min(args.columns, len(numbers))
     check_picture(-(-len(numbers) // columns), columns, generator.image_size, args.scale)
-    stack = load_stack(generator, args.edit)
+    stack = EditStack(generator, [*(stack.deltas if stack else []),
+                                  *load_stack(generator, args.edit).deltas])
     truncation = generator.check_truncation(args.truncation)
     images = render(generator, numbers, truncation, stack.weights())
     rows = [images[i : i + columns] for i in range(0, len(images), columns)]
     picture = grid(rows, scale=args.scale)
     write_atomically(out, lambda tmp: picture.save(tmp, format="PNG"))
     print(f"wrote {args.out} ({len(numbers)} samples)")
+
+
+def published_stack(model: str, revert: Sequence[int]) -> EditStack:
+    """The stack of edits published as `model` (hub:OWNER/NAME) without the edits numbered (from
+    1) in `revert`."""
+    from zoo.hub import load_any_stack
+
+    if not model.startswith("hub:"):
+        raise RewritingError("--revert needs a stack of edits published on the Hub: hub:OWNER/NAME")
+    stack = load_any_stack(model)
+    for number in sorted(set(revert), reverse=True):
+        if not 1 <= number <= len(stack.deltas):
+            raise RewritingError(
+                f"--revert {number}: {model} holds {len(stack.deltas)} revertible edit(s)"
+            )
+        stack.revert(number - 1)
+    return stack
 
 
 def with_labels(generator: Generator, z: torch.Tensor, labels: str | None) -> torch.Tensor:
@@ -472,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", default="0-15")
     p.add_argument("--truncation", type=float)
     p.add_argument("--edit", action="append", default=[], metavar="DELTA")
+    p.add_argument("--revert", action="append", type=int, default=[], metavar="N",
+                   help="with --model hub:OWNER/NAME of a published stack: leave out its edit N")
     p.add_argument("--out", help="grid PNG to write")
     p.add_argument("--columns", type=_count(1, MAX_SAMPLES_PER_CALL), default=8)
     p.add_argument("--scale", type=_count(1, MAX_SCALE), default=2)

@@ -230,6 +230,15 @@ def test_a_stack_publishes_loads_back_and_each_edit_reverts(
     local = render_png(capsys, tmp_path / "local.png", "--model", "dcgan-digiface", *edits)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "fresh" / "hub"))
     assert render_png(capsys, tmp_path / "hub.png", "--model", "hub:alice/stack") == local
+    without_erase = render_png(capsys, tmp_path / "without.png", "--model", "hub:alice/stack",
+                               "--revert", "2")
+    assert without_erase == render_png(capsys, tmp_path / "local-2.png", "--model",
+                                       "dcgan-digiface", "--edit", paths[0], "--edit", paths[2])
+    assert without_erase != local
+    assert main(["sample", "--model", "hub:alice/stack", "--revert", "4", "--out",
+                 str(tmp_path / "none.png")]) == 2
+    assert "holds 3 revertible edit(s)" in capsys.readouterr().err
+    assert not (tmp_path / "none.png").exists()
 
     restored = load_hub_stack("hub:alice/stack")
     made = [Delta.load(path) for path in paths]

@@ -224,7 +224,8 @@ it, and the change magnified four times.
 ## Use it
 
 With gan-rewriting installed, render the edited model:
-`python -m rewriting sample --model {name} --samples 0-15 --out grid.png`.
+`python -m rewriting sample --model {name} --samples 0-15 --out grid.png`
+(add `--revert 1` to leave out rule 1).
 
 Each rule stays a separate edit that can be reverted:
 
