@@ -227,8 +227,10 @@ def publishing_allowed() -> bool:
 def publish_help() -> str:
     """What the Publish panel says: how publishing works here, or that it is off."""
     what = (
-        "Push your edit (the full edited weights, or only the delta), its before/after picture, "
-        "the request and a model card to a Hub repository, in one commit. "
+        "Push your edits, all of them as one stack (the full edited weights, or only the "
+        "deltas), each with its request and before/after picture, and a model card that lists "
+        "every rule, to a Hub repository in one commit. Loading it back as `hub:OWNER/NAME` "
+        "restores the stack: any one edit can still be reverted. "
     )
     if ON_SPACE:
         return what + "Sign in first; the upload uses your account."
@@ -546,7 +548,7 @@ def build() -> gr.Blocks:
                 private_cb = gr.Checkbox(False, label="Private")
                 delta_cb = gr.Checkbox(False, label="Delta only (loading fetches the base)")
                 exist_cb = gr.Checkbox(False, label="Add to an existing repository")
-            publish_b = gr.Button("Publish this edit", elem_id="publish",
+            publish_b = gr.Button("Publish these edits", elem_id="publish",
                                   interactive=publishing_allowed())
             published = gr.Markdown()
         photo_panel(state)
@@ -886,10 +888,10 @@ def build() -> gr.Blocks:
                     current(st), repo, token, Path(staging), private, delta_only, exist_ok,
                     lambda f, msg: progress(f, desc=msg),
                 )
-            name = repo.strip()
-            return (f"Published in one commit: [{url}]({url}). Load it here by typing "
-                    f"`hub:{name}` as the model, or `python -m rewriting sample --model "
-                    f"hub:{name}`.")
+            name, count = repo.strip(), len(current(st).stack.deltas)
+            return (f"Published {count} edit{'s' if count > 1 else ''} in one commit: "
+                    f"[{url}]({url}). Load it here by typing `hub:{name}` as the model, or "
+                    f"`python -m rewriting sample --model hub:{name}`.")
 
         # ---- API: the engine's JSON request in, metrics and images out -----------------------
         @api_errors

@@ -177,16 +177,35 @@ def cmd_sample(args: argparse.Namespace) -> None:
         sample_latents(args, out)
         return
     numbers = parse_samples(args.samples)
-    generator = load_model(args.model)
+    stack = published_stack(args.model, args.revert) if args.revert else None
+    generator = stack.generator if stack else load_model(args.model)
     columns = min(args.columns, len(numbers))
     check_picture(-(-len(numbers) // columns), columns, generator.image_size, args.scale)
-    stack = load_stack(generator, args.edit)
+    stack = EditStack(generator, [*(stack.deltas if stack else []),
+                                  *load_stack(generator, args.edit).deltas])
     truncation = generator.check_truncation(args.truncation)
     images = render(generator, numbers, truncation, stack.weights())
     rows = [images[i : i + columns] for i in range(0, len(images), columns)]
     picture = grid(rows, scale=args.scale)
     write_atomically(out, lambda tmp: picture.save(tmp, format="PNG"))
     print(f"wrote {args.out} ({len(numbers)} samples)")
+
+
+def published_stack(model: str, revert: Sequence[int]) -> EditStack:
+    """The stack of edits published as `model` (hub:OWNER/NAME) without the edits numbered (from
+    1) in `revert`."""
+    from zoo.hub import load_any_stack
+
+    if not model.startswith("hub:"):
+        raise RewritingError("--revert needs a stack of edits published on the Hub: hub:OWNER/NAME")
+    stack = load_any_stack(model)
+    for number in sorted(set(revert), reverse=True):
+        if not 1 <= number <= len(stack.deltas):
+            raise RewritingError(
+                f"--revert {number}: {model} holds {len(stack.deltas)} revertible edit(s)"
+            )
+        stack.revert(number - 1)
+    return stack
 
 
 def with_labels(generator: Generator, z: torch.Tensor, labels: str | None) -> torch.Tensor:
@@ -538,8 +557,31 @@ def cmd_push(args: argparse.Namespace) -> None:
         args.dir, args.repo, get_token(), private=args.private, delta_only=args.delta_only,
         exist_ok=args.exist_ok,
     )
-    print(f"published {commit.repo_url} (commit {commit.oid[:10]}); "
+    what = f"a stack of {len(args.dir)} edits" if len(args.dir) > 1 else "the edit"
+    print(f"published {what} as {commit.repo_url} (commit {commit.oid[:10]}); "
           f"load it with --model hub:{args.repo}")
+
+
+def cmd_check_plugin(args: argparse.Namespace) -> int:
+    from zoo.conformance import check_plugin, table
+    from zoo.registry import plugin
+
+    plugin(args.family)  # an unknown family is bad input (status 2), not a failed contract
+    if args.checkpoint is not None and not Path(args.checkpoint).exists():
+        raise RewritingError(f"checkpoint {args.checkpoint} does not exist")
+    checks = check_plugin(args.family, args.checkpoint)
+    print(table(checks))
+    return 0 if all(c.passed for c in checks) else 1
+
+
+def add_check_plugin_command(sub: argparse._SubParsersAction) -> None:
+    """`check-plugin FAMILY [--checkpoint FILE]`: every contract the engine relies on."""
+    p = sub.add_parser("check-plugin", help="check a generator family against the engine's "
+                       "contracts; exit status 1 if any fails")
+    p.add_argument("family", help="generator family, e.g. dcgan (see `models`)")
+    p.add_argument("--checkpoint", help="checkpoint to build from (default: the family's first "
+                   "catalog model)")
+    p.set_defaults(run=cmd_check_plugin)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -560,6 +602,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", default="0-15")
     p.add_argument("--truncation", type=float)
     p.add_argument("--edit", action="append", default=[], metavar="DELTA")
+    p.add_argument("--revert", action="append", type=int, default=[], metavar="N",
+                   help="with --model hub:OWNER/NAME of a published stack: leave out its edit N")
     p.add_argument("--out", help="grid PNG to write")
     p.add_argument("--columns", type=_count(1, MAX_SAMPLES_PER_CALL), default=8)
     p.add_argument("--scale", type=_count(1, MAX_SCALE), default=2)
@@ -628,8 +672,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(run=cmd_export)
 
-    p = sub.add_parser("push", help="publish an edit on the Hugging Face Hub (token: HF_TOKEN)")
-    p.add_argument("dir", help="folder written by `edit`")
+    p = sub.add_parser("push", help="publish an edit, or a stack of edits, on the Hugging Face "
+                       "Hub (token: HF_TOKEN)")
+    p.add_argument("dir", nargs="+", help="folder written by `edit`; for a stack, the folders of "
+                   "every edit in the order made (each made with --edit on the ones before)")
     p.add_argument("--repo", required=True, help="OWNER/NAME")
     p.add_argument("--private", action="store_true")
     p.add_argument("--delta-only", action="store_true",
@@ -640,6 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_convert_command(sub)
     add_project_commands(sub, default)
+    add_check_plugin_command(sub)
     return parser
 
 
@@ -648,8 +695,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         init_from_environment()
-        args.run(args)
+        status = args.run(args)
     except RewritingError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0

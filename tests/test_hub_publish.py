@@ -10,13 +10,19 @@ import torch
 import yaml
 from hub_server import HubServer, make_edit, use_hub
 from huggingface_hub import ModelCard, constants
+from safetensors.torch import load, save
 
 from rewriting.cli import load_stack, main
+from rewriting.delta import Delta
+from rewriting.errors import RewritingError
 from zoo.card import model_card
-from zoo.hub import load_any
+from zoo.hub import load_any, load_hub_stack
 
 TOKEN = "hf_SecretTokenThatMustNeverShow0123"
 PUBLISHED = {".gitattributes", "README.md", "before_after.png", "delta.safetensors", "edit.json"}
+EXAMPLES = Path(__file__).parents[1] / "examples"
+#: Requests of the published stack after the first edit (eye to mouth): an erase, then a paste.
+STACKED = [EXAMPLES / "evaluation" / "6-erase-glasses.json", EXAMPLES / "open-mouth.json"]
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +192,112 @@ def test_an_edit_stacked_on_earlier_ones_is_not_published_alone(hub, edit_dir, t
     code, err = push(capsys, str(stacked), "--repo", "alice/stacked")
     assert code == 2 and "on top of 1 earlier edit" in err
     assert "alice/stacked" not in hub.repos
+
+
+@pytest.fixture(scope="module")
+def stack_dirs(tmp_path_factory: pytest.TempPathFactory, edit_dir: Path) -> list[Path]:
+    """Three edits made one on top of the other: copy/paste, erase, copy/paste."""
+    folders = [edit_dir]
+    for request in STACKED:
+        out = tmp_path_factory.mktemp("stack") / request.stem
+        args = ["edit", str(request), "--out", str(out), "--stats-samples", "100",
+                "--held-out", "8", "--show", "4", "--scale", "1"]
+        for folder in folders:
+            args += ["--edit", str(folder / "delta.safetensors")]
+        assert main(args) == 0
+        folders.append(out)
+    return folders
+
+
+@pytest.mark.parametrize("delta_only", [False, True], ids=["full", "delta-only"])
+def test_a_stack_publishes_loads_back_and_each_edit_reverts(
+    hub, stack_dirs, capsys, monkeypatch, tmp_path, delta_only
+):
+    flags = ["--delta-only"] if delta_only else []
+    status, text = push(capsys, *map(str, stack_dirs), "--repo", "alice/stack", *flags)
+    assert status == 0, text
+    assert "a stack of 3 edits" in text and "hub:alice/stack" in text
+    files = hub.repo_files("alice/stack")
+    per_edit = {f"edits/{n}/{name}" for n in (1, 2, 3)
+                for name in ("delta.safetensors", "before_after.png")}
+    full = set() if delta_only else {"model.safetensors", "base_weights.safetensors"}
+    assert set(files) == {".gitattributes", "README.md", "before_after.png", "edit.json"} | (
+        per_edit | full)
+    assert len(hub.repos["alice/stack"].commits) == 2  # the creation, then one commit
+
+    paths = [str(folder / "delta.safetensors") for folder in stack_dirs]
+    edits = [arg for path in paths for arg in ("--edit", path)]
+    local = render_png(capsys, tmp_path / "local.png", "--model", "dcgan-digiface", *edits)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "fresh" / "hub"))
+    assert render_png(capsys, tmp_path / "hub.png", "--model", "hub:alice/stack") == local
+    without_erase = render_png(capsys, tmp_path / "without.png", "--model", "hub:alice/stack",
+                               "--revert", "2")
+    assert without_erase == render_png(capsys, tmp_path / "local-2.png", "--model",
+                                       "dcgan-digiface", "--edit", paths[0], "--edit", paths[2])
+    assert without_erase != local
+    assert main(["sample", "--model", "hub:alice/stack", "--revert", "4", "--out",
+                 str(tmp_path / "none.png")]) == 2
+    assert "holds 3 revertible edit(s)" in capsys.readouterr().err
+    assert not (tmp_path / "none.png").exists()
+
+    restored = load_hub_stack("hub:alice/stack")
+    made = [Delta.load(path) for path in paths]
+    assert [d.request for d in restored.deltas] == [d.request for d in made]
+    assert [d.request.get("erase") is not None for d in restored.deltas] == [False, True, False]
+    assert [(d.layer, d.strength) for d in restored.deltas] == [(d.layer, d.strength)
+                                                                 for d in made]
+    base = load_any("dcgan-digiface")
+    assert (restored.generator is base) == delta_only  # full weights rebuild the base
+    z = base.latents([0, 3, 1000, 1001])
+    mine = load_stack(base, paths)
+    assert torch.equal(restored.generator.synthesize(z, None, restored.weights()),
+                       base.synthesize(z, None, mine.weights()))
+    for index in range(3):
+        theirs, ours = load_hub_stack("hub:alice/stack"), load_stack(base, paths)
+        theirs.revert(index)
+        ours.revert(index)
+        without = restored.generator.synthesize(z, None, theirs.weights())
+        assert torch.equal(without, base.synthesize(z, None, ours.weights())), index
+        assert not torch.equal(without, base.synthesize(z, None, mine.weights())), index
+    no_token_anywhere(hub, tmp_path)
+
+
+def test_the_stack_card_lists_each_rule_with_its_picture(hub, stack_dirs, capsys, tmp_path):
+    assert push(capsys, *map(str, stack_dirs), "--repo", "alice/rules")[0] == 0
+    files = hub.repo_files("alice/rules")
+    card = files["README.md"].decode()
+    titles = re.findall(r"^### (\d)\. (\S+)", card, re.MULTILINE)
+    assert titles == [("1", "Copy"), ("2", "Erase"), ("3", "Copy")]
+    for number in (1, 2, 3):
+        assert f"(edits/{number}/before_after.png)" in card
+        assert files[f"edits/{number}/before_after.png"] == (
+            stack_dirs[number - 1] / "before_after.png").read_bytes()
+    assert "(before_after.png)" in card and "load_hub_stack" in card
+    meta = yaml.safe_load(re.match(r"^---\n(.*?)\n---\n", card, re.DOTALL).group(1))
+    assert meta["tags"] == ["gan", "model-rewriting", "dcgan"] and meta["license"] == "mit"
+    for name in ("README.md", "before_after.png", "edits/2/before_after.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(files[name])
+
+
+def test_a_stack_in_the_wrong_order_is_refused_before_any_request(hub, stack_dirs, capsys):
+    status, text = push(capsys, str(stack_dirs[1]), str(stack_dirs[0]), "--repo", "alice/x")
+    assert status == 2 and "in the order they were made" in text
+    status, text = push(capsys, str(stack_dirs[0]), str(stack_dirs[2]), "--repo", "alice/x")
+    assert status == 2 and "on top of 2 earlier edit(s)" in text
+    assert hub.requests == []
+
+
+def test_a_damaged_base_of_a_published_stack_is_refused(hub, stack_dirs, capsys):
+    assert push(capsys, *map(str, stack_dirs), "--repo", "alice/damaged")[0] == 0
+    files = hub.repo_files("alice/damaged")
+    originals = load(files["base_weights.safetensors"])
+    hub.add_repo("mallory/damaged", {**files, "base_weights.safetensors": save(
+        {name: tensor * 1.01 for name, tensor in originals.items()})})
+    with pytest.raises(RewritingError, match="the base weights do not match the digest"):
+        load_hub_stack("hub:mallory/damaged")
+    hub.add_repo("mallory/other", {**files, "base_weights.safetensors": save(
+        {"main.9.weight": originals["main.6.weight"]})})
+    with pytest.raises(RewritingError, match="not the tensors its edits change"):
+        load_hub_stack("hub:mallory/other")
+    assert len(load_hub_stack("hub:alice/damaged").deltas) == 3

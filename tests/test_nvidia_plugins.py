@@ -14,6 +14,7 @@ from plugins.base import LocalFile, ModelEntry
 from rewriting.cli import main
 from rewriting.errors import RewritingError
 from rewriting.generator import layer_key, layer_value, paper_latents
+from zoo.conformance import check_generator
 from zoo.nvidia_pickle import PersistentNet
 from zoo.registry import build_from_file
 
@@ -239,6 +240,9 @@ def test_other_configurations_load_from_their_kwargs(tmp_path, architecture):
     other = z.clone()
     other[:, 8:] = torch.tensor([1.0, 0, 0])
     assert (gen.synthesize(other, 1.0) - image).abs().max() > 1e-3
+    checks = check_generator(gen)  # the conditional model keeps every contract of the engine
+    assert [c for c in checks if not c.passed] == []
+    assert any(c.name == "class labels" for c in checks)
     with pytest.raises(RewritingError, match="out of range"):
         plugin("stylegan2-ada").build(read_network_pickle(path), ModelEntry(
             "c", "stylegan2-ada", LocalFile(str(path)), "u", options={"label": 3}), "x")

@@ -82,3 +82,11 @@ def test_third_party_plugin_is_listed_loads_and_edits(plugin_site, tmp_path):
     )
     assert sampled.returncode == 0, sampled.stderr
     assert (tmp_path / "grid.png").stat().st_size > 0
+
+
+def test_an_installed_third_party_plugin_passes_check_plugin(plugin_site, tmp_path):
+    checked = _run(plugin_site, "check-plugin", "tinygan", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    lines = checked.stdout.splitlines()
+    assert lines[-1] == f"{len(lines) - 2} of {len(lines) - 2} contracts hold"
+    assert any(line.startswith("layer up: rewrite_value") and " ok" in line for line in lines)

@@ -33,8 +33,17 @@ from .fetch import Progress, hub_endpoint, hub_is_anonymous, resolve
 
 HUB_PREFIX = "hub:"
 EDIT_FORMAT = "gan-rewriting-edit/1"
+#: The edit.json of a repository holding a stack of edits, applied in order.
+STACK_FORMAT = "gan-rewriting-stack/1"
 EDIT_FILE = "edit.json"
 WEIGHTS_FILE = "model.safetensors"
+#: In a stack repository with full weights: the base values of every edited weight tensor.
+BASE_WEIGHTS_FILE = "base_weights.safetensors"
+#: Where the delta and the picture of edit number N (from 1) of a stack lie in its repository.
+STACK_DELTA = "edits/{}/delta.safetensors"
+STACK_PICTURE = "edits/{}/before_after.png"
+#: The most edits a published stack may hold.
+MAX_STACK = 64
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 #: A base revision recorded in edit.json: a commit id, or a branch or tag name.
@@ -91,18 +100,32 @@ def read_edit_info(path: Path, spec: str) -> dict[str, Any]:
         info = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
         raise RewritingError(f"{spec}: cannot read its {EDIT_FILE} ({err})") from None
-    if not isinstance(info, dict) or info.get("format") != EDIT_FORMAT:
+    if not isinstance(info, dict) or info.get("format") not in (EDIT_FORMAT, STACK_FORMAT):
         raise RewritingError(
-            f"{spec} was not published by this tool (its {EDIT_FILE} is not {EDIT_FORMAT})"
+            f"{spec} was not published by this tool (its {EDIT_FILE} is neither {EDIT_FORMAT} "
+            f"nor {STACK_FORMAT})"
         )
     base = info.get("base")
     missing = [k for k in ("family", "edited_weights_sha256") if not isinstance(info.get(k), str)]
     missing += [] if isinstance(info.get("files"), dict) else ["files"]
     named = isinstance(base, dict) and isinstance(base.get("model"), str)
     missing += [] if named else ["base.model"]
+    if info["format"] == STACK_FORMAT:
+        edits = info.get("edits")
+        if not isinstance(edits, list) or not 1 <= len(edits) <= MAX_STACK:
+            missing.append(f"edits (a list of 1 to {MAX_STACK})")
+        if info.get("files", {}).get("weights") and not isinstance(
+            info.get("base_state_sha256"), str
+        ):
+            missing.append("base_state_sha256")
     if missing:
         raise RewritingError(f"{spec}: its {EDIT_FILE} lacks {', '.join(missing)}")
     return info
+
+
+def is_stack(info: dict[str, Any]) -> bool:
+    """Whether an edit.json describes a stack of edits (else a single edit)."""
+    return info["format"] == STACK_FORMAT
 
 
 def _catalog_entry(name: str) -> ModelEntry | None:
@@ -168,8 +191,7 @@ def load_hub(
             f"{chain[0]}: its chain of base models is deeper than {MAX_BASE_DEPTH} repositories"
         )
     info_path = resolve(HubFile(repo_id, EDIT_FILE, revision), progress)
-    # In the Hugging Face cache the file sits in snapshots/<commit>/: pin the other files to it.
-    commit = info_path.parent.name if info_path.parent.parent.name == "snapshots" else revision
+    commit = _commit(info_path, revision)
     key = (hub_endpoint(), repo_id, commit, hub_is_anonymous())
     with _lock:
         if key in _loaded:
@@ -178,35 +200,130 @@ def load_hub(
     if info["files"].get("weights"):
         state = read_checkpoint(resolve(HubFile(repo_id, WEIGHTS_FILE, commit), progress))
     else:
-        here = f"{HUB_PREFIX}{repo_id}@{commit}"
-        if any(link.partition("@")[0] == HUB_PREFIX + repo_id for link in chain):
-            raise RewritingError(
-                f"{chain[0]}: its chain of base models comes back to {HUB_PREFIX}{repo_id}"
-            )
-        base = _load_base(info["base"], info["family"], (*chain, here), progress)
-        delta = Delta.load(resolve(HubFile(repo_id, DELTA_FILE, commit), progress))
-        state = EditStack(base, [delta]).state_dict()
-    digest = state_digest(state)
-    if digest != info["edited_weights_sha256"]:
-        raise RewritingError(
-            f"{spec}: the edited weights do not match the digest its {EDIT_FILE} records "
-            f"({digest[:12]} != {str(info['edited_weights_sha256'])[:12]}); the repository is "
-            "damaged or its base model changed"
-        )
-    base = info["base"]
-    catalog = _catalog_entry(base["model"])
+        base = _load_base(info["base"], info["family"], _link(chain, repo_id, commit), progress)
+        state = EditStack(base, _deltas(info, repo_id, commit, progress)).state_dict()
+    digest = _check_digest(state, info["edited_weights_sha256"], spec, "edited weights")
+    generator = _build(info, state, digest, HUB_PREFIX + repo_id, HubFile(repo_id, WEIGHTS_FILE,
+                                                                          commit))
+    with _lock:
+        return _loaded.setdefault(key, generator)
+
+
+def _build(
+    info: dict[str, Any], state: dict[str, Any], digest: str, name: str, source: HubFile
+) -> Generator:
+    """A generator of the repository's family from checked tensors, remembered as coming from
+    that repository (with its base's license)."""
+    catalog = _catalog_entry(info["base"]["model"])
     entry = ModelEntry(
-        name=HUB_PREFIX + repo_id, family=info["family"],
-        source=HubFile(repo_id, WEIGHTS_FILE, commit), license=base.get("license", "unknown"),
-        default_layer=info.get("default_layer"), options=catalog.options if catalog else {},
+        name=name, family=info["family"], source=source,
+        license=info["base"].get("license", "unknown"), default_layer=info.get("default_layer"),
+        options=catalog.options if catalog else {},
     )
     generator = registry.plugin(info["family"]).build(state, entry, digest)
     _origins[generator] = {
         "license": entry.license,
-        "source": {"type": "HubRepo", "repo_id": repo_id, "revision": commit},
+        "source": {"type": "HubRepo", "repo_id": source.repo_id, "revision": source.revision},
     }
+    return generator
+
+
+def _commit(info_path: Path, revision: str) -> str:
+    """The commit a downloaded edit.json belongs to, to pin the repository's other files to."""
+    # In the Hugging Face cache the file sits in snapshots/<commit>/.
+    return info_path.parent.name if info_path.parent.parent.name == "snapshots" else revision
+
+
+def _link(chain: tuple[str, ...], repo_id: str, commit: str) -> tuple[str, ...]:
+    """`chain` with this repository added, refusing a chain of bases that loops back."""
+    if any(link.partition("@")[0] == HUB_PREFIX + repo_id for link in chain):
+        raise RewritingError(
+            f"{chain[0]}: its chain of base models comes back to {HUB_PREFIX}{repo_id}"
+        )
+    return (*chain, f"{HUB_PREFIX}{repo_id}@{commit}")
+
+
+def _check_digest(state: dict[str, Any], recorded: Any, spec: str, what: str) -> str:
+    """The digest of `state`, refusing one that differs from what edit.json records."""
+    digest = state_digest(state)
+    if digest != recorded:
+        raise RewritingError(
+            f"{spec}: the {what} do not match the digest its {EDIT_FILE} records "
+            f"({digest[:12]} != {str(recorded)[:12]}); the repository is damaged or its base "
+            "model changed"
+        )
+    return digest
+
+
+def _deltas(
+    info: dict[str, Any], repo_id: str, commit: str, progress: Progress | None
+) -> list[Delta]:
+    """The deltas of a repository in the order they apply: its one, or each of its stack's."""
+    if not is_stack(info):
+        return [Delta.load(resolve(HubFile(repo_id, DELTA_FILE, commit), progress))]
+    names = [STACK_DELTA.format(i + 1) for i in range(len(info["edits"]))]
+    return [Delta.load(resolve(HubFile(repo_id, name, commit), progress)) for name in names]
+
+
+#: Stacks restored from published repositories, by the same keys as `_loaded`.
+_stacks: dict[tuple[str, str, str], tuple[Generator, list[Delta]]] = {}
+
+
+def load_hub_stack(spec: str, progress: Progress | None = None) -> EditStack:
+    """The edits of `hub:OWNER/NAME[@REVISION]` as a stack on its base model, each revertible.
+
+    A repository of one edit (format /1) is its edited model with no edits to revert. A stack
+    with full weights rebuilds its base from them and the base values of the edited tensors;
+    a delta-only stack loads its base like `load_hub`. Either way the restored stack must give
+    the published weights bit for bit.
+    """
+    repo_id, revision = parse_spec(spec)
+    info_path = resolve(HubFile(repo_id, EDIT_FILE, revision), progress)
+    info = read_edit_info(info_path, spec)
+    if not is_stack(info):
+        return EditStack(load_hub(spec, progress))
+    edited = load_hub(spec, progress)
+    commit = _commit(info_path, revision)
+    key = (hub_endpoint(), repo_id, commit, hub_is_anonymous())
     with _lock:
-        return _loaded.setdefault(key, generator)
+        found = _stacks.get(key)
+    if found is None:
+        deltas = _deltas(info, repo_id, commit, progress)
+        if info["files"].get("weights"):
+            found = _rebuilt_base(info, spec, edited, repo_id, commit, deltas, progress)
+        else:
+            base = _load_base(info["base"], info["family"], _link((), repo_id, commit), progress)
+            found = (base, deltas)
+        stack = EditStack(*found)
+        _check_digest(stack.state_dict(), info["edited_weights_sha256"], spec,
+                      "weights its edits give")
+        with _lock:
+            found = _stacks.setdefault(key, found)
+    return EditStack(found[0], list(found[1]))
+
+
+def _rebuilt_base(
+    info: dict[str, Any], spec: str, edited: Generator, repo_id: str, commit: str,
+    deltas: list[Delta], progress: Progress | None,
+) -> tuple[Generator, list[Delta]]:
+    """The base of a full-weights stack, from the edited weights and the edited tensors' base
+    values, named after the repository and identified by its own digest; the deltas are bound
+    to it."""
+    originals = read_checkpoint(resolve(HubFile(repo_id, BASE_WEIGHTS_FILE, commit), progress))
+    state = {k: v.detach() for k, v in edited.net.state_dict().items()}
+    touched = {d.weight for d in deltas}
+    if set(originals) != touched or not touched <= set(state):
+        raise RewritingError(
+            f"{spec}: its {BASE_WEIGHTS_FILE} holds {sorted(originals)[:4]}, not the tensors "
+            f"its edits change {sorted(touched)[:4]}"
+        )
+    state.update(originals)
+    digest = _check_digest(state, info["base_state_sha256"], spec, "base weights")
+    # Named apart from the catalog model it claims to be: nothing vouches for that but itself.
+    name = f"{info['base']['model']} (base of {HUB_PREFIX}{repo_id})"
+    generator = _build(info, state, digest, name, HubFile(repo_id, BASE_WEIGHTS_FILE, commit))
+    bound = [dataclasses.replace(d, model=generator.name, weights_sha256=digest) for d in deltas]
+    return generator, bound
 
 
 def load_any(name: str, progress: Progress | None = None) -> Generator:
@@ -214,3 +331,10 @@ def load_any(name: str, progress: Progress | None = None) -> Generator:
     if name.startswith(HUB_PREFIX):
         return load_hub(name, progress)
     return registry.load_model(name, progress)
+
+
+def load_any_stack(name: str, progress: Progress | None = None) -> EditStack:
+    """A model with its edits: a published stack restored (`load_hub_stack`), or no edits."""
+    if name.startswith(HUB_PREFIX):
+        return load_hub_stack(name, progress)
+    return EditStack(registry.load_model(name, progress))

@@ -1,35 +1,46 @@
-"""Publish an edit on the Hub in one commit: weights, delta, provenance, picture and model card.
+"""Publish an edit, or a stack of edits, on the Hub in one commit: weights, deltas, provenance,
+pictures and model card.
 
-`publish` takes the folder `python -m rewriting edit` wrote. It builds every file locally first,
-then creates the repository and pushes all files in a single commit, which the Hub applies whole
-or not at all. An existing repository is refused unless `exist_ok` is set (the edit then lands
-as a new commit on top of what is there). The token is only handed to the client: it is never
-printed, logged, or written into a file, card or error message.
+`publish` takes the folder `python -m rewriting edit` wrote, or several such folders made one
+on top of the other (a stack, loaded back with each edit revertible). It builds every file
+locally first, then creates the repository and pushes all files in a single commit, which the
+Hub applies whole or not at all. An existing repository is refused unless `exist_ok` is set
+(the edit then lands as a new commit on top of what is there). The token is only handed to the
+client: it is never printed, logged, or written into a file, card or error message.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 from safetensors.torch import save_file
+from torch import Tensor
 
 from rewriting import __version__
 from rewriting.checksum import state_digest
 from rewriting.delta import Delta, EditStack
-from rewriting.editdir import DELTA_FILE, PICTURE_FILE, REQUEST_FILE
+from rewriting.editdir import DELTA_FILE, PICTURE_FILE, REQUEST_FILE, before_after
 from rewriting.errors import RewritingError
+from rewriting.generator import Generator
+from rewriting.metrics import held_out_samples
 
-from .card import model_card
+from .card import model_card, stack_card
 from .fetch import Progress, hub_endpoint
 from .hub import (
+    BASE_WEIGHTS_FILE,
     EDIT_FILE,
     EDIT_FORMAT,
     HUB_PREFIX,
+    MAX_STACK,
+    STACK_DELTA,
+    STACK_FORMAT,
+    STACK_PICTURE,
     WEIGHTS_FILE,
     load_any,
     parse_spec,
@@ -115,7 +126,7 @@ def _refusal(
 
 
 def publish(
-    edit_dir: str | Path,
+    edit_dirs: str | Path | Sequence[str | Path],
     repo_id: str,
     token: str | None,
     *,
@@ -123,57 +134,147 @@ def publish(
     delta_only: bool = False,
     exist_ok: bool = False,
     progress: Progress | None = None,
+    base: Generator | None = None,
 ) -> CommitInfo:
-    """Push the edit in `edit_dir` to the Hub repository `repo_id` (OWNER/NAME) in one commit."""
+    """Push the edit in `edit_dirs` (a folder), or the stack of edits in several folders (in
+    the order made), to the Hub repository `repo_id` (OWNER/NAME) in one commit.
+
+    `base` is the model the edits were made on when the caller holds it (the app's session);
+    by default, and always for a delta-only repository, it is loaded by the deltas' model name.
+    """
     if "@" in repo_id:
         raise RewritingError(f"bad repository {repo_id!r}: write OWNER/NAME, without a revision")
     parse_spec(HUB_PREFIX + repo_id)
     if not token:
         raise RewritingError(f"publishing needs a Hub token: set HF_TOKEN ({TOKEN_HELP})")
-    edit_dir = Path(edit_dir)
-    delta, request = _read_edit_dir(edit_dir)
-    if delta.metrics.get("stacked_on"):
+    folders = [Path(edit_dirs)] if isinstance(edit_dirs, (str, Path)) else [
+        Path(d) for d in edit_dirs
+    ]
+    if not 1 <= len(folders) <= MAX_STACK:
+        raise RewritingError(f"give 1 to {MAX_STACK} edit folders, got {len(folders)}")
+    edits = [_read_edit_dir(folder) for folder in folders]
+    for index, (folder, (delta, _)) in enumerate(zip(folders, edits, strict=True)):
+        stacked_on = delta.metrics.get("stacked_on")
+        if stacked_on is not None and stacked_on != index:
+            raise RewritingError(
+                f"{folder} holds an edit made on top of {stacked_on} earlier edit(s), but it is "
+                f"number {index + 1} of the {len(folders)} given: give the folders of every edit "
+                "of the stack, in the order they were made"
+            )
+    model = edits[0][0].model
+    if any(d.model != model or d.weights_sha256 != edits[0][0].weights_sha256 for d, _ in edits):
+        raise RewritingError("the edits were made on different models: a stack has one base")
+    if delta_only and not model.startswith(HUB_PREFIX) and not list_models(model):
         raise RewritingError(
-            f"{edit_dir} holds an edit made on top of {delta.metrics['stacked_on']} earlier "
-            "edit(s), which a published model would lack: publish a single edit"
-        )
-    if delta_only and not delta.model.startswith(HUB_PREFIX) and not list_models(delta.model):
-        raise RewritingError(
-            f"{delta.model} is not a catalog model: a delta-only repository loads only on top of "
+            f"{model} is not a catalog model: a delta-only repository loads only on top of "
             "a catalog model or a hub: repository, so publish the full weights (no delta-only)"
         )
-    stack = EditStack(load_any(delta.model, progress), [delta])
+    generator = base if base is not None and not delta_only else load_any(model, progress)
+    stack = EditStack(generator, [delta for delta, _ in edits])
+    with tempfile.TemporaryDirectory(prefix="rewriting-push-") as staging:
+        if len(folders) == 1:
+            files = _single_files(Path(staging), folders[0], edits[0], stack, repo_id, delta_only)
+            message = f"Rewrite {model} {stack.deltas[0].layer} (rank {stack.deltas[0].rank})"
+        else:
+            files = _stack_files(Path(staging), folders, edits, stack, repo_id, delta_only)
+            message = f"Rewrite {model}: a stack of {len(folders)} edits"
+        return _commit(files, repo_id, token, private, exist_ok, message)
+
+
+def _weights_file(staged: Path, state: dict[str, Tensor], family: str, name: str) -> Path:
+    """Tensors written as safetensors into the staging folder."""
+    metadata = {"format": "pt", "family": family, "tool_version": __version__}
+    save_file(state, staged / name, metadata=metadata)
+    return staged / name
+
+
+def _single_files(
+    staged: Path, folder: Path, edit: tuple[Delta, dict[str, Any]], stack: EditStack,
+    repo_id: str, delta_only: bool,
+) -> dict[str, Path]:
+    """The files of a repository holding one edit, staged."""
+    delta, request = edit
     state = stack.state_dict()
     info = edit_info(delta, request, stack, state_digest(state), delta_only)
+    (staged / EDIT_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    model_card(info, repo_id).save(staged / "README.md")
+    files = {
+        EDIT_FILE: staged / EDIT_FILE,
+        "README.md": staged / "README.md",
+        DELTA_FILE: folder / DELTA_FILE,
+        PICTURE_FILE: folder / PICTURE_FILE,
+    }
+    if not delta_only:
+        files[WEIGHTS_FILE] = _weights_file(staged, state, info["family"], WEIGHTS_FILE)
+    return files
+
+
+def _stack_files(
+    staged: Path, folders: list[Path], edits: list[tuple[Delta, dict[str, Any]]],
+    stack: EditStack, repo_id: str, delta_only: bool,
+) -> dict[str, Path]:
+    """The files of a repository holding a stack of edits, staged: the full edited weights and
+    the base values of the edited tensors (unless delta-only), each delta and picture, the
+    whole stack's picture, edit.json and the card."""
+    base = stack.generator
+    state = stack.state_dict()
+    truncation = base.check_truncation(edits[-1][1].get("truncation"))
+    picture = before_after(base, held_out_samples(12), truncation, {}, stack.weights())
+    picture.save(staged / PICTURE_FILE)
+    info: dict[str, Any] = {
+        "format": STACK_FORMAT,
+        "tool_version": __version__,
+        "family": base.family,
+        "default_layer": base.default_layer,
+        "edited_weights_sha256": state_digest(state),
+        "files": {"weights": None if delta_only else WEIGHTS_FILE,
+                  "base_weights": None if delta_only else BASE_WEIGHTS_FILE,
+                  "picture": PICTURE_FILE},
+        "base": provenance(base),
+        "edits": [],
+    }
+    files = {PICTURE_FILE: staged / PICTURE_FILE}
+    for number, (folder, (delta, request)) in enumerate(zip(folders, edits, strict=True), 1):
+        files[STACK_DELTA.format(number)] = folder / DELTA_FILE
+        files[STACK_PICTURE.format(number)] = folder / PICTURE_FILE
+        info["edits"].append({
+            "layer": delta.layer, "weight": delta.weight, "rank": delta.rank,
+            "method": delta.method, "strength": delta.strength, "metrics": delta.metrics,
+            "request": request, "delta": STACK_DELTA.format(number),
+            "picture": STACK_PICTURE.format(number),
+        })
+    if not delta_only:
+        files[WEIGHTS_FILE] = _weights_file(staged, state, base.family, WEIGHTS_FILE)
+        originals = {w: base.parameter(w).detach().contiguous() for w in stack.weights()}
+        files[BASE_WEIGHTS_FILE] = _weights_file(staged, originals, base.family,
+                                                 BASE_WEIGHTS_FILE)
+        base_state = {k: v.detach() for k, v in base.net.state_dict().items()}
+        info["base_state_sha256"] = state_digest(base_state)
+    (staged / EDIT_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    stack_card(info, repo_id).save(staged / "README.md")
+    return {EDIT_FILE: staged / EDIT_FILE, "README.md": staged / "README.md", **files}
+
+
+def _commit(
+    files: dict[str, Path], repo_id: str, token: str, private: bool, exist_ok: bool,
+    message: str,
+) -> CommitInfo:
+    """Create the repository (unless it exists and `exist_ok`) and push `files` in one commit."""
     api = HfApi(endpoint=hub_endpoint(), token=token)
-    with tempfile.TemporaryDirectory(prefix="rewriting-push-") as staging:
-        staged = Path(staging)
-        (staged / EDIT_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        model_card(info, repo_id).save(staged / "README.md")
-        files = {
-            EDIT_FILE: staged / EDIT_FILE,
-            "README.md": staged / "README.md",
-            DELTA_FILE: edit_dir / DELTA_FILE,
-            PICTURE_FILE: edit_dir / PICTURE_FILE,
-        }
-        if not delta_only:
-            metadata = {"format": "pt", "family": info["family"], "tool_version": __version__}
-            save_file(state, staged / WEIGHTS_FILE, metadata=metadata)
-            files[WEIGHTS_FILE] = staged / WEIGHTS_FILE
-        created = committing = False
-        try:
-            api.create_repo(repo_id, private=private, exist_ok=exist_ok)
-            created, committing = not exist_ok, True
-            return api.create_commit(
-                repo_id,
-                operations=[CommitOperationAdd(name, str(path)) for name, path in files.items()],
-                commit_message=f"Rewrite {delta.model} {delta.layer} (rank {delta.rank})",
-                commit_description=f"Published by gan-rewriting {__version__}.",
-            )
-        except HfHubHTTPError as err:
-            raise _refusal(err, token, repo_id, created, committing) from None
-        except ValueError as err:  # the Hub refused the card's metadata
-            lines = " ".join(str(err).replace(token, "<token>").split())
-            raise RewritingError(f"the Hub refused the model card: {lines}") from None
-        except Exception as err:  # the client's transport errors (httpx or httpx2, by version)
-            raise _refusal(err, token, repo_id, created, committing) from None
+    created = committing = False
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=exist_ok)
+        created, committing = not exist_ok, True
+        return api.create_commit(
+            repo_id,
+            operations=[CommitOperationAdd(name, str(path)) for name, path in files.items()],
+            commit_message=message,
+            commit_description=f"Published by gan-rewriting {__version__}.",
+        )
+    except HfHubHTTPError as err:
+        raise _refusal(err, token, repo_id, created, committing) from None
+    except ValueError as err:  # the Hub refused the card's metadata
+        lines = " ".join(str(err).replace(token, "<token>").split())
+        raise RewritingError(f"the Hub refused the model card: {lines}") from None
+    except Exception as err:  # the client's transport errors (httpx or httpx2, by version)
+        raise _refusal(err, token, repo_id, created, committing) from None

@@ -115,13 +115,17 @@ def model_entry(name: str) -> ModelEntry:
     return entries[name]
 
 
-def build_from_file(path: str | Path, family: str, name: str | None = None) -> Generator:
-    """Build a generator of `family` from a local checkpoint file."""
+def build_from_file(
+    path: str | Path, family: str | Plugin, name: str | None = None
+) -> Generator:
+    """Build a generator of `family` (a family name, or a plugin) from a local checkpoint file."""
     path = Path(path)
+    builder = family if isinstance(family, Plugin) else plugin(family)
+    family = builder.family
     entry = ModelEntry(
         name=name or path.stem, family=family, source=LocalFile(str(path)), license="unknown"
     )
-    builder, checkpoint = plugin(family), read_checkpoint(path)
+    checkpoint = read_checkpoint(path)
     try:
         return builder.build(checkpoint, entry, checkpoint_sha256(path))
     except RewritingError:

@@ -49,9 +49,9 @@ from rewriting.stats import KeyStats, key_stats
 from rewriting.suggest import LayerSuggestion, suggest_layer
 
 from .fetch import anonymous_hub
-from .hub import HUB_PREFIX, load_any
+from .hub import HUB_PREFIX, load_any_stack
 from .publish import publish
-from .registry import model_entry
+from .registry import list_models, model_entry
 
 #: Held-out samples on which an executed edit is measured and shown before and after.
 HELD_OUT = tuple(held_out_samples(32))
@@ -86,7 +86,8 @@ class Session:
         cls, model: str, progress: Callable[[float, str], None] | None = None,
         allow_local: bool = False,
     ) -> Session:
-        """A fresh session on a catalog or public `hub:` model (loaded once, then shared).
+        """A fresh session on a catalog or public `hub:` model (loaded once, then shared); a
+        published stack of edits comes back as the session's edits, each revertible.
 
         A session serves a visitor, so its Hub requests never carry this machine's token, and
         a model named by a file path on this machine loads only where `allow_local` says so.
@@ -94,8 +95,9 @@ class Session:
         if not allow_local and not model.startswith(HUB_PREFIX):
             model_entry(model)  # an unknown name is refused, a server path included
         with anonymous_hub():
-            generator = load_any(model, progress)
-        return cls(EditStack(generator), generator.default_layer, generator.check_truncation(None))
+            stack = load_any_stack(model, progress)
+        generator = stack.generator
+        return cls(stack, generator.default_layer, generator.check_truncation(None))
 
     @property
     def generator(self) -> Generator:
@@ -447,9 +449,10 @@ def layer_choices(generator: Generator) -> list[tuple[str, str]]:
 def model_note(generator: Generator) -> str:
     """One line about a catalog model: what it draws, its size and licence."""
     height, width = generator.image_size
-    if generator.name.startswith(HUB_PREFIX):
+    listed = [m for m in list_models(generator.name) if m.name == generator.name]
+    if generator.name.startswith(HUB_PREFIX) or not listed:
         return f"an edited {generator.family} published on the Hub · {height}x{width} px"
-    entry = model_entry(generator.name)
+    entry = listed[0]
     return f"{entry.description or entry.family} · {height}x{width} px · license {entry.license}"
 
 
@@ -529,22 +532,20 @@ def publish_edit(
     exist_ok: bool = False,
     progress: Callable[[float, str], None] | None = None,
 ) -> str:
-    """Publish the session's edit to the Hub in one commit; returns the commit's URL."""
+    """Publish the session's edit, or its stack of edits, to the Hub in one commit; returns the
+    commit's URL. Each edit's picture shows it on top of the ones before it."""
     deltas = session.stack.deltas
     if not deltas:
         raise RewritingError("execute an edit first: there is nothing to publish")
-    if len(deltas) > 1:
-        raise RewritingError(
-            "a published model holds one edit: revert the others, or publish them one at a time"
-        )
-    delta = deltas[0]
-    picture = before_after(
-        session.generator, HELD_OUT[:12], session.truncation, {}, session.weights()
-    )
-    out = folder / "edit"
-    write_edit_dir(out, delta, delta.request, picture, delta.metrics)
+    folders = []
+    for index, delta in enumerate(deltas):
+        before = EditStack(session.generator, deltas[:index]).weights()
+        after = EditStack(session.generator, deltas[: index + 1]).weights()
+        picture = before_after(session.generator, HELD_OUT[:12], session.truncation, before, after)
+        folders.append(folder / f"edit-{index + 1}")
+        write_edit_dir(folders[-1], delta, delta.request, picture, delta.metrics)
     commit = publish(
-        out, repo_id.strip(), token, private=private, delta_only=delta_only, exist_ok=exist_ok,
-        progress=progress,
+        folders, repo_id.strip(), token, private=private, delta_only=delta_only,
+        exist_ok=exist_ok, progress=progress, base=session.generator,
     )
     return commit.commit_url
