@@ -812,7 +812,6 @@ def build() -> gr.Blocks:
 
             stats = ss.statistics(session, report)
             progress(1.0, desc="Solving for the new weights")
-            done, metrics = ss.run_edit(session, request, stats)
             return ss.run_edit_shown(session, request, stats, COMPARE_SHOWN)
 
         @friendly
@@ -917,6 +916,8 @@ def build() -> gr.Blocks:
             request = parse_request(parse_json(text, "the request"))
             if request.model != session.generator.name and not session.stack.deltas:
                 session = ss.Session.start(request.model)
+            if request.layer is not None:  # the statistics are those of the request's layer
+                session = session.with_layer(request.layer)
             done, metrics, shown = apply(session, request, progress)
             numbers = list(shown.numbers)
             images = tiles(numbers, ss.samples(session, numbers), lambda n: " before", 0)
