@@ -11,7 +11,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
@@ -385,44 +386,61 @@ def cmd_render(args: argparse.Namespace) -> None:
     print(f"rank {rank_and_size()[0]}: wrote {len(mine)} images to {out}/")
 
 
+@contextmanager
+def timed(phases: dict[str, float], name: str) -> Iterator[None]:
+    """Record the seconds the block takes as `phases[name]`."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] = time.perf_counter() - start
+
+
 def cmd_edit(args: argparse.Namespace) -> None:
     started = time.perf_counter()
+    phases: dict[str, float] = {}
     out = _check_out(args.out, folder=True)
     request = read_request(args.request, args.model, args.layer)
     if args.strength is not None:
         request = replace(request, strength=check_strength(args.strength))
-    generator = load_model(request.model)
-    stack = load_stack(generator, args.edit)
+    with timed(phases, "load"):
+        generator = load_model(request.model)
+        stack = load_stack(generator, args.edit)
     held_out = held_out_samples(args.held_out, request.samples())
     if request.layer == "auto":
-        suggestion = suggest_layer(generator, request, held_out, stack, args.stats_samples,
-                                   log=lambda line: print(line, file=sys.stderr))
+        with timed(phases, "suggest_layer"):
+            suggestion = suggest_layer(generator, request, held_out, stack, args.stats_samples,
+                                       log=lambda line: print(line, file=sys.stderr))
         print(f"layers for this request (* suggested, specificity >= {SPECIFICITY_TARGET}):")
         print(layer_table(suggestion))
         request = replace(request, layer=suggestion.layer)
     spec = check_request(generator, request)
     check_picture(3, args.show, generator.image_size, args.scale)
     truncation = generator.check_truncation(request.truncation)
-    stats = key_stats(
-        generator, spec, truncation, samples=args.stats_samples, progress=_progress("statistics")
-    )
-    result = execute(generator, request, stack, stats)
+    with timed(phases, "statistics"):
+        stats = key_stats(generator, spec, truncation, samples=args.stats_samples,
+                          progress=_progress("statistics"))
+    with timed(phases, "execute"):
+        result = execute(generator, request, stack, stats)
     edited = EditStack(generator, [*stack.deltas, result.delta])
     before, after = stack.weights(), edited.weights()
-    probe = RuleProbe(generator, result.problem, held_out)
-    change = {**probe.measure(after), "random_floor": probe.floor(after, result.delta.rank)}
-    # Show the held-out samples where the rule applies most (chosen by the context key alone,
-    # before the edit, not by how much they changed).
-    shown = strongest_firing(generator, spec, result.context_key, held_out, truncation,
-                             args.show, before)
-    picture = before_after(generator, shown, truncation, before, after, args.scale,
-                           [probe.goal_box(n) for n in shown])
+    with timed(phases, "measure"):
+        probe = RuleProbe(generator, result.problem, held_out)
+        change = {**probe.measure(after), "random_floor": probe.floor(after, result.delta.rank)}
+    with timed(phases, "picture"):
+        # Show the held-out samples where the rule applies most (chosen by the context key
+        # alone, before the edit, not by how much they changed).
+        shown = strongest_firing(generator, spec, result.context_key, held_out, truncation,
+                                 args.show, before)
+        picture = before_after(generator, shown, truncation, before, after, args.scale,
+                               [probe.goal_box(n) for n in shown])
     metrics = {
         **result.delta.metrics,
         **change,
         "layer": spec.name,
         "model": generator.name,
         "stacked_on": len(stack.deltas),
+        "seconds_phases": phases,
         "seconds_total": time.perf_counter() - started,
         "tool_version": __version__,
     }

@@ -35,6 +35,12 @@ def test_layer_auto_prints_every_layer_and_uses_the_suggestion(tmp_path):
     assert metrics["efficacy"] > metrics["random_floor"]["efficacy"]
     request = json.loads((tmp_path / "out" / "request.json").read_text())
     assert request["layer"] == chosen[0] and request["strength"] == 1.5
+    # Where the time went: each phase's seconds, together within the command's total.
+    phases = metrics["seconds_phases"]
+    assert set(phases) == {"load", "suggest_layer", "statistics", "execute", "measure", "picture"}
+    assert all(seconds > 0 for seconds in phases.values())
+    assert sum(phases.values()) <= metrics["seconds_total"]
+    assert phases["suggest_layer"] > phases["execute"]  # it solves at every layer
 
 
 def test_bad_strength_is_refused_before_anything_is_written(tmp_path):
