@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -37,7 +38,13 @@ from rewriting.limits import (
     parse_samples,
     read_json_file,
 )
-from rewriting.request import DEFAULT_ERASE_CHANNELS, MAX_STRENGTH, Selection, parse_request
+from rewriting.request import (
+    DEFAULT_ERASE_CHANNELS,
+    MAX_STRENGTH,
+    EditRequest,
+    Selection,
+    parse_request,
+)
 from rewriting.rewrite import DEFAULT_STRENGTH
 from rewriting.solve import DEFAULT_REGULARIZATION
 from rewriting.suggest import layer_table
@@ -303,6 +310,515 @@ def distinct(components: Sequence[gr.components.Component]) -> list:
     return list({id(c): c for c in components}.values())
 
 
+#: Event settings of the page's own handlers: not offered to API clients.
+PRIVATE = {"api_visibility": "private"}
+
+
+def apply_edit(session: ss.Session, request: EditRequest, progress: gr.Progress) -> tuple:
+    """Solve the request on the session's layer (first-time statistics reported as progress)."""
+
+    def report(done: int, total: int) -> None:
+        progress(done / total, desc=f"Key statistics of {session.layer} "
+                 f"(first time only): {done}/{total} samples")
+
+    stats = ss.statistics(session, report)
+    progress(1.0, desc="Solving for the new weights")
+    return ss.run_edit_shown(session, request, stats, COMPARE_SHOWN)
+
+
+@dataclass(eq=False)
+class Selections:
+    """The brush's selections: copied and pasted regions, the goal preview, the context tray."""
+
+    state: gr.State
+    copy_img: gr.Image
+    paste_img: gr.Image
+    preview_img: gr.Image
+    tray: gr.Gallery
+    tray_pick: gr.State
+
+    def outputs(self) -> list:
+        """The components `show` updates, in the page's order."""
+        return [self.state, self.copy_img, self.paste_img, self.preview_img, self.tray,
+                self.tray_pick]
+
+    def show(self, session: ss.Session) -> dict:
+        """The session and its selections as thumbnails (no context picked)."""
+
+        def thumb(selection):
+            if selection is None:
+                return None
+            return ss.enlarge(ss.selection_image(session, selection), TILE_PX)
+
+        both = session.copy is not None and session.paste is not None
+        return {
+            self.state: session,
+            self.copy_img: thumb(session.copy),
+            self.paste_img: thumb(session.paste),
+            self.preview_img: ss.enlarge(ss.paste_preview(session), TILE_PX) if both else None,
+            self.tray: [(thumb(s), f"#{s.sample}") for s in session.context],
+            self.tray_pick: None,
+        }
+
+
+@dataclass(eq=False)
+class Page:
+    """The components that several panels read or update, and what they show of a session."""
+
+    state: gr.State
+    model_dd: gr.Dropdown
+    layer_dd: gr.Dropdown
+    trunc: gr.Slider
+    note: gr.Markdown
+    gallery: gr.Gallery
+    first: gr.Number
+    number: gr.Number
+    view: gr.Radio
+    highlight: gr.Checkbox
+    tabs: gr.Tabs
+    search_gal: gr.Gallery
+    found: gr.State
+    canvas_key: gr.State
+    chosen: Selections
+    result: gr.Markdown
+    comparison_img: gr.Image
+    strength: gr.Slider
+    compared: gr.State
+    history: gr.Markdown
+    revert_dd: gr.Dropdown
+    rank: gr.Slider
+    method: gr.Radio
+    reg: gr.Number
+    erase_n: gr.Slider
+
+    def view_args(self) -> list:
+        """The inputs a gallery page is drawn from."""
+        return [self.state, self.first, self.view, self.highlight, self.rank]
+
+    def every(self) -> list:
+        """What `everything` updates."""
+        return [self.state, self.model_dd, self.layer_dd, self.trunc, self.note, self.gallery,
+                self.view, self.highlight, self.number, self.canvas_key,
+                *self.chosen.outputs()[1:], self.history, self.revert_dd, self.result,
+                self.comparison_img, self.compared, self.search_gal, self.found]
+
+    def run_outputs(self) -> list:
+        """What `executed` updates."""
+        return [self.state, self.history, self.revert_dd, self.gallery, self.view,
+                self.highlight, self.result, self.comparison_img, self.canvas_key,
+                self.strength, self.compared, self.tabs, self.search_gal, self.found]
+
+    def loaded_outputs(self) -> list:
+        """What `loaded` updates."""
+        return [*self.chosen.outputs(), self.layer_dd, self.trunc, self.rank, self.method,
+                self.reg, self.erase_n]
+
+    def page(self, session: ss.Session, start, shown, marks, r) -> list:
+        """The gallery page from `start`, edited or original, tinted where the context fires."""
+        numbers = list(range(page_start(start), page_start(start) + PAGE))
+        images = ss.samples(session, numbers, shown != "Original")
+        if marks:
+            key, threshold = ss.probe(session, ss.statistics(session), int(r))
+            images = ss.tint(images, ss.matches(session, key, threshold, numbers), 0.45)
+        return tiles(numbers, images)
+
+    def edits(self, session: ss.Session) -> dict:
+        """The edit history and the revert picker (on the latest edit)."""
+        lines = ss.history(session)
+        latest = len(lines) - 1 if lines else None
+        empty = "No edits yet: you are looking at the original model."
+        return {
+            self.history: "\n".join(lines) or empty,
+            self.revert_dd: gr.update(choices=[(t, i) for i, t in enumerate(lines)], value=latest),
+        }
+
+    def opened(self, session: ss.Session, n) -> dict:
+        """Open sample `n` in a fresh brush canvas."""
+        return {self.number: int(n), self.canvas_key: next(CANVAS_TICKETS)}
+
+    def everything(self, session: ss.Session, start, n) -> dict:
+        """The whole page redrawn for a session (a new one, a loaded one, another model)."""
+        g = session.generator
+        return {
+            **self.chosen.show(session), **self.edits(session),
+            self.model_dd: gr.update(choices=model_choices(), value=g.name),
+            self.layer_dd: gr.update(choices=ss.layer_choices(g), value=session.layer),
+            self.trunc: gr.update(visible=g.default_truncation is not None,
+                                  value=session.truncation),
+            self.note: ss.model_note(g),
+            self.gallery: self.page(session, start, "Edited", False, 1),
+            self.view: "Edited", self.highlight: False,
+            **self.opened(session, n),
+            self.result: NO_RESULT, self.comparison_img: gr.update(value=None, visible=False),
+            self.compared: None, self.search_gal: None, self.found: [],
+        }
+
+    def loaded(self, session: ss.Session, request) -> dict:
+        """A loaded request's selections and settings, ready to Execute."""
+        return {
+            **self.chosen.show(session), self.layer_dd: session.layer, self.rank: request.rank,
+            self.method: request.method,
+            self.reg: request.regularization or DEFAULT_REGULARIZATION,
+            self.erase_n: request.erase or DEFAULT_ERASE_CHANNELS,
+            self.trunc: gr.skip() if session.truncation is None else session.truncation,
+        }
+
+    def executed(self, session: ss.Session, request, start, progress) -> dict:
+        """Apply the request and show its result: history, gallery, numbers, before/after."""
+        applied = [i + 1 for i, d in enumerate(session.stack.deltas)
+                   if d.request == request.to_json()]
+        if applied:
+            gr.Warning(f"the same edit as edit {applied[-1]}: it is now applied twice "
+                       "(Revert undoes either)")
+        done, metrics, shown = apply_edit(session, request, progress)
+        progress(1.0, desc="Rendering before and after")
+        picture = ss.comparison(done, shown)
+        return {
+            self.state: done, **self.edits(done),
+            self.gallery: self.page(done, start, "Edited", False, 1), self.view: "Edited",
+            self.highlight: False,
+            self.result: ss.result_text(len(done.stack.deltas), metrics, len(shown.numbers)),
+            self.canvas_key: next(CANVAS_TICKETS),
+            self.comparison_img: gr.update(value=image_file(np.asarray(picture)), visible=True),
+            self.strength: done.stack.deltas[-1].strength, self.compared: shown,
+            self.tabs: gr.Tabs(selected="result"), self.search_gal: None, self.found: [],
+        }
+
+
+def session_events(demo: gr.Blocks, p: Page, saved: gr.BrowserState) -> None:
+    """Open the page on the session kept in this browser; keep every change there."""
+
+    @friendly
+    def on_load(st, start, n, kept):
+        if st is None and kept:
+            try:
+                st = ss.restore(kept)
+                if st.stack.deltas:
+                    gr.Info(f"Restored your {len(st.stack.deltas)} edit(s) from this browser.")
+            except RewritingError as err:
+                gr.Warning(f"your edits kept in this browser could not be restored: "
+                           f"{one_line(err)}; starting afresh")
+        return p.everything(current(st), start, n)
+
+    def keep(st):
+        return gr.skip() if st is None else ss.snapshot(st)
+
+    demo.load(on_load, [p.state, p.first, p.number, saved], p.every(), **PRIVATE)
+    p.state.change(keep, p.state, saved, **PRIVATE)
+
+
+# ---- gallery: model, layer and truncation pickers; samples, paging, opening a sample ----------
+def model_pickers() -> tuple[gr.Dropdown, gr.Dropdown, gr.Slider, gr.Markdown]:
+    """The row of model, layer and truncation pickers, and the note on the model under it."""
+    with gr.Row(equal_height=True):
+        model_dd = gr.Dropdown(
+            model_choices(), value=DEFAULT_MODEL,
+            label="Model (or type hub:OWNER/NAME: an edit published here)",
+            elem_id="model", scale=2, allow_custom_value=True, min_width=320,
+        )
+        layer_dd = gr.Dropdown([], label="Layer to rewrite", elem_id="layer", scale=2,
+                               min_width=320)
+        trunc = gr.Slider(0, 1, step=0.05, label="Truncation", visible=False, scale=1)
+    return model_dd, layer_dd, trunc, gr.Markdown(elem_id="note")
+
+
+@dataclass(eq=False)
+class SamplesTab:
+    """The gallery of samples, its paging, the sample to open and how samples are shown."""
+
+    gallery: gr.Gallery
+    prev_b: gr.Button
+    first: gr.Number
+    next_b: gr.Button
+    number: gr.Number
+    view: gr.Radio
+    highlight: gr.Checkbox
+
+
+def samples_tab() -> SamplesTab:
+    """The Samples tab: a page of samples, paging and the view options."""
+    gallery = gr.Gallery(
+        label="Samples: click one to open it in the brush canvas",
+        columns=6, height="auto", allow_preview=False, format="png",
+        elem_id="gallery", fit_columns=False, elem_classes="thumb",
+        show_label=False,
+    )
+    with gr.Row():
+        prev_b = gr.Button("< Previous page", size="sm", min_width=80)
+        first = gr.Number(0, label="Page starts at sample", precision=0,
+                          elem_id="page-start", min_width=80)
+        next_b = gr.Button("Next page >", size="sm", min_width=80)
+        number = gr.Number(0, label="Open sample # in the canvas",
+                           precision=0, elem_id="open-number", min_width=80)
+    with gr.Row():
+        view = gr.Radio(["Edited", "Original"], value="Edited",
+                        label="Show the model", elem_id="view")
+        highlight = gr.Checkbox(
+            False, label="Highlight context matches",
+            info="where the context key fires (99th percentile)",
+            elem_id="highlight",
+        )
+    return SamplesTab(gallery, prev_b, first, next_b, number, view, highlight)
+
+
+def found_gallery() -> gr.Gallery:
+    """The Best matches tab: the samples where the context key fires most."""
+    return gr.Gallery(
+        label="Best context matches (click one to open it)", columns=6,
+        height="auto", allow_preview=False, format="png", elem_id="found",
+        elem_classes="thumb",
+    )
+
+
+def picker_events(p: Page) -> None:
+    """Picking a model (from the list or typed), a layer or a truncation."""
+
+    def pick_model(name, st, progress=PROGRESS):
+        try:
+            session = ss.Session.start(name, lambda f, msg: progress(f, desc=msg))
+            return p.everything(session, 0, 0)
+        except RewritingError as err:
+            gr.Warning(load_failure(name, err))
+            return {p.model_dd: current(st).generator.name}
+
+    def pick_typed(name, st, progress=PROGRESS):
+        # A name picked from the list is loaded by the select event alone.
+        listed = {m.name for m in list_models()}
+        if name in listed or name == current(st).generator.name:
+            return gr.skip()
+        return pick_model(name, st, progress)
+
+    @friendly
+    def pick_layer(name, st, start, shown, marks, r):
+        session = current(st).with_layer(name)
+        return {**p.chosen.show(session), p.gallery: p.page(session, start, shown, marks, r)}
+
+    @friendly
+    def pick_truncation(value, st, start, shown, n):
+        session = current(st).with_truncation(value)
+        return {**p.chosen.show(session), **p.opened(session, n),
+                p.gallery: p.page(session, start, shown, False, 1), p.highlight: False}
+
+    chosen = p.chosen.outputs()
+    # One load per choice: a pick from the list fires `select` once (`input` fires twice);
+    # a typed hub: name loads when the field is left.
+    p.model_dd.select(pick_model, [p.model_dd, p.state], p.every(), show_progress_on=p.note,
+                      **PRIVATE, **HEAVY)
+    p.model_dd.blur(pick_typed, [p.model_dd, p.state], p.every(), show_progress_on=p.note,
+                    **PRIVATE, **HEAVY)
+    p.layer_dd.input(pick_layer, [p.layer_dd, *p.view_args()], [*chosen, p.gallery], **PRIVATE)
+    p.trunc.release(pick_truncation, [p.trunc, p.state, p.first, p.view, p.number],
+                    [*chosen, p.gallery, p.highlight, p.number, p.canvas_key], **PRIVATE)
+
+
+def paging_events(p: Page, prev_b: gr.Button, next_b: gr.Button) -> None:
+    """Drawing a gallery page: from a typed start, in another view, a page back or on."""
+
+    def show_page(st, start, shown, marks, r):
+        if page_start(start) != int(start or 0):
+            gr.Warning(f"pages start at samples 0 to {page_start(MAX_SAMPLE_NUMBER)}; "
+                       f"showing the page from {page_start(start)}")
+        try:
+            return {p.gallery: p.page(current(st), start, shown, marks, r),
+                    p.first: page_start(start)}
+        except RewritingError as err:
+            gr.Warning(one_line(err))
+            return {p.highlight: False, p.first: page_start(start)}
+
+    def step(delta):
+        def move(st, start, shown, marks, r):
+            return show_page(st, page_start(page_start(start) + delta), shown, marks, r)
+
+        return move
+
+    paged = [p.gallery, p.first, p.highlight]
+    for trigger in (p.first.submit, p.view.input, p.highlight.input):
+        trigger(show_page, p.view_args(), paged, **PRIVATE)
+    prev_b.click(step(-PAGE), p.view_args(), paged, **PRIVATE)
+    next_b.click(step(PAGE), p.view_args(), paged, **PRIVATE)
+
+
+def opening_events(p: Page) -> None:
+    """Opening a sample in the brush canvas: clicked in a gallery, or by its number."""
+
+    @friendly
+    def open_clicked(evt: gr.SelectData, st, start):
+        return p.opened(current(st), page_start(start) + evt.index)
+
+    @friendly
+    def open_found(evt: gr.SelectData, st, numbers):
+        return p.opened(current(st), numbers[evt.index])
+
+    @friendly
+    def open_number(st, n):
+        session = current(st)
+        last = session.generator.max_sample
+        n = int(n or 0)
+        if not 0 <= n <= last:
+            # Snap the field back into range, as the page start does: the canvas is drawn
+            # from this field, so an out-of-range value left there would break it later.
+            gr.Warning(f"samples go from 0 to {last}; opening sample {min(max(n, 0), last)}")
+            n = min(max(n, 0), last)
+        return p.opened(session, n)
+
+    shown_canvas = [p.number, p.canvas_key]
+    p.gallery.select(open_clicked, [p.state, p.first], shown_canvas, js=SHOW_CANVAS, **PRIVATE)
+    p.search_gal.select(open_found, [p.state, p.found], shown_canvas, js=SHOW_CANVAS,
+                        **PRIVATE)
+    p.number.submit(open_number, [p.state, p.number], shown_canvas, **PRIVATE)
+
+
+def canvas_follows_view(p: Page) -> None:
+    """Redraw the brush canvas from the model the gallery shows (edited or original)."""
+    p.view.input(lambda: next(CANVAS_TICKETS), None, p.canvas_key, **PRIVATE)
+
+
+# ---- brush and selections: canvas, copy/paste/context tray, search, suggest a layer -----------
+def store(chosen: Selections, role: str, n: int) -> Callable:
+    """A handler that keeps the painted mask on sample `n` as the Copy, Paste or a Context."""
+
+    @friendly
+    def keep(value, st):
+        session = current(st)
+        mask = ss.brush_mask((value or {}).get("layers") or [])
+        selection = Selection(n, ss.mask_url(mask))
+        return chosen.show(session.with_selection(role, selection))
+
+    return keep
+
+
+@dataclass(eq=False)
+class BrushColumn:
+    """The brush canvas's ticket, the selections and the column's buttons."""
+
+    canvas_key: gr.State
+    chosen: Selections
+    remove_b: gr.Button
+    clear_b: gr.Button
+    search_b: gr.Button
+    suggest_b: gr.Button
+
+
+def brush_column(state: gr.State, number: gr.Number, view: gr.Radio,
+                 tray_pick: gr.State) -> BrushColumn:
+    """The brush canvas (redrawn on each new ticket), the selections and their buttons."""
+    with gr.Column(scale=2, min_width=300, elem_id="brush-column"):
+        canvas_key = gr.State("")
+
+        @gr.render(inputs=[state, number, view], triggers=[canvas_key.change])
+        def brush_panel(session, n, shown):
+            # A fresh canvas per opened sample: Gradio's ImageEditor can hang when its
+            # value is replaced while it still uploads the visitor's last strokes.
+            if session is None:
+                return
+            n = int(n or 0)
+            edited = shown != "Original"
+            gr.Markdown(f"**Sample #{n}** ({'edited' if edited else 'original'} model): "
+                        "paint over a region, then press **Copy**, **Paste** or "
+                        "**Context**.", elem_id="canvas-title")
+            editor = gr.ImageEditor(
+                canvas(session, n, edited), image_mode="RGBA", type="numpy",
+                format="png", sources=(), transforms=(), layers=False,
+                fixed_canvas=True, canvas_size=(CANVAS_PX, CANVAS_PX),
+                label="Brush canvas", elem_id="editor", height=330, interactive=True,
+                brush=gr.Brush(default_size=16, colors=[BRUSH_COLOR], color_mode="fixed"),
+            )
+            with gr.Row():
+                for label, role, elem_id in (("Copy", "copy", "copy"),
+                                             ("Paste", "paste", "paste"),
+                                             ("Context", "context", "context-add")):
+                    gr.Button(label, elem_id=elem_id, min_width=60).click(
+                        store(chosen, role, n), [editor, state], chosen.outputs(), **PRIVATE
+                    )
+
+        with gr.Row():
+            copy_img = gr.Image(label="Copied", interactive=False, height=130,
+                                elem_classes="thumb", elem_id="copied", min_width=80)
+            paste_img = gr.Image(label="Paste here", interactive=False, height=130,
+                                 elem_classes="thumb", elem_id="pasted", min_width=80)
+            preview_img = gr.Image(label="Goal preview", interactive=False, height=130,
+                                   elem_classes="thumb", elem_id="preview", min_width=80)
+        tray = gr.Gallery(label="Context: where the rule applies (click one, then Remove)",
+                          columns=6, height=130, allow_preview=False, format="png",
+                          fit_columns=False, elem_id="tray", elem_classes="thumb")
+        chosen = Selections(state, copy_img, paste_img, preview_img, tray, tray_pick)
+        with gr.Row():
+            remove_b = gr.Button("Remove selected context", size="sm")
+            clear_b = gr.Button("Clear all selections", size="sm")
+        with gr.Row():
+            search_b = gr.Button(f"Search {len(SEARCH_SAMPLES)} samples for the context",
+                                 elem_id="search", size="sm")
+            suggest_b = gr.Button("Suggest a layer", elem_id="suggest", size="sm")
+    return BrushColumn(canvas_key, chosen, remove_b, clear_b, search_b, suggest_b)
+
+
+def tray_events(p: Page, remove_b: gr.Button, clear_b: gr.Button) -> None:
+    """Picking a context in the tray, removing it, clearing all selections."""
+
+    @friendly
+    def pick_tray(evt: gr.SelectData):
+        return evt.index
+
+    @friendly
+    def remove(st, index):
+        if index is None:
+            raise RewritingError("click a context example in the tray first, then Remove")
+        return p.chosen.show(current(st).without_context(index))
+
+    @friendly
+    def clear(st):
+        session = current(st)
+        return p.chosen.show(ss.Session(session.stack, session.layer, session.truncation))
+
+    p.chosen.tray.select(pick_tray, None, p.chosen.tray_pick, **PRIVATE)
+    remove_b.click(remove, [p.state, p.chosen.tray_pick], p.chosen.outputs(), **PRIVATE)
+    clear_b.click(clear, [p.state], p.chosen.outputs(), **PRIVATE)
+
+
+def search_events(p: Page, search_b: gr.Button) -> None:
+    """Search the samples where the context key fires most; show them under Best matches."""
+
+    @on_gpu
+    @friendly
+    def find(st, r, progress=PROGRESS):
+        session = current(st)
+        stats = ss.statistics(session, lambda d, t: progress(d / t, desc="Key statistics"))
+        key, threshold = ss.probe(session, stats, int(r))
+        best = ss.search(session, key, SEARCH_SAMPLES, SEARCH_SHOWN)
+        numbers = [n for n, _ in best]
+        images = ss.tint(ss.samples(session, numbers),
+                         ss.matches(session, key, threshold, numbers), 0.45)
+        score = dict(best)
+        return {p.search_gal: tiles(numbers, images, lambda n: f" · {score[n]:.2f}"),
+                p.found: numbers, p.tabs: gr.Tabs(selected="found")}
+
+    search_b.click(find, [p.state, p.rank], [p.search_gal, p.found, p.tabs],
+                   show_progress_on=p.search_gal, **PRIVATE, **HEAVY)
+
+
+def suggest_events(p: Page, suggest_b: gr.Button) -> None:
+    """Suggest the layer where the selections' rule generalises best, and switch to it."""
+
+    @on_gpu
+    @friendly
+    def suggest_now(st, r, m, lam, start, progress=PROGRESS):
+        session = current(st)
+        progress(0.0, desc="Solving at every layer (statistics: first time only)")
+        suggestion = ss.suggest(session, session.request(int(r), m, lam))
+        session = session.with_layer(suggestion.layer)
+        return {
+            **p.chosen.show(session), p.layer_dd: suggestion.layer,
+            p.gallery: p.page(session, start, "Edited", False, 1),
+            p.result: f"Suggested layer **{suggestion.layer}** (best generalisation among "
+            f"specific layers):\n```\n{layer_table(suggestion)}\n```",
+        }
+
+    suggest_b.click(suggest_now, [p.state, p.rank, p.method, p.reg, p.first],
+                    [*p.chosen.outputs(), p.layer_dd, p.gallery, p.result],
+                    show_progress_on=p.result, **PRIVATE, **HEAVY)
+
+
+# ---- execute and results: examples, Execute, Erase; the result, its strength, before/after ----
 def action_bar() -> tuple[list[gr.Button], gr.Button, gr.Button]:
     """The top row: one button per example (loads and executes it), Execute and Erase."""
     with gr.Row(elem_id="actions", equal_height=True):
@@ -325,6 +841,271 @@ def result_panel() -> tuple[gr.Markdown, gr.Image, gr.Slider]:
                          elem_id="strength",
                          label="Strength of the latest edit (re-renders without solving)")
     return result, picture, strength
+
+
+def advanced_settings() -> tuple[gr.Slider, gr.Radio, gr.Number, gr.Slider]:
+    """The Advanced accordion: rank, method, regularization, channels to erase."""
+    with gr.Accordion("Advanced", open=False), gr.Row():
+        rank = gr.Slider(1, 16, value=1, step=1, label="Rank of the update")
+        method = gr.Radio([("rank-r (the paper)", "rank"), ("dense (whole layer)",
+                          "dense")], value="rank", label="Method")
+        reg = gr.Number(DEFAULT_REGULARIZATION, label="Regularization",
+                        elem_id="regularization")
+        erase_n = gr.Slider(1, 128, value=DEFAULT_ERASE_CHANNELS, step=1,
+                            label="Channels to erase")
+    return rank, method, reg, erase_n
+
+
+def execute_events(p: Page, execute_b: gr.Button, erase_b: gr.Button) -> None:
+    """Execute the selections' rule, or erase what is under Paste."""
+
+    def run(erase: bool):
+        @on_gpu
+        @friendly
+        def go(st, r, m, lam, channels, start, progress=PROGRESS):
+            session = current(st)
+            request = session.request(int(r), m, lam, int(channels) if erase else None)
+            return p.executed(session, request, start, progress)
+
+        return go
+
+    settings = [p.state, p.rank, p.method, p.reg, p.erase_n, p.first]
+    execute_b.click(run(False), settings, p.run_outputs(),
+                    show_progress_on=p.result, **PRIVATE, **HEAVY)
+    erase_b.click(run(True), settings, p.run_outputs(),
+                  show_progress_on=p.result, **PRIVATE, **HEAVY)
+
+
+def example_events(p: Page, example_bs: list[gr.Button]) -> None:
+    """Each example button loads its request (on the embedded model) and executes it."""
+
+    def example(name: str):
+        @on_gpu
+        @friendly
+        def load_and_execute(st, start, progress=PROGRESS):
+            session, switched = current(st), {}
+            if session.generator.name != DEFAULT_MODEL and not session.stack.deltas:
+                # The examples are for the embedded model: a visitor without edits moves.
+                session, start = ss.Session.start(DEFAULT_MODEL), 0
+                switched = p.everything(session, start, 0)
+            data = read_json_file(EXAMPLES_DIR / EXAMPLES[name], "example")
+            session, request = session.loaded(data)
+            return {**switched, **p.loaded(session, request),
+                    **p.executed(session, request, start, progress)}
+
+        return load_and_execute
+
+    outputs = distinct([*p.every(), *p.loaded_outputs(), *p.run_outputs(), p.search_gal,
+                        p.found])
+    for name, button in zip(EXAMPLES, example_bs, strict=True):
+        button.click(example(name), [p.state, p.first], outputs,
+                     show_progress_on=p.comparison_img, **PRIVATE, **HEAVY)
+
+
+def strength_events(p: Page) -> None:
+    """Re-render the latest edit at the strength picked, without solving again."""
+
+    @friendly
+    def rescale(st, s, start, shown):
+        session = current(st).with_strength(float(s))
+        edited = {p.comparison_img: image_file(np.asarray(ss.comparison(session, shown)))}
+        return {
+            p.state: session, p.gallery: p.page(session, start, "Edited", False, 1),
+            p.view: "Edited", p.highlight: False, p.canvas_key: next(CANVAS_TICKETS),
+            p.result: f"Edit {len(session.stack.deltas)} now at strength {float(s):g} "
+            "(the solved update times the strength; nothing solved again).",
+            **(edited if shown else {}),
+        }
+
+    p.strength.release(rescale, [p.state, p.strength, p.first, p.compared],
+                       [p.state, p.gallery, p.view, p.highlight, p.canvas_key, p.result,
+                        p.comparison_img],
+                       **PRIVATE)
+
+
+# ---- history: the edits so far, reverting one ------------------------------------------------
+def history_panel() -> tuple[gr.Markdown, gr.Dropdown, gr.Button]:
+    """The edit history and the picker and button that revert one edit."""
+    with gr.Row():
+        with gr.Column(scale=2):
+            gr.Markdown("### Edit history")
+            history = gr.Markdown(elem_id="history")
+        with gr.Column():
+            revert_dd = gr.Dropdown([], label="Edit to revert", elem_id="revert-pick")
+            revert_b = gr.Button("Revert this edit", elem_id="revert")
+    return history, revert_dd, revert_b
+
+
+def revert_events(p: Page, revert_b: gr.Button) -> None:
+    """Revert the edit picked; the others stay."""
+
+    @friendly
+    def revert_picked(st, index, start, shown):
+        if index is None:
+            raise RewritingError("there is no edit to revert")
+        session = current(st).reverted(int(index))
+        return {
+            p.state: session, **p.edits(session),
+            p.gallery: p.page(session, start, shown, False, 1),
+            p.highlight: False, p.result: f"Edit {int(index) + 1} reverted.",
+            p.canvas_key: next(CANVAS_TICKETS),
+            p.comparison_img: gr.update(value=None, visible=False), p.compared: None,
+            p.search_gal: None, p.found: [],
+        }
+
+    revert_b.click(revert_picked, [p.state, p.revert_dd, p.first, p.view],
+                   [p.state, p.history, p.revert_dd, p.gallery, p.highlight, p.result,
+                    p.comparison_img, p.canvas_key, p.compared, p.search_gal, p.found],
+                   **PRIVATE)
+
+
+# ---- files: saving and loading edits and requests, downloads ----------------------------------
+@dataclass(eq=False)
+class FilesPanel:
+    """The Save, load and download accordion's buttons and the files they produce."""
+
+    save_stack_b: gr.Button
+    load_stack_b: gr.UploadButton
+    save_b: gr.Button
+    load_b: gr.UploadButton
+    delta_b: gr.Button
+    weights_b: gr.Button
+    files: gr.File
+
+
+def files_panel() -> FilesPanel:
+    """Save and load all edits or a request; download the latest delta or the weights."""
+    with gr.Accordion("Save, load and download", open=False):
+        with gr.Row():
+            save_stack_b = gr.Button("Save all edits (one file)", elem_id="save-edits")
+            load_stack_b = gr.UploadButton("Load an edits file", elem_id="load-edits",
+                                           file_types=[".safetensors"])
+            save_b = gr.Button("Save the selections as a request (JSON)")
+            load_b = gr.UploadButton("Load a request JSON (ours or the paper's)",
+                                     file_types=[".json"])
+            delta_b = gr.Button("Download last edit's delta")
+            weights_b = gr.Button("Download full edited weights", elem_id="download-weights")
+        files = gr.File(label="Files", interactive=False, height=120, elem_id="files")
+    return FilesPanel(save_stack_b, load_stack_b, save_b, load_b, delta_b, weights_b, files)
+
+
+def edit_file_events(p: Page, f: FilesPanel) -> None:
+    """Save all edits as one file; load such a file (moving to its model)."""
+
+    @friendly
+    def save_edits(st):
+        return str(ss.save_edits(current(st), download_dir()))
+
+    @friendly
+    def load_edits(path, st, start):
+        deltas = load_stack(path, Path(path).name)
+        if not deltas:
+            raise RewritingError("that edits file holds no edits")
+        session = current(st)
+        if session.generator.name != deltas[0].model:
+            session = ss.Session.start(deltas[0].model)
+        session = session.with_edits(deltas)
+        gr.Info(f"Loaded {len(deltas)} edit(s) on {session.generator.name}.")
+        return p.everything(session, start, 0)
+
+    f.save_stack_b.click(save_edits, [p.state], f.files, **PRIVATE)
+    f.load_stack_b.upload(load_edits, [f.load_stack_b, p.state, p.first], p.every(),
+                          **PRIVATE, **HEAVY)
+
+
+def request_file_events(p: Page, f: FilesPanel) -> None:
+    """Save the selections (or the latest edit) as a request JSON; load one back."""
+
+    @friendly
+    def save_json(st, r, m, lam):
+        session = current(st)
+        if session.paste is not None and session.copy is not None:
+            data = session.request(int(r), m, lam).to_json()
+        elif session.stack.deltas:
+            data = session.stack.deltas[-1].request
+        else:
+            raise RewritingError("nothing to save: make a Copy and a Paste selection first")
+        path = download_dir() / "edit.json"
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        return str(path)
+
+    @friendly
+    def load_json(path, st):
+        session, request = current(st).loaded(read_json_file(path, "edit file"))
+        gr.Info(f"Loaded the edit's selections ({len(session.context)} context); "
+                "press Execute to apply it.")
+        return p.loaded(session, request)
+
+    f.save_b.click(save_json, [p.state, p.rank, p.method, p.reg], f.files, **PRIVATE)
+    f.load_b.upload(load_json, [f.load_b, p.state], p.loaded_outputs(), **PRIVATE)
+
+
+def download_events(p: Page, f: FilesPanel) -> None:
+    """Download the latest edit's delta or the full edited weights."""
+
+    @friendly
+    def download_delta(st):
+        return str(ss.save_delta(current(st), -1, download_dir()))
+
+    @friendly
+    def download_weights(st, progress=PROGRESS):
+        progress(0.5, desc="Writing the edited weights")
+        return str(ss.save_weights(current(st), download_dir()))
+
+    f.delta_b.click(download_delta, [p.state], f.files, **PRIVATE)
+    f.weights_b.click(download_weights, [p.state], f.files, **PRIVATE, **HEAVY)
+
+
+# ---- publish: the edit stack to a Hub repository ----------------------------------------------
+@dataclass(eq=False)
+class PublishPanel:
+    """The Publish accordion's fields, its button and where it reports."""
+
+    repo_tb: gr.Textbox
+    private_cb: gr.Checkbox
+    delta_cb: gr.Checkbox
+    exist_cb: gr.Checkbox
+    publish_b: gr.Button
+    published: gr.Markdown
+
+
+def publish_panel() -> PublishPanel:
+    """Publish the edits to a Hub repository (a login button on a Space)."""
+    with gr.Accordion("Publish to the Hugging Face Hub", open=False):
+        gr.Markdown(publish_help(), elem_id="publish-help")
+        with gr.Row():
+            if ON_SPACE:
+                gr.LoginButton()
+            repo_tb = gr.Textbox(label="Repository", placeholder="OWNER/NAME", scale=2)
+            private_cb = gr.Checkbox(False, label="Private")
+            delta_cb = gr.Checkbox(False, label="Delta only (loading fetches the base)")
+            exist_cb = gr.Checkbox(False, label="Add to an existing repository")
+        publish_b = gr.Button("Publish these edits", elem_id="publish",
+                              interactive=publishing_allowed())
+        published = gr.Markdown()
+    return PublishPanel(repo_tb, private_cb, delta_cb, exist_cb, publish_b, published)
+
+
+def publish_events(p: Page, pub: PublishPanel) -> None:
+    """Publish with the visitor's (or the allowed local) token; report the repository."""
+
+    @friendly
+    def publish_now(st, repo, private, delta_only, exist_ok,
+                    oauth: gr.OAuthToken | None = None, progress=PROGRESS):
+        token = hub_token(oauth)  # refuses first where publishing is not allowed
+        with tempfile.TemporaryDirectory(prefix="rewriting-publish-") as staging:
+            url = ss.publish_edit(
+                current(st), repo, token, Path(staging), private, delta_only, exist_ok,
+                lambda f, msg: progress(f, desc=msg),
+            )
+        name, count = repo.strip(), len(current(st).stack.deltas)
+        return (f"Published {count} edit{'s' if count > 1 else ''} in one commit: "
+                f"[{url}]({url}). Load it here by typing `hub:{name}` as the model, or "
+                f"`python -m rewriting sample --model hub:{name}`.")
+
+    pub.publish_b.click(publish_now,
+                        [p.state, pub.repo_tb, pub.private_cb, pub.delta_cb, pub.exist_cb],
+                        pub.published, show_progress_on=pub.published, **PRIVATE, **HEAVY)
 
 
 #: Sessions (by Gradio's session hash) whose visitor pressed Cancel during a projection.
@@ -403,16 +1184,77 @@ def photo_panel(state: gr.State) -> None:
         def rerender(st, projection):
             return side_by_side(current(st), projection)
 
-        private = {"api_visibility": "private"}
         event = project_b.click(run_projection, [upload, crop_tb, steps, state],
                                 [latent, shown_crop, original, edited, info],
-                                show_progress_on=info, **private, **HEAVY)
-        cancel_b.click(cancel, None, None, cancels=[event], **private)
-        state.change(rerender, [state, latent], [original, edited], **private)
+                                show_progress_on=info, **PRIVATE, **HEAVY)
+        cancel_b.click(cancel, None, None, cancels=[event], **PRIVATE)
+        state.change(rerender, [state, latent], [original, edited], **PRIVATE)
+
+
+
+
+# ---- hidden API endpoints: the engine's JSON request in, metrics and images out ---------------
+def api_endpoints(state: gr.State) -> None:
+    """The `sample`, `execute` and `revert` endpoints on hidden components."""
+    with gr.Column(visible=False):
+        api_samples = gr.Textbox("0-7")
+        api_edited = gr.Checkbox(True)
+        api_request = gr.Textbox()
+        api_index = gr.Textbox("0")
+        api_info = gr.JSON()
+        api_images = gr.Gallery(format="png")
+        api_sample_b, api_execute_b, api_revert_b = gr.Button(), gr.Button(), gr.Button()
+
+    @api_errors
+    def api_sample(text, edited, st):
+        """Render samples ("0-15", "3,5,9") of this session's model, edited or original."""
+        session = current(st)
+        if not isinstance(edited, bool):
+            raise RewritingError(f"edited must be true or false, got {edited!r}")
+        numbers = parse_samples(text, MAX_APP_SAMPLES)
+        return session, tiles(numbers, ss.samples(session, numbers, edited), size=0), {
+            "model": session.generator.name, "samples": numbers,
+            "edits": ss.history(session), "edited": edited,
+        }
+
+    @on_gpu
+    @api_errors
+    def api_execute(text, st, progress=PROGRESS):
+        """Execute an edit request (the engine's JSON) on top of this session's edits.
+
+        A request for another model moves a session without edits to that model.
+        """
+        session = current(st)
+        request = parse_request(parse_json(text, "the request"))
+        if request.model != session.generator.name and not session.stack.deltas:
+            session = ss.Session.start(request.model)
+        if request.layer is not None:  # the statistics are those of the request's layer
+            session = session.with_layer(request.layer)
+        done, metrics, shown = apply_edit(session, request, progress)
+        numbers = list(shown.numbers)
+        images = tiles(numbers, ss.samples(session, numbers), lambda n: " before", 0)
+        images += tiles(numbers, ss.samples(done, numbers), lambda n: " after", 0)
+        return done, {**metrics, "edits": len(done.stack.deltas), "samples": numbers}, images
+
+    @api_errors
+    def api_revert(index, st):
+        """Revert this session's edit number `index` (0-based)."""
+        session = current(st).reverted(whole_number(index, "the edit number"))
+        return session, {"edits": ss.history(session)}
+
+    api_sample_b.click(api_sample, [api_samples, api_edited, state],
+                       [state, api_images, api_info], api_name="sample")
+    api_execute_b.click(api_execute, [api_request, state], [state, api_info, api_images],
+                        api_name="execute", **HEAVY)
+    api_revert_b.click(api_revert, [api_index, state], [state, api_info], api_name="revert")
 
 
 def build() -> gr.Blocks:
-    """The app's page and its events."""
+    """The app's page and its events.
+
+    The panels are laid out first, then their events are wired in a fixed order: an event's
+    position is its `fn_index`, which clients that join the queue directly rely on.
+    """
     # Rendered pictures and downloads in Gradio's cache are deleted after an hour.
     with gr.Blocks(title="Rewriting a Deep Generative Model",
                    delete_cache=(CACHE_AGE // 2, CACHE_AGE)) as demo:
@@ -422,581 +1264,43 @@ def build() -> gr.Blocks:
         tray_pick = gr.State(None)
         gr.Markdown(INTRO, elem_id="intro")
         example_bs, execute_b, erase_b = action_bar()
-        with gr.Row(equal_height=True):
-            model_dd = gr.Dropdown(
-                model_choices(), value=DEFAULT_MODEL,
-                label="Model (or type hub:OWNER/NAME: an edit published here)",
-                elem_id="model", scale=2, allow_custom_value=True, min_width=320,
-            )
-            layer_dd = gr.Dropdown([], label="Layer to rewrite", elem_id="layer", scale=2,
-                                   min_width=320)
-            trunc = gr.Slider(0, 1, step=0.05, label="Truncation", visible=False, scale=1)
-        note = gr.Markdown(elem_id="note")
+        model_dd, layer_dd, trunc, note = model_pickers()
         with gr.Row(elem_id="workspace"):
-            with gr.Column(scale=3, min_width=300):
-                with gr.Tabs(elem_id="views") as tabs:
-                    with gr.Tab("Samples", id="samples", elem_id="samples-tab"):
-                        gallery = gr.Gallery(
-                            label="Samples: click one to open it in the brush canvas",
-                            columns=6, height="auto", allow_preview=False, format="png",
-                            elem_id="gallery", fit_columns=False, elem_classes="thumb",
-                            show_label=False,
-                        )
-                        with gr.Row():
-                            prev_b = gr.Button("< Previous page", size="sm", min_width=80)
-                            first = gr.Number(0, label="Page starts at sample", precision=0,
-                                              elem_id="page-start", min_width=80)
-                            next_b = gr.Button("Next page >", size="sm", min_width=80)
-                            number = gr.Number(0, label="Open sample # in the canvas",
-                                               precision=0, elem_id="open-number", min_width=80)
-                        with gr.Row():
-                            view = gr.Radio(["Edited", "Original"], value="Edited",
-                                            label="Show the model", elem_id="view")
-                            highlight = gr.Checkbox(
-                                False, label="Highlight context matches",
-                                info="where the context key fires (99th percentile)",
-                                elem_id="highlight",
-                            )
-                    with gr.Tab("Before / after", id="result", elem_id="result-tab"):
-                        result, comparison_img, strength = result_panel()
-                    with gr.Tab("Best matches", id="found", elem_id="found-tab"):
-                        search_gal = gr.Gallery(
-                            label="Best context matches (click one to open it)", columns=6,
-                            height="auto", allow_preview=False, format="png", elem_id="found",
-                            elem_classes="thumb",
-                        )
-            with gr.Column(scale=2, min_width=300, elem_id="brush-column"):
-                canvas_key = gr.State("")
-
-                @gr.render(inputs=[state, number, view], triggers=[canvas_key.change])
-                def brush_panel(session, n, shown):
-                    # A fresh canvas per opened sample: Gradio's ImageEditor can hang when its
-                    # value is replaced while it still uploads the visitor's last strokes.
-                    if session is None:
-                        return
-                    n = int(n or 0)
-                    edited = shown != "Original"
-                    gr.Markdown(f"**Sample #{n}** ({'edited' if edited else 'original'} model): "
-                                "paint over a region, then press **Copy**, **Paste** or "
-                                "**Context**.", elem_id="canvas-title")
-                    editor = gr.ImageEditor(
-                        canvas(session, n, edited), image_mode="RGBA", type="numpy",
-                        format="png", sources=(), transforms=(), layers=False,
-                        fixed_canvas=True, canvas_size=(CANVAS_PX, CANVAS_PX),
-                        label="Brush canvas", elem_id="editor", height=330, interactive=True,
-                        brush=gr.Brush(default_size=16, colors=[BRUSH_COLOR], color_mode="fixed"),
-                    )
-                    with gr.Row():
-                        for label, role, elem_id in (("Copy", "copy", "copy"),
-                                                     ("Paste", "paste", "paste"),
-                                                     ("Context", "context", "context-add")):
-                            gr.Button(label, elem_id=elem_id, min_width=60).click(
-                                store(role, n), [editor, state], chosen, **private
-                            )
-
-                with gr.Row():
-                    copy_img = gr.Image(label="Copied", interactive=False, height=130,
-                                        elem_classes="thumb", elem_id="copied", min_width=80)
-                    paste_img = gr.Image(label="Paste here", interactive=False, height=130,
-                                         elem_classes="thumb", elem_id="pasted", min_width=80)
-                    preview_img = gr.Image(label="Goal preview", interactive=False, height=130,
-                                           elem_classes="thumb", elem_id="preview", min_width=80)
-                tray = gr.Gallery(label="Context: where the rule applies (click one, then Remove)",
-                                  columns=6, height=130, allow_preview=False, format="png",
-                                  fit_columns=False, elem_id="tray", elem_classes="thumb")
-                with gr.Row():
-                    remove_b = gr.Button("Remove selected context", size="sm")
-                    clear_b = gr.Button("Clear all selections", size="sm")
-                with gr.Row():
-                    search_b = gr.Button(f"Search {len(SEARCH_SAMPLES)} samples for the context",
-                                         elem_id="search", size="sm")
-                    suggest_b = gr.Button("Suggest a layer", elem_id="suggest", size="sm")
-        with gr.Accordion("Advanced", open=False):
-            with gr.Row():
-                rank = gr.Slider(1, 16, value=1, step=1, label="Rank of the update")
-                method = gr.Radio([("rank-r (the paper)", "rank"), ("dense (whole layer)",
-                                  "dense")], value="rank", label="Method")
-                reg = gr.Number(DEFAULT_REGULARIZATION, label="Regularization",
-                                elem_id="regularization")
-                erase_n = gr.Slider(1, 128, value=DEFAULT_ERASE_CHANNELS, step=1,
-                                    label="Channels to erase")
+            with gr.Column(scale=3, min_width=300), gr.Tabs(elem_id="views") as tabs:
+                with gr.Tab("Samples", id="samples", elem_id="samples-tab"):
+                    samples = samples_tab()
+                with gr.Tab("Before / after", id="result", elem_id="result-tab"):
+                    result, comparison_img, strength = result_panel()
+                with gr.Tab("Best matches", id="found", elem_id="found-tab"):
+                    search_gal = found_gallery()
+            brush = brush_column(state, samples.number, samples.view, tray_pick)
+        rank, method, reg, erase_n = advanced_settings()
         compared = gr.State(None)
-        with gr.Row():
-            with gr.Column(scale=2):
-                gr.Markdown("### Edit history")
-                history = gr.Markdown(elem_id="history")
-            with gr.Column():
-                revert_dd = gr.Dropdown([], label="Edit to revert", elem_id="revert-pick")
-                revert_b = gr.Button("Revert this edit", elem_id="revert")
-        with gr.Accordion("Save, load and download", open=False):
-            with gr.Row():
-                save_stack_b = gr.Button("Save all edits (one file)", elem_id="save-edits")
-                load_stack_b = gr.UploadButton("Load an edits file", elem_id="load-edits",
-                                               file_types=[".safetensors"])
-                save_b = gr.Button("Save the selections as a request (JSON)")
-                load_b = gr.UploadButton("Load a request JSON (ours or the paper's)",
-                                         file_types=[".json"])
-                delta_b = gr.Button("Download last edit's delta")
-                weights_b = gr.Button("Download full edited weights", elem_id="download-weights")
-            files = gr.File(label="Files", interactive=False, height=120, elem_id="files")
-        with gr.Accordion("Publish to the Hugging Face Hub", open=False):
-            gr.Markdown(publish_help(), elem_id="publish-help")
-            with gr.Row():
-                if ON_SPACE:
-                    gr.LoginButton()
-                repo_tb = gr.Textbox(label="Repository", placeholder="OWNER/NAME", scale=2)
-                private_cb = gr.Checkbox(False, label="Private")
-                delta_cb = gr.Checkbox(False, label="Delta only (loading fetches the base)")
-                exist_cb = gr.Checkbox(False, label="Add to an existing repository")
-            publish_b = gr.Button("Publish these edits", elem_id="publish",
-                                  interactive=publishing_allowed())
-            published = gr.Markdown()
+        history, revert_dd, revert_b = history_panel()
+        files = files_panel()
+        publish = publish_panel()
         photo_panel(state)
-        with gr.Column(visible=False):
-            api_samples = gr.Textbox("0-7")
-            api_edited = gr.Checkbox(True)
-            api_request = gr.Textbox()
-            api_index = gr.Textbox("0")
-            api_info = gr.JSON()
-            api_images = gr.Gallery(format="png")
-            api_sample_b, api_execute_b, api_revert_b = gr.Button(), gr.Button(), gr.Button()
-
-        # ---- what the page shows, from a session -------------------------------------------
-        def page(session, start, shown, marks, r) -> list:
-            numbers = list(range(page_start(start), page_start(start) + PAGE))
-            images = ss.samples(session, numbers, shown != "Original")
-            if marks:
-                key, threshold = ss.probe(session, ss.statistics(session), int(r))
-                images = ss.tint(images, ss.matches(session, key, threshold, numbers), 0.45)
-            return tiles(numbers, images)
-
-        def selections(session) -> dict:
-            def thumb(selection):
-                if selection is None:
-                    return None
-                return ss.enlarge(ss.selection_image(session, selection), TILE_PX)
-
-            both = session.copy is not None and session.paste is not None
-            return {
-                state: session,
-                copy_img: thumb(session.copy),
-                paste_img: thumb(session.paste),
-                preview_img: ss.enlarge(ss.paste_preview(session), TILE_PX) if both else None,
-                tray: [(thumb(s), f"#{s.sample}") for s in session.context],
-                tray_pick: None,
-            }
-
-        def edits(session) -> dict:
-            lines = ss.history(session)
-            latest = len(lines) - 1 if lines else None
-            return {
-                history: "\n".join(lines) or "No edits yet: you are looking at the original model.",
-                revert_dd: gr.update(choices=[(t, i) for i, t in enumerate(lines)], value=latest),
-            }
-
-        def everything(session, start, n) -> dict:
-            g = session.generator
-            return {
-                **selections(session), **edits(session),
-                model_dd: gr.update(choices=model_choices(), value=g.name),
-                layer_dd: gr.update(choices=ss.layer_choices(g), value=session.layer),
-                trunc: gr.update(visible=g.default_truncation is not None,
-                                 value=session.truncation),
-                note: ss.model_note(g),
-                gallery: page(session, start, "Edited", False, 1),
-                view: "Edited", highlight: False,
-                **opened(session, n),
-                result: NO_RESULT, comparison_img: gr.update(value=None, visible=False),
-                compared: None, search_gal: None, found: [],
-            }
-
-        def opened(session, n) -> dict:
-            return {number: int(n), canvas_key: next(CANVAS_TICKETS)}
-
-        # ---- handlers ------------------------------------------------------------------------
-        @friendly
-        def on_load(st, start, n, kept):
-            if st is None and kept:
-                try:
-                    st = ss.restore(kept)
-                    if st.stack.deltas:
-                        gr.Info(f"Restored your {len(st.stack.deltas)} edit(s) from this browser.")
-                except RewritingError as err:
-                    gr.Warning(f"your edits kept in this browser could not be restored: "
-                               f"{one_line(err)}; starting afresh")
-            return everything(current(st), start, n)
-
-        def keep(st):
-            return gr.skip() if st is None else ss.snapshot(st)
-
-        @friendly
-        def save_edits(st):
-            return str(ss.save_edits(current(st), download_dir()))
-
-        @friendly
-        def load_edits(path, st, start):
-            deltas = load_stack(path, Path(path).name)
-            if not deltas:
-                raise RewritingError("that edits file holds no edits")
-            session = current(st)
-            if session.generator.name != deltas[0].model:
-                session = ss.Session.start(deltas[0].model)
-            session = session.with_edits(deltas)
-            gr.Info(f"Loaded {len(deltas)} edit(s) on {session.generator.name}.")
-            return everything(session, start, 0)
-
-        def pick_model(name, st, progress=PROGRESS):
-            try:
-                session = ss.Session.start(name, lambda f, msg: progress(f, desc=msg))
-                return everything(session, 0, 0)
-            except RewritingError as err:
-                gr.Warning(load_failure(name, err))
-                return {model_dd: current(st).generator.name}
-
-        def pick_typed(name, st, progress=PROGRESS):
-            # A name picked from the list is loaded by the select event alone.
-            listed = {m.name for m in list_models()}
-            if name in listed or name == current(st).generator.name:
-                return gr.skip()
-            return pick_model(name, st, progress)
-
-        @friendly
-        def pick_layer(name, st, start, shown, marks, r):
-            session = current(st).with_layer(name)
-            return {**selections(session), gallery: page(session, start, shown, marks, r)}
-
-        @friendly
-        def pick_truncation(value, st, start, shown, n):
-            session = current(st).with_truncation(value)
-            return {**selections(session), **opened(session, n),
-                    gallery: page(session, start, shown, False, 1), highlight: False}
-
-        def show_page(st, start, shown, marks, r):
-            if page_start(start) != int(start or 0):
-                gr.Warning(f"pages start at samples 0 to {page_start(MAX_SAMPLE_NUMBER)}; "
-                           f"showing the page from {page_start(start)}")
-            try:
-                return {gallery: page(current(st), start, shown, marks, r),
-                        first: page_start(start)}
-            except RewritingError as err:
-                gr.Warning(one_line(err))
-                return {highlight: False, first: page_start(start)}
-
-        def step(delta):
-            def move(st, start, shown, marks, r):
-                return show_page(st, page_start(page_start(start) + delta), shown, marks, r)
-
-            return move
-
-        @friendly
-        def open_clicked(evt: gr.SelectData, st, start):
-            return opened(current(st), page_start(start) + evt.index)
-
-        @friendly
-        def open_found(evt: gr.SelectData, st, numbers):
-            return opened(current(st), numbers[evt.index])
-
-        @friendly
-        def open_number(st, n):
-            session = current(st)
-            last = session.generator.max_sample
-            n = int(n or 0)
-            if not 0 <= n <= last:
-                # Snap the field back into range, as the page start does: the canvas is drawn
-                # from this field, so an out-of-range value left there would break it later.
-                gr.Warning(f"samples go from 0 to {last}; opening sample {min(max(n, 0), last)}")
-                n = min(max(n, 0), last)
-            return opened(session, n)
-
-        def store(role, n):
-            @friendly
-            def keep(value, st):
-                session = current(st)
-                mask = ss.brush_mask((value or {}).get("layers") or [])
-                selection = Selection(n, ss.mask_url(mask))
-                return selections(session.with_selection(role, selection))
-
-            return keep
-
-        @friendly
-        def pick_tray(evt: gr.SelectData):
-            return evt.index
-
-        @friendly
-        def remove(st, index):
-            if index is None:
-                raise RewritingError("click a context example in the tray first, then Remove")
-            return selections(current(st).without_context(index))
-
-        @friendly
-        def clear(st):
-            session = current(st)
-            return selections(ss.Session(session.stack, session.layer, session.truncation))
-
-        def executed(session, request, start, progress) -> dict:
-            applied = [i + 1 for i, d in enumerate(session.stack.deltas)
-                       if d.request == request.to_json()]
-            if applied:
-                gr.Warning(f"the same edit as edit {applied[-1]}: it is now applied twice "
-                           "(Revert undoes either)")
-            done, metrics, shown = apply(session, request, progress)
-            progress(1.0, desc="Rendering before and after")
-            picture = ss.comparison(done, shown)
-            return {
-                state: done, **edits(done),
-                gallery: page(done, start, "Edited", False, 1), view: "Edited",
-                highlight: False,
-                result: ss.result_text(len(done.stack.deltas), metrics, len(shown.numbers)),
-                canvas_key: next(CANVAS_TICKETS),
-                comparison_img: gr.update(value=image_file(np.asarray(picture)), visible=True),
-                strength: done.stack.deltas[-1].strength, compared: shown,
-                tabs: gr.Tabs(selected="result"), search_gal: None, found: [],
-            }
-
-        def run(erase: bool):
-            @on_gpu
-            @friendly
-            def go(st, r, m, lam, channels, start, progress=PROGRESS):
-                session = current(st)
-                request = session.request(int(r), m, lam, int(channels) if erase else None)
-                return executed(session, request, start, progress)
-
-            return go
-
-        def example(name: str):
-            @on_gpu
-            @friendly
-            def load_and_execute(st, start, progress=PROGRESS):
-                session, switched = current(st), {}
-                if session.generator.name != DEFAULT_MODEL and not session.stack.deltas:
-                    # The examples are for the embedded model: a visitor without edits moves.
-                    session, start = ss.Session.start(DEFAULT_MODEL), 0
-                    switched = everything(session, start, 0)
-                data = read_json_file(EXAMPLES_DIR / EXAMPLES[name], "example")
-                session, request = session.loaded(data)
-                return {**switched, **loaded(session, request),
-                        **executed(session, request, start, progress)}
-
-            return load_and_execute
-
-        @friendly
-        def rescale(st, s, start, shown):
-            session = current(st).with_strength(float(s))
-            edited = {comparison_img: image_file(np.asarray(ss.comparison(session, shown)))}
-            return {
-                state: session, gallery: page(session, start, "Edited", False, 1),
-                view: "Edited", highlight: False, canvas_key: next(CANVAS_TICKETS),
-                result: f"Edit {len(session.stack.deltas)} now at strength {float(s):g} "
-                "(the solved update times the strength; nothing solved again).",
-                **(edited if shown else {}),
-            }
-
-        @on_gpu
-        @friendly
-        def suggest_now(st, r, m, lam, start, progress=PROGRESS):
-            session = current(st)
-            progress(0.0, desc="Solving at every layer (statistics: first time only)")
-            suggestion = ss.suggest(session, session.request(int(r), m, lam))
-            session = session.with_layer(suggestion.layer)
-            return {
-                **selections(session), layer_dd: suggestion.layer,
-                gallery: page(session, start, "Edited", False, 1),
-                result: f"Suggested layer **{suggestion.layer}** (best generalisation among "
-                f"specific layers):\n```\n{layer_table(suggestion)}\n```",
-            }
-
-        def apply(session, request, progress):
-            def report(done: int, total: int) -> None:
-                progress(done / total, desc=f"Key statistics of {session.layer} "
-                         f"(first time only): {done}/{total} samples")
-
-            stats = ss.statistics(session, report)
-            progress(1.0, desc="Solving for the new weights")
-            return ss.run_edit_shown(session, request, stats, COMPARE_SHOWN)
-
-        @friendly
-        def revert_picked(st, index, start, shown):
-            if index is None:
-                raise RewritingError("there is no edit to revert")
-            session = current(st).reverted(int(index))
-            return {
-                state: session, **edits(session), gallery: page(session, start, shown, False, 1),
-                highlight: False, result: f"Edit {int(index) + 1} reverted.",
-                canvas_key: next(CANVAS_TICKETS),
-                comparison_img: gr.update(value=None, visible=False), compared: None,
-                search_gal: None, found: [],
-            }
-
-        @on_gpu
-        @friendly
-        def find(st, r, progress=PROGRESS):
-            session = current(st)
-            stats = ss.statistics(session, lambda d, t: progress(d / t, desc="Key statistics"))
-            key, threshold = ss.probe(session, stats, int(r))
-            best = ss.search(session, key, SEARCH_SAMPLES, SEARCH_SHOWN)
-            numbers = [n for n, _ in best]
-            images = ss.tint(ss.samples(session, numbers),
-                             ss.matches(session, key, threshold, numbers), 0.45)
-            score = dict(best)
-            return {search_gal: tiles(numbers, images, lambda n: f" · {score[n]:.2f}"),
-                    found: numbers, tabs: gr.Tabs(selected="found")}
-
-        @friendly
-        def save_json(st, r, m, lam):
-            session = current(st)
-            if session.paste is not None and session.copy is not None:
-                data = session.request(int(r), m, lam).to_json()
-            elif session.stack.deltas:
-                data = session.stack.deltas[-1].request
-            else:
-                raise RewritingError("nothing to save: make a Copy and a Paste selection first")
-            path = download_dir() / "edit.json"
-            path.write_text(json.dumps(data, indent=2) + "\n")
-            return str(path)
-
-        def loaded(session, request) -> dict:
-            return {
-                **selections(session), layer_dd: session.layer, rank: request.rank,
-                method: request.method, reg: request.regularization or DEFAULT_REGULARIZATION,
-                erase_n: request.erase or DEFAULT_ERASE_CHANNELS,
-                trunc: gr.skip() if session.truncation is None else session.truncation,
-            }
-
-        @friendly
-        def load_json(path, st):
-            session, request = current(st).loaded(read_json_file(path, "edit file"))
-            gr.Info(f"Loaded the edit's selections ({len(session.context)} context); "
-                    "press Execute to apply it.")
-            return loaded(session, request)
-
-        @friendly
-        def download_delta(st):
-            return str(ss.save_delta(current(st), -1, download_dir()))
-
-        @friendly
-        def download_weights(st, progress=PROGRESS):
-            progress(0.5, desc="Writing the edited weights")
-            return str(ss.save_weights(current(st), download_dir()))
-
-        @friendly
-        def publish_now(st, repo, private, delta_only, exist_ok,
-                        oauth: gr.OAuthToken | None = None, progress=PROGRESS):
-            token = hub_token(oauth)  # refuses first where publishing is not allowed
-            with tempfile.TemporaryDirectory(prefix="rewriting-publish-") as staging:
-                url = ss.publish_edit(
-                    current(st), repo, token, Path(staging), private, delta_only, exist_ok,
-                    lambda f, msg: progress(f, desc=msg),
-                )
-            name, count = repo.strip(), len(current(st).stack.deltas)
-            return (f"Published {count} edit{'s' if count > 1 else ''} in one commit: "
-                    f"[{url}]({url}). Load it here by typing `hub:{name}` as the model, or "
-                    f"`python -m rewriting sample --model hub:{name}`.")
-
-        # ---- API: the engine's JSON request in, metrics and images out -----------------------
-        @api_errors
-        def api_sample(text, edited, st):
-            """Render samples ("0-15", "3,5,9") of this session's model, edited or original."""
-            session = current(st)
-            if not isinstance(edited, bool):
-                raise RewritingError(f"edited must be true or false, got {edited!r}")
-            numbers = parse_samples(text, MAX_APP_SAMPLES)
-            return session, tiles(numbers, ss.samples(session, numbers, edited), size=0), {
-                "model": session.generator.name, "samples": numbers,
-                "edits": ss.history(session), "edited": edited,
-            }
-
-        @on_gpu
-        @api_errors
-        def api_execute(text, st, progress=PROGRESS):
-            """Execute an edit request (the engine's JSON) on top of this session's edits.
-
-            A request for another model moves a session without edits to that model.
-            """
-            session = current(st)
-            request = parse_request(parse_json(text, "the request"))
-            if request.model != session.generator.name and not session.stack.deltas:
-                session = ss.Session.start(request.model)
-            if request.layer is not None:  # the statistics are those of the request's layer
-                session = session.with_layer(request.layer)
-            done, metrics, shown = apply(session, request, progress)
-            numbers = list(shown.numbers)
-            images = tiles(numbers, ss.samples(session, numbers), lambda n: " before", 0)
-            images += tiles(numbers, ss.samples(done, numbers), lambda n: " after", 0)
-            return done, {**metrics, "edits": len(done.stack.deltas), "samples": numbers}, images
-
-        @api_errors
-        def api_revert(index, st):
-            """Revert this session's edit number `index` (0-based)."""
-            session = current(st).reverted(whole_number(index, "the edit number"))
-            return session, {"edits": ss.history(session)}
-
-        # ---- wiring ----------------------------------------------------------------------------
-        view_args = [state, first, view, highlight, rank]
-        every = [state, model_dd, layer_dd, trunc, note, gallery, view, highlight, number,
-                 canvas_key, copy_img, paste_img, preview_img, tray, tray_pick,
-                 history, revert_dd, result, comparison_img, compared, search_gal, found]
-        chosen = [state, copy_img, paste_img, preview_img, tray, tray_pick]
-        private = {"api_visibility": "private"}
-
-        demo.load(on_load, [state, first, number, saved], every, **private)
-        state.change(keep, state, saved, **private)
-        save_stack_b.click(save_edits, [state], files, **private)
-        load_stack_b.upload(load_edits, [load_stack_b, state, first], every, **private, **HEAVY)
-        # One load per choice: a pick from the list fires `select` once (`input` fires twice);
-        # a typed hub: name loads when the field is left.
-        model_dd.select(pick_model, [model_dd, state], every, show_progress_on=note,
-                        **private, **HEAVY)
-        model_dd.blur(pick_typed, [model_dd, state], every, show_progress_on=note,
-                      **private, **HEAVY)
-        layer_dd.input(pick_layer, [layer_dd, *view_args], [*chosen, gallery], **private)
-        trunc.release(pick_truncation, [trunc, state, first, view, number],
-                      [*chosen, gallery, highlight, number, canvas_key], **private)
-        for trigger in (first.submit, view.input, highlight.input):
-            trigger(show_page, view_args, [gallery, first, highlight], **private)
-        prev_b.click(step(-PAGE), view_args, [gallery, first, highlight], **private)
-        next_b.click(step(PAGE), view_args, [gallery, first, highlight], **private)
-        shown_canvas = [number, canvas_key]
-        gallery.select(open_clicked, [state, first], shown_canvas, js=SHOW_CANVAS, **private)
-        search_gal.select(open_found, [state, found], shown_canvas, js=SHOW_CANVAS, **private)
-        number.submit(open_number, [state, number], shown_canvas, **private)
-        tray.select(pick_tray, None, tray_pick, **private)
-        remove_b.click(remove, [state, tray_pick], chosen, **private)
-        clear_b.click(clear, [state], chosen, **private)
-        run_out = [state, history, revert_dd, gallery, view, highlight, result, comparison_img,
-                   canvas_key, strength, compared, tabs, search_gal, found]
-        execute_b.click(run(False), [state, rank, method, reg, erase_n, first], run_out,
-                        show_progress_on=result, **private, **HEAVY)
-        erase_b.click(run(True), [state, rank, method, reg, erase_n, first], run_out,
-                      show_progress_on=result, **private, **HEAVY)
-        revert_b.click(revert_picked, [state, revert_dd, first, view],
-                       [state, history, revert_dd, gallery, highlight, result, comparison_img,
-                        canvas_key, compared, search_gal, found],
-                       **private)
-        search_b.click(find, [state, rank], [search_gal, found, tabs], show_progress_on=search_gal,
-                       **private, **HEAVY)
-        strength.release(rescale, [state, strength, first, compared],
-                         [state, gallery, view, highlight, canvas_key, result, comparison_img],
-                         **private)
-        suggest_b.click(suggest_now, [state, rank, method, reg, first],
-                        [*chosen, layer_dd, gallery, result], show_progress_on=result,
-                        **private, **HEAVY)
-        save_b.click(save_json, [state, rank, method, reg], files, **private)
-        loaded_out = [*chosen, layer_dd, trunc, rank, method, reg, erase_n]
-        load_b.upload(load_json, [load_b, state], loaded_out, **private)
-        for name, button in zip(EXAMPLES, example_bs, strict=True):
-            button.click(example(name), [state, first],
-                         distinct([*every, *loaded_out, *run_out, search_gal, found]),
-                         show_progress_on=comparison_img, **private, **HEAVY)
-        view.input(lambda: next(CANVAS_TICKETS), None, canvas_key, **private)
-        delta_b.click(download_delta, [state], files, **private)
-        weights_b.click(download_weights, [state], files, **private, **HEAVY)
-        publish_b.click(publish_now, [state, repo_tb, private_cb, delta_cb, exist_cb], published,
-                        show_progress_on=published, **private, **HEAVY)
-        api_sample_b.click(api_sample, [api_samples, api_edited, state],
-                           [state, api_images, api_info], api_name="sample")
-        api_execute_b.click(api_execute, [api_request, state], [state, api_info, api_images],
-                            api_name="execute", **HEAVY)
-        api_revert_b.click(api_revert, [api_index, state], [state, api_info], api_name="revert")
+        p = Page(state, model_dd, layer_dd, trunc, note, samples.gallery, samples.first,
+                 samples.number, samples.view, samples.highlight, tabs, search_gal, found,
+                 brush.canvas_key, brush.chosen, result, comparison_img, strength, compared,
+                 history, revert_dd, rank, method, reg, erase_n)
+        session_events(demo, p, saved)
+        edit_file_events(p, files)
+        picker_events(p)
+        paging_events(p, samples.prev_b, samples.next_b)
+        opening_events(p)
+        tray_events(p, brush.remove_b, brush.clear_b)
+        execute_events(p, execute_b, erase_b)
+        revert_events(p, revert_b)
+        search_events(p, brush.search_b)
+        strength_events(p)
+        suggest_events(p, brush.suggest_b)
+        request_file_events(p, files)
+        example_events(p, example_bs)
+        canvas_follows_view(p)
+        download_events(p, files)
+        publish_events(p, publish)
+        api_endpoints(state)
     return demo
 
 

@@ -44,7 +44,7 @@ def test_portrait_projected_and_shown_under_the_edit(page, tmp_path):
     try:
         # An edit first: the example that opens mouths.
         tab.click("#example-1")  # loads and executes it
-        tab.wait_for_function("document.querySelector('#result').innerText.includes('applied')")
+        tab.wait_for_function("document.querySelector('#result')?.innerText.includes('applied')")
 
         tab.get_by_text("Your photo", exact=True).click()
         tab.click("#photo-project")  # nothing uploaded yet: a message, nothing shown
