@@ -140,6 +140,19 @@ def test_push_without_a_token_explains_and_sends_nothing(hub, edit_dir, capsys, 
     assert hub.requests == []
 
 
+@pytest.mark.parametrize(("repo", "message"), [
+    ("", "type the repository to publish to, as OWNER/NAME"),
+    ("  ", "type the repository to publish to, as OWNER/NAME"),
+    ("alice/eyes@main", "bad repository 'alice/eyes@main': write OWNER/NAME, without a revision"),
+    ("alice", "bad repository 'alice': write OWNER/NAME"),
+])
+def test_push_to_a_bad_repository_name_says_so_and_sends_nothing(hub, edit_dir, capsys, repo,
+                                                                 message):
+    status, text = push(capsys, str(edit_dir), "--repo", repo)
+    assert status == 2 and message in text and "Hub model" not in text
+    assert hub.requests == []
+
+
 def test_push_with_a_rejected_token_says_401(hub, edit_dir, capsys):
     hub.reject_tokens = True
     status, text = push(capsys, str(edit_dir), "--repo", "alice/eyes")

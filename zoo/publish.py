@@ -125,6 +125,20 @@ def _refusal(
     return RewritingError(message)
 
 
+def check_repo_id(repo_id: str) -> str:
+    """The repository to publish to (OWNER/NAME, no revision), stripped; refused otherwise."""
+    name = repo_id.strip()
+    if not name:
+        raise RewritingError("type the repository to publish to, as OWNER/NAME")
+    if "@" in name:
+        raise RewritingError(f"bad repository {name!r}: write OWNER/NAME, without a revision")
+    try:
+        parse_spec(HUB_PREFIX + name)
+    except RewritingError:
+        raise RewritingError(f"bad repository {name!r}: write OWNER/NAME") from None
+    return name
+
+
 def publish(
     edit_dirs: str | Path | Sequence[str | Path],
     repo_id: str,
@@ -142,9 +156,7 @@ def publish(
     `base` is the model the edits were made on when the caller holds it (the app's session);
     by default, and always for a delta-only repository, it is loaded by the deltas' model name.
     """
-    if "@" in repo_id:
-        raise RewritingError(f"bad repository {repo_id!r}: write OWNER/NAME, without a revision")
-    parse_spec(HUB_PREFIX + repo_id)
+    repo_id = check_repo_id(repo_id)
     if not token:
         raise RewritingError(f"publishing needs a Hub token: set HF_TOKEN ({TOKEN_HELP})")
     folders = [Path(edit_dirs)] if isinstance(edit_dirs, (str, Path)) else [

@@ -50,7 +50,7 @@ from rewriting.suggest import LayerSuggestion, suggest_layer
 
 from .fetch import anonymous_hub
 from .hub import HUB_PREFIX, load_any_stack
-from .publish import publish
+from .publish import check_repo_id, publish
 from .registry import list_models, model_entry
 
 #: Held-out samples on which an executed edit is measured and shown before and after.
@@ -537,6 +537,7 @@ def publish_edit(
     deltas = session.stack.deltas
     if not deltas:
         raise RewritingError("execute an edit first: there is nothing to publish")
+    repo_id = check_repo_id(repo_id)  # before the pictures are rendered
     folders = []
     for index, delta in enumerate(deltas):
         before = EditStack(session.generator, deltas[:index]).weights()
@@ -545,7 +546,7 @@ def publish_edit(
         folders.append(folder / f"edit-{index + 1}")
         write_edit_dir(folders[-1], delta, delta.request, picture, delta.metrics)
     commit = publish(
-        folders, repo_id.strip(), token, private=private, delta_only=delta_only,
+        folders, repo_id, token, private=private, delta_only=delta_only,
         exist_ok=exist_ok, progress=progress, base=session.generator,
     )
     return commit.commit_url
