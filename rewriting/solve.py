@@ -57,6 +57,16 @@ def value_axis(spec: LayerSpec, weight: torch.Tensor) -> int:
     raise ValueError(f"layer {spec.name}: no weight axis of size {spec.value_channels}")
 
 
+def _lambda_layout(spec: LayerSpec, weight: torch.Tensor) -> tuple[int, list[int], int]:
+    """Lambda's layout [r, *rest] (W's axes without the key axis): the output channels'
+    position in it, its other axes' sizes, and the output channel count."""
+    moved_axes = [a for a in range(weight.dim()) if a != spec.key_axis]
+    out_pos = moved_axes.index(value_axis(spec, weight))
+    rest = list(weight.movedim(spec.key_axis, 0).shape[1:])
+    channels = rest.pop(out_pos)
+    return out_pos, rest, channels
+
+
 #: A batch of goal samples: key maps [n, C_in, h, w], the module inputs of those n samples,
 #: one goal per sample, and W0's outputs there [n, C_out, H, W].
 GoalBatch = tuple[torch.Tensor, tuple, list[Goal], torch.Tensor]
@@ -76,10 +86,7 @@ def _normal_equations(
     read off channel m of f(dW_m) - f(0), where dW_m puts basis element m in that channel.
     """
     keys, inputs, goals, base = batch
-    moved_axes = [a for a in range(weight.dim()) if a != spec.key_axis]
-    out_pos = moved_axes.index(value_axis(spec, weight))
-    rest = list(weight.movedim(spec.key_axis, 0).shape[1:])
-    channels = rest.pop(out_pos)
+    out_pos, rest, channels = _lambda_layout(spec, weight)
     size = directions.shape[0] * math.prod(rest)
     with torch.no_grad():
         offset = layer_value(module, keys, torch.zeros_like(weight), inputs)
@@ -112,10 +119,7 @@ def _closed_form(
     ridge: torch.Tensor,
 ) -> torch.Tensor:
     """Exact least squares on the linear output: the batches' normal equations summed."""
-    moved_axes = [a for a in range(weight.dim()) if a != spec.key_axis]
-    out_pos = moved_axes.index(value_axis(spec, weight))
-    rest = list(weight.movedim(spec.key_axis, 0).shape[1:])
-    channels = rest.pop(out_pos)
+    out_pos, rest, channels = _lambda_layout(spec, weight)
     taps = math.prod(rest)
     gram, rhs = 0.0, 0.0
     for batch in batches:
