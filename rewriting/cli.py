@@ -41,7 +41,7 @@ from .parallel import init_from_environment, is_main, rank_and_size, share
 from .project import CANDIDATES, STARTS, STEPS
 from .render import grid, render
 from .request import MAX_STRENGTH, read_request
-from .rewrite import check_request, execute
+from .rewrite import DEFAULT_STRENGTH, check_request, execute
 from .stats import key_stats
 from .suggest import SPECIFICITY_TARGET, layer_table, suggest_layer
 
@@ -656,7 +656,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="layer (required for the paper's format); 'auto' solves at "
                    "every layer, prints the table and uses the suggested one")
     p.add_argument("--strength", type=float,
-                   help="factor on the solved update (default: the request's, else 1.5)")
+                   help="factor on the solved update (default: the request's, else "
+                   f"{DEFAULT_STRENGTH:g})")
     p.add_argument("--edit", action="append", default=[], metavar="DELTA",
                    help="earlier edits to apply first")
     p.add_argument("--stats-samples", type=_count(1, MAX_SAMPLES_PER_CALL), default=1000)

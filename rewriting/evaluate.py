@@ -6,8 +6,8 @@ rank-one context key fires (`efficacy.RuleProbe`): efficacy, generalisation and 
 each beside the best of several random updates of the method's layers, rank and ||dW||; the
 residual, the change inside and outside where the key fires and their ratio (selectivity),
 ||dW|| / ||W0|| and seconds. The curves vary the strength (and, for the closed forms, the
-regularisation) and pick, per method, the setting with the best generalisation among those
-whose mean specificity reaches `suggest.SPECIFICITY_TARGET`.
+regularisation); each method's pick is the peak of its mean generalisation along the strength
+curve at its default regularisation (rank one's pick is `rewrite.DEFAULT_STRENGTH`).
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ REGULARIZATIONS = {
     "rank-3": (0.01, DEFAULT_REGULARIZATION, 1.0),
     "dense": (1e-4, DENSE_REGULARIZATION, 1e-2),
 }
+DEFAULT_REGULARIZATIONS = {"rank-1": DEFAULT_REGULARIZATION, "rank-3": DEFAULT_REGULARIZATION,
+                           "dense": DENSE_REGULARIZATION}
 #: The measures averaged per method (the floor's beside them).
 MEASURES = ("efficacy", "generalization", "specificity", "efficacy_layer",
             "generalization_layer", "residual", "change_inside", "change_outside",
@@ -219,13 +221,13 @@ def curve_means(points: list[dict]) -> dict[str, list[dict]]:
 
 
 def recommended(means: dict[str, list[dict]]) -> dict[str, dict]:
-    """Per method, the setting with the best mean generalisation among those whose mean
-    specificity reaches SPECIFICITY_TARGET (the most specific setting when none does)."""
+    """Per method, the peak of its mean generalisation along the strength curve at its default
+    regularisation (past the peak the update overshoots the goal); how the defaults are chosen."""
     out = {}
     for method, settings in means.items():
-        specific = [s for s in settings if s["specificity"] >= SPECIFICITY_TARGET]
-        out[method] = (max(specific, key=lambda s: s["generalization"]) if specific
-                       else max(settings, key=lambda s: s["specificity"]))
+        default = DEFAULT_REGULARIZATIONS.get(method)
+        mine = [s for s in settings if s["regularization"] == default] or settings
+        out[method] = max(mine, key=lambda s: s["generalization"])
     return out
 
 

@@ -10,7 +10,7 @@ Ours::
 with optional `method` ("rank", "dense", or the authors' optimisation "paper" at their learning
 rate and "paper-scaled" at one scaled to the weight), `grid` (how masks meet the layer's grid:
 "coverage", or the authors' "paper"; the default is "paper" for the paper methods), `truncation`,
-`regularization`, `strength` (the factor on the solved update, default 1.5), `goal` (where the
+`regularization`, `strength` (the factor on the solved update, default 2), `goal` (where the
 solve asks for the copied object: "paste", on the paste sample only as the paper does,
 "context", also at each context selection on the other samples, or "rule", the default, also
 wherever the context key fires on 128 further samples; the baselines "dense", "paper" and

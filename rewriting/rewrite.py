@@ -36,10 +36,10 @@ DEFAULT_KEEP = 1.0
 #: The dense baseline's isotropic ridge, relative to the mean key energy: just enough to pick
 #: the minimum-norm update among the many that fit the goal, as gradient descent would.
 DENSE_REGULARIZATION = 1e-3
-#: The factor on the solved update when a request gives none (W1 = W0 + s Lambda D): picked
-#: from the strength curves of `evaluate` (docs/evaluation), where the least-squares update,
-#: met at the layer, undershoots the goal in pixels.
-DEFAULT_STRENGTH = 1.5
+#: The factor on the solved update when a request gives none (W1 = W0 + s Lambda D): the peak
+#: of rank one's mean generalisation along its strength curve in `evaluate` (docs/evaluation,
+#: `recommended`); the least-squares update, met at the layer, undershoots the goal in pixels.
+DEFAULT_STRENGTH = 2.0
 #: A "rule" goal is also rebuilt wherever the context key fires on this many samples of the
 #: statistics' latent stream (never a numbered sample, so never a held-out one).
 RULE_SAMPLES = 128

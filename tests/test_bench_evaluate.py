@@ -66,3 +66,32 @@ def test_evaluate_writes_table_json_and_plot(tmp_path):
     table = (tmp_path / "out" / "results.md").read_text()
     assert table.count("\n") == 2 + len(methods)
     assert Image.open(tmp_path / "out" / "rule_change.png").width > 1000
+
+
+def _setting(reg: float, strength: float, generalization: float) -> dict:
+    return {"regularization": reg, "strength": strength, "generalization": generalization,
+            "specificity": 1.0 - 0.05 * strength}
+
+
+def test_pick_is_the_generalisation_peak_at_the_default_regularisation():
+    from rewriting.evaluate import recommended
+    from rewriting.solve import DEFAULT_REGULARIZATION
+
+    points = ((1.0, 0.1), (2.0, 0.3), (3.0, 0.2))
+    curve = [_setting(DEFAULT_REGULARIZATION, s, g) for s, g in points]
+    # A higher value at another regularisation is not the default's curve.
+    curve.append(_setting(1.0, 3.0, 0.9))
+    pick = recommended({"rank-1": curve})["rank-1"]
+    assert (pick["regularization"], pick["strength"]) == (DEFAULT_REGULARIZATION, 2.0)
+
+
+def test_default_strength_is_the_published_evaluations_pick():
+    from rewriting.rewrite import DEFAULT_STRENGTH
+    from rewriting.solve import DEFAULT_REGULARIZATION
+
+    results = json.loads((ROOT / "docs" / "evaluation" / "results.json").read_text())
+    pick = results["recommended"]["rank-1"]
+    assert pick["regularization"] == DEFAULT_REGULARIZATION
+    assert pick["strength"] == DEFAULT_STRENGTH
+    assert {row["strength"] for row in results["rows"] if row["method"] == "rank-1"} == {
+        DEFAULT_STRENGTH}
