@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,6 +24,7 @@ from .generator import Generator, LayerSpec, layer_value
 from .goal import Goal
 from .nethook import replace_output, trace
 from .solve import expand
+from .threads import one_thread
 
 if TYPE_CHECKING:
     from .rewrite import EditProblem
@@ -44,19 +43,6 @@ PAPER_WEIGHT_STD = 1.0
 def scaled_lr(weight: torch.Tensor) -> float:
     """The authors' learning rate scaled to this weight: 0.05 x std(W0) / 1 (see above)."""
     return PAPER_LR * float(weight.detach().float().std()) / PAPER_WEIGHT_STD
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run small tensor work on one thread: on a shared 2-core CPU, Adam on a few thousand
-    entries is many times slower on two contended threads. (Process-wide: other threads' work
-    is only slowed, never changed, meanwhile.)"""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @dataclass

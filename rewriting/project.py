@@ -24,11 +24,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from . import __version__
-from .baselines import one_thread
 from .errors import RewritingError
 from .generator import Generator
 from .quality import psnr, ssim, uint8_ssim
 from .render import render
+from .threads import one_thread
 
 LATENT_FORMAT = "rewriting-latent/1"
 #: Starting latents come from this seed's stream, never from the samples' own (seed 1).

@@ -26,6 +26,7 @@ from .render import RENDER_BATCH
 from .request import PAPER_METHODS, EditRequest, Selection
 from .solve import DEFAULT_REGULARIZATION, Solution, measured, solve
 from .stats import STATS_SEED, KeyStats, default_cache_dir, key_stats
+from .threads import one_thread
 from .transfer import transfer_goals
 
 #: An update larger than this fraction of the layer's weight norm is refused as ill-conditioned.
@@ -325,6 +326,7 @@ def rule_goals(
     return out
 
 
+@one_thread()  # small convolutions and linear algebra: see `threads`
 def execute(
     generator: Generator,
     request: EditRequest,
