@@ -21,9 +21,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from .features import read_layer
 from .metrics import change_summary, firing_masks
-from .render import render
+from .render import render_traced
 from .rewrite import EditProblem
 from .solve import expand
 from .transfer import SampleGoals, goal_images, transfer_goals
@@ -67,12 +66,8 @@ class RuleProbe:
         self.before = dict(problem.base_weights)
         self.base = {k: v.detach() for k, v in generator.net.named_parameters()}
         self.numbers = list(numbers)
-        self.original = render(generator, self.numbers, truncation, self.before)
         self.fires = firing_masks(generator, spec, problem.context_key, problem.threshold,
                                   self.numbers, truncation, self.before)
-        self.typical = float(
-            (self.original.float() - self.original.roll(1, 0).float()).abs().mean()
-        )
         goal = problem.goal
         paste = problem.request.paste.sample
         self.paste = SampleGoals([paste], goal.target[None], [goal.box], [0])
@@ -85,7 +80,12 @@ class RuleProbe:
             name: goal_images(generator, spec, goals, truncation, self.before)
             for name, goals in (("paste", self.paste), ("held_out", self.held_out))
         }
-        self.start = {name: self._distances(name, self.before) for name in self.goal_images}
+        images, values = self._run(self.before)
+        self.original = images[:-1]
+        self.typical = float(
+            (self.original.float() - self.original.roll(1, 0).float()).abs().mean()
+        )
+        self.start = {name: self._distances(name, images, values) for name in self.goal_images}
 
     def _pixel_boxes(self, goals: SampleGoals) -> list[tuple[int, int, int, int]]:
         return [tuple(v * self.scale for v in box) for box in goals.boxes]
@@ -101,30 +101,35 @@ class RuleProbe:
         return (max(top - margin, 0), max(left - margin, 0), min(bottom + margin, height),
                 min(right + margin, width))
 
-    def _distances(self, name: str, weights: Weights) -> tuple[torch.Tensor, torch.Tensor]:
-        """Distances [N] to the `name` goals at the layer and in pixels under `weights`."""
+    def _run(self, weights: Weights) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images and layer values of the held-out samples and, last, the paste sample under
+        `weights`: one set of forward passes for every measure."""
+        return render_traced(self.generator, [*self.numbers, *self.paste.numbers],
+                             self.problem.spec.module, self.problem.truncation, weights)
+
+    def _distances(
+        self, name: str, images: torch.Tensor, values: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distances [N] to the `name` goals at the layer and in pixels, given `_run`'s output."""
         goals = self.paste if name == "paste" else self.held_out
         if not goals.numbers:
             return torch.zeros(0), torch.zeros(0)
-        spec, truncation = self.problem.spec, self.problem.truncation
-        z = self.generator.latents(goals.numbers)
-        values = read_layer(self.generator, spec, z, truncation, weights).values
-        images = render(self.generator, goals.numbers, truncation, weights)
-        layer = box_distances(goals.targets, values, goals.boxes)
+        rows = [len(self.numbers)] if name == "paste" else goals.rows
+        layer = box_distances(goals.targets, values[rows], goals.boxes)
         pixels = box_distances(self.goal_images[name].permute(0, 3, 1, 2),
-                               images.permute(0, 3, 1, 2), self._pixel_boxes(goals))
+                               images[rows].permute(0, 3, 1, 2), self._pixel_boxes(goals))
         return layer, pixels
 
     def measure(self, after: Weights) -> dict[str, float]:
         """Efficacy, generalisation (pixels and layer), specificity and the change summary."""
+        images, values = self._run(after)
         out = {}
         for name, key in (("paste", "efficacy"), ("held_out", "generalization")):
             before_layer, before_pixels = self.start[name]
-            after_layer, after_pixels = self._distances(name, after)
+            after_layer, after_pixels = self._distances(name, images, values)
             out[key] = fraction_closed(before_pixels, after_pixels)
             out[f"{key}_layer"] = fraction_closed(before_layer, after_layer)
-        edited = render(self.generator, self.numbers, self.problem.truncation, after)
-        change = change_summary(self.original, edited, self.fires)
+        change = change_summary(self.original, images[:-1], self.fires)
         out["specificity"] = 1.0 - change["change_outside"] / max(self.typical, 1e-9)
         out["samples_firing"] = len(self.held_out.numbers)
         out["typical_difference"] = self.typical

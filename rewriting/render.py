@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -10,6 +11,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from .generator import Generator
+from .nethook import trace
 
 #: Every forward pass runs on exactly this many latents (padding the last chunk), so sample N
 #: goes through the same kernels whatever batch it is asked in.
@@ -35,15 +37,42 @@ def render(
     net: nn.Module | None = None,
 ) -> torch.Tensor:
     """uint8 images [N, H, W, 3] of the given sample numbers, through `net` (a view) if given."""
-    chunks = []
     if net is None:
         net = generator.view(weights) if weights else generator.net
-    for chunk, size in fixed_batches(generator.latents(numbers, seed)):
-        raw = generator.synthesize(chunk, truncation, net=net)[:size]
-        chunks.append(generator.to_image(raw))
-    if not chunks:
-        return torch.zeros(0, *generator.image_size, 3, dtype=torch.uint8)
-    return torch.cat(chunks)
+    return _passes(generator, numbers, truncation, seed, net, None)[0]
+
+
+def render_traced(
+    generator: Generator,
+    numbers: Sequence[int],
+    module: str,
+    truncation: float | None = None,
+    weights: Mapping[str, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`render`'s images and, from the same forward passes, the output of `net.<module>` [N, ...]
+    (hooked on a private view: the shared network is never touched)."""
+    return _passes(generator, numbers, truncation, 1, generator.view(weights), module)
+
+
+def _passes(
+    generator: Generator,
+    numbers: Sequence[int],
+    truncation: float | None,
+    seed: int,
+    net: nn.Module,
+    module: str | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Images of `numbers` in fixed batches, and the traced module's outputs when one is given."""
+    images, outputs = [], []
+    with trace(net, module) if module else nullcontext() as record:
+        for chunk, size in fixed_batches(generator.latents(numbers, seed)):
+            raw = generator.synthesize(chunk, truncation, net=net)[:size]
+            images.append(generator.to_image(raw))
+            if record is not None:
+                outputs.append(record.output[:size])
+    if not images:
+        return torch.zeros(0, *generator.image_size, 3, dtype=torch.uint8), None
+    return torch.cat(images), torch.cat(outputs) if outputs else None
 
 
 def grid(
