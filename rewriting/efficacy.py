@@ -59,15 +59,19 @@ def strengthen(before: Weights, after: Weights, base: Weights, strength: float) 
 
 class RuleProbe:
     """Everything measured before an edit (goals, goal images, originals), so that many edited
-    weights (methods, strengths, random draws) are each measured by one `measure` call."""
+    weights (methods, strengths, random draws) are each measured by one `measure` call.
+    `original`: the samples already rendered before the edit, if the caller has them."""
 
-    def __init__(self, generator, problem: EditProblem, numbers: Sequence[int]) -> None:
+    def __init__(self, generator, problem: EditProblem, numbers: Sequence[int],
+                 original: torch.Tensor | None = None) -> None:
         self.generator, self.problem = generator, problem
         spec, truncation = problem.spec, problem.truncation
         self.before = dict(problem.base_weights)
         self.base = {k: v.detach() for k, v in generator.net.named_parameters()}
         self.numbers = list(numbers)
-        self.original = render(generator, self.numbers, truncation, self.before)
+        if original is None:
+            original = render(generator, self.numbers, truncation, self.before)
+        self.original = original
         self.fires = firing_masks(generator, spec, problem.context_key, problem.threshold,
                                   self.numbers, truncation, self.before)
         self.typical = float(
@@ -115,15 +119,17 @@ class RuleProbe:
                                images.permute(0, 3, 1, 2), self._pixel_boxes(goals))
         return layer, pixels
 
-    def measure(self, after: Weights) -> dict[str, float]:
-        """Efficacy, generalisation (pixels and layer), specificity and the change summary."""
+    def measure(self, after: Weights, edited: torch.Tensor | None = None) -> dict[str, float]:
+        """Efficacy, generalisation (pixels and layer), specificity and the change summary;
+        `edited`: the samples already rendered under `after`, if the caller has them."""
         out = {}
         for name, key in (("paste", "efficacy"), ("held_out", "generalization")):
             before_layer, before_pixels = self.start[name]
             after_layer, after_pixels = self._distances(name, after)
             out[key] = fraction_closed(before_pixels, after_pixels)
             out[f"{key}_layer"] = fraction_closed(before_layer, after_layer)
-        edited = render(self.generator, self.numbers, self.problem.truncation, after)
+        if edited is None:
+            edited = render(self.generator, self.numbers, self.problem.truncation, after)
         change = change_summary(self.original, edited, self.fires)
         out["specificity"] = 1.0 - change["change_outside"] / max(self.typical, 1e-9)
         out["samples_firing"] = len(self.held_out.numbers)
