@@ -5,19 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_efficacy import EYES_TO_EYES
 
 from rewriting.render import render
 from rewriting.request import parse_request
 from zoo import renders
 from zoo import session as ss
-
-EYES = [20, 16, 32, 48]
-REQUEST = {
-    "model": "dcgan-digiface", "layer": "main.6",
-    "copy": {"sample": 12, "mask": EYES},
-    "paste": {"sample": 9, "mask": EYES},
-    "context": [{"sample": s, "mask": EYES} for s in (9, 0, 13)],
-}
 
 
 @pytest.fixture
@@ -52,7 +45,7 @@ def test_samples_are_rendered_once_per_stack_and_handed_out_as_copies(rendered_n
 def test_an_executed_edit_is_measured_and_shown_without_rendering_again(dcgan, rendered_numbers):
     session = ss.Session.start("dcgan-digiface")
     stats = ss.statistics(session)
-    done, metrics, shown = ss.run_edit_shown(session, parse_request(REQUEST), stats, 6)
+    done, metrics, shown = ss.run_edit_shown(session, parse_request(EYES_TO_EYES), stats, 6)
     held_out = sorted(ss.HELD_OUT)
     assert rendered_numbers == [held_out, held_out]  # before and after, once each
     picture = np.asarray(ss.comparison(done, shown))

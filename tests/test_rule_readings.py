@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_efficacy import EYES_TO_EYES
 
 from rewriting import readings, rewrite
 from rewriting.delta import EditStack
 from rewriting.request import parse_request
 from rewriting.rewrite import execute
 from rewriting.stats import key_stats
-
-EYES = [20, 16, 32, 48]
-REQUEST = {
-    "model": "dcgan-digiface", "layer": "main.6",
-    "copy": {"sample": 12, "mask": EYES},
-    "paste": {"sample": 9, "mask": EYES},
-    "context": [{"sample": s, "mask": EYES} for s in (9, 0, 13)],
-}
 
 
 @pytest.fixture
@@ -37,7 +30,7 @@ def counted_reads(monkeypatch) -> list[int]:
 
 
 def test_second_execute_reuses_the_reading_bit_for_bit(dcgan, counted_reads):
-    request = parse_request(REQUEST)
+    request = parse_request(EYES_TO_EYES)
     stats = key_stats(dcgan, dcgan.layer("main.6"))
     first = execute(dcgan, request, stats=stats)
     assert sum(counted_reads) == rewrite.RULE_SAMPLES
@@ -56,7 +49,7 @@ def test_second_execute_reuses_the_reading_bit_for_bit(dcgan, counted_reads):
 
 
 def test_an_edit_on_top_of_others_reads_its_own_weights(dcgan, counted_reads, monkeypatch):
-    request = parse_request(REQUEST)
+    request = parse_request(EYES_TO_EYES)
     stats = key_stats(dcgan, dcgan.layer("main.6"))
     first = execute(dcgan, request, stats=stats)
     stack = EditStack(dcgan, [first.delta])
