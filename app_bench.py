@@ -91,6 +91,7 @@ class Visitor:
         self.client = gradio_client.Client(url, verbose=False, download_files=tempfile.mkdtemp())
 
     def timed(self, action: str, call: Callable[[], object]) -> object:
+        """What `call` returns; its seconds are added to the action's."""
         started = time.perf_counter()
         out = call()
         self.times[action].append(time.perf_counter() - started)
