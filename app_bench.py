@@ -67,10 +67,12 @@ def open_page(url: str) -> float:
     with httpx.Client(timeout=120) as http:
         http.get(url).raise_for_status()
         config = http.get(url.rstrip("/") + "/config").json()
-        load, canvas = page_events(config)
-        session = uuid.uuid4().hex
-        page = completed(queue_call(url, load, [None, 0, 0, None], session))
-        drawn = completed(queue_call(url, canvas, [None, 0, "Edited"], session))
+    load, canvas = page_events(config)
+    session = uuid.uuid4().hex
+    page = completed(queue_call(url, load, [None, 0, 0, None], session))
+    drawn = completed(queue_call(url, canvas, [None, 0, "Edited"], session))
+    # New connections: the server closes idle ones while the events run.
+    with httpx.Client(timeout=120) as http:
         for address in {*file_urls(page["output"]), *file_urls(drawn["output"])}:
             http.get(address).raise_for_status()
     return time.perf_counter() - started
