@@ -17,7 +17,7 @@ import torch
 from .features import LayerReading, read_layer
 from .generator import Generator, LayerSpec
 
-#: Bytes of base-model readings kept in memory (a 64 px DCGAN's rule samples take ~60 MB).
+#: Bytes of base-model readings kept (the 64 px DCGAN's rule samples: 4 to 70 MiB a layer).
 KEPT_BYTES = 768 * 2**20
 
 _kept: OrderedDict[tuple, tuple[LayerReading, ...]] = OrderedDict()
