@@ -471,7 +471,7 @@ class Page:
             self.trunc: gr.skip() if session.truncation is None else session.truncation,
         }
 
-    def executed(self, session: ss.Session, request, start, progress) -> dict:
+    def executed(self, session: ss.Session, request, progress) -> dict:
         """Apply the request and show its result: history, numbers, before/after (on screen);
         `edited_page` then draws the gallery (behind its tab) for the new edits."""
         applied = [i + 1 for i, d in enumerate(session.stack.deltas)
@@ -869,14 +869,14 @@ def execute_events(p: Page, execute_b: gr.Button, erase_b: gr.Button) -> None:
     def run(erase: bool):
         @on_gpu
         @friendly
-        def go(st, r, m, lam, channels, start, progress=PROGRESS):
+        def go(st, r, m, lam, channels, progress=PROGRESS):
             session = current(st)
             request = session.request(int(r), m, lam, int(channels) if erase else None)
-            return p.executed(session, request, start, progress)
+            return p.executed(session, request, progress)
 
         return go
 
-    settings = [p.state, p.rank, p.method, p.reg, p.erase_n, p.first]
+    settings = [p.state, p.rank, p.method, p.reg, p.erase_n]
     for button, erase in ((execute_b, False), (erase_b, True)):
         p.after_executing(button.click(run(erase), settings, p.run_outputs(),
                                        show_progress_on=p.result, **PRIVATE, **HEAVY))
@@ -897,7 +897,7 @@ def example_events(p: Page, example_bs: list[gr.Button]) -> None:
             data = read_json_file(EXAMPLES_DIR / EXAMPLES[name], "example")
             session, request = session.loaded(data)
             return {**switched, **p.loaded(session, request),
-                    **p.executed(session, request, start, progress)}
+                    **p.executed(session, request, progress)}
 
         return load_and_execute
 
