@@ -404,7 +404,7 @@ class Page:
 
     def run_outputs(self) -> list:
         """What `executed` updates."""
-        return [self.state, self.history, self.revert_dd, self.gallery, self.view,
+        return [self.state, self.history, self.revert_dd, self.view,
                 self.highlight, self.result, self.comparison_img, self.canvas_key,
                 self.strength, self.compared, self.tabs, self.search_gal, self.found]
 
@@ -453,6 +453,14 @@ class Page:
             self.compared: None, self.search_gal: None, self.found: [],
         }
 
+    def edited_page(self, st, start) -> list:
+        """The gallery page from `start` of the session's edited model (after an Execute)."""
+        return self.page(current(st), start, "Edited", False, 1)
+
+    def after_executing(self, event: gr.events.Dependency) -> None:
+        """Once an Execute's result is on screen, draw the gallery behind its tab."""
+        event.success(self.edited_page, [self.state, self.first], self.gallery, **PRIVATE)
+
     def loaded(self, session: ss.Session, request) -> dict:
         """A loaded request's selections and settings, ready to Execute."""
         return {
@@ -463,8 +471,9 @@ class Page:
             self.trunc: gr.skip() if session.truncation is None else session.truncation,
         }
 
-    def executed(self, session: ss.Session, request, start, progress) -> dict:
-        """Apply the request and show its result: history, gallery, numbers, before/after."""
+    def executed(self, session: ss.Session, request, progress) -> dict:
+        """Apply the request and show its result: history, numbers, before/after (on screen);
+        `edited_page` then draws the gallery (behind its tab) for the new edits."""
         applied = [i + 1 for i, d in enumerate(session.stack.deltas)
                    if d.request == request.to_json()]
         if applied:
@@ -474,9 +483,7 @@ class Page:
         progress(1.0, desc="Rendering before and after")
         picture = ss.comparison(done, shown)
         return {
-            self.state: done, **self.edits(done),
-            self.gallery: self.page(done, start, "Edited", False, 1), self.view: "Edited",
-            self.highlight: False,
+            self.state: done, **self.edits(done), self.view: "Edited", self.highlight: False,
             self.result: ss.result_text(len(done.stack.deltas), metrics, len(shown.numbers)),
             self.canvas_key: next(CANVAS_TICKETS),
             self.comparison_img: gr.update(value=image_file(np.asarray(picture)), visible=True),
@@ -862,18 +869,17 @@ def execute_events(p: Page, execute_b: gr.Button, erase_b: gr.Button) -> None:
     def run(erase: bool):
         @on_gpu
         @friendly
-        def go(st, r, m, lam, channels, start, progress=PROGRESS):
+        def go(st, r, m, lam, channels, progress=PROGRESS):
             session = current(st)
             request = session.request(int(r), m, lam, int(channels) if erase else None)
-            return p.executed(session, request, start, progress)
+            return p.executed(session, request, progress)
 
         return go
 
-    settings = [p.state, p.rank, p.method, p.reg, p.erase_n, p.first]
-    execute_b.click(run(False), settings, p.run_outputs(),
-                    show_progress_on=p.result, **PRIVATE, **HEAVY)
-    erase_b.click(run(True), settings, p.run_outputs(),
-                  show_progress_on=p.result, **PRIVATE, **HEAVY)
+    settings = [p.state, p.rank, p.method, p.reg, p.erase_n]
+    for button, erase in ((execute_b, False), (erase_b, True)):
+        p.after_executing(button.click(run(erase), settings, p.run_outputs(),
+                                       show_progress_on=p.result, **PRIVATE, **HEAVY))
 
 
 def example_events(p: Page, example_bs: list[gr.Button]) -> None:
@@ -891,15 +897,15 @@ def example_events(p: Page, example_bs: list[gr.Button]) -> None:
             data = read_json_file(EXAMPLES_DIR / EXAMPLES[name], "example")
             session, request = session.loaded(data)
             return {**switched, **p.loaded(session, request),
-                    **p.executed(session, request, start, progress)}
+                    **p.executed(session, request, progress)}
 
         return load_and_execute
 
     outputs = distinct([*p.every(), *p.loaded_outputs(), *p.run_outputs(), p.search_gal,
                         p.found])
     for name, button in zip(EXAMPLES, example_bs, strict=True):
-        button.click(example(name), [p.state, p.first], outputs,
-                     show_progress_on=p.comparison_img, **PRIVATE, **HEAVY)
+        p.after_executing(button.click(example(name), [p.state, p.first], outputs,
+                                       show_progress_on=p.comparison_img, **PRIVATE, **HEAVY))
 
 
 def strength_events(p: Page) -> None:

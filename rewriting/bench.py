@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
+from .errors import RewritingError
 from .evaluate import edited_weights, goal_residual
 from .features import read_layer
 from .generator import Generator
@@ -120,6 +126,28 @@ def memory(generator: Generator, request: EditRequest) -> dict[str, float]:
     }
 
 
+def cli_edit_cost(request: Path, runs: int) -> dict:
+    """Wall seconds of `python -m rewriting edit REQUEST` in a fresh process (after one untimed
+    run that caches the statistics), and the phases the last run wrote in metrics.json."""
+    last: dict = {}
+    with tempfile.TemporaryDirectory(prefix="bench-edit-") as folder:
+
+        def run() -> None:
+            out = Path(folder) / f"edit-{len(list(Path(folder).iterdir()))}"
+            done = subprocess.run(
+                [sys.executable, "-m", "rewriting", "edit", str(request), "--out", str(out)],
+                cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+            )
+            if done.returncode != 0:
+                raise RewritingError(f"`edit {request}` failed: "
+                                     f"{(done.stderr.strip().splitlines() or ['?'])[-1]}")
+            last.update(json.loads((out / "metrics.json").read_text()))
+
+        seconds = timed(run, runs)
+    return {"request": request.name, "edit_s": seconds["median"], "seconds": seconds,
+            "phases": last["seconds_phases"], "seconds_total_inside": last["seconds_total"]}
+
+
 def table(report: dict) -> str:
     """The report as one Markdown table: figure, median, and the range over runs."""
     lines = ["| model | figure | median | range |", "|---|---|---|---|"]
@@ -168,4 +196,25 @@ def table(report: dict) -> str:
             lines.append(f"| {model} | memory one session's edit adds (its delta) | "
                          f"{m['edit_delta_bytes'] / 1024:.1f} KiB (model: "
                          f"{m['model_parameter_bytes'] / 2**20:.1f} MiB) | |")
+    if "cli" in report:
+        c = report["cli"]
+        t = c["seconds"]
+        row("command line", f"`edit {c['request']}`, statistics cached (wall)", t["median"],
+            t["min"], t["max"], "s")
+        for phase, seconds in c["phases"].items():
+            lines.append(f"| command line | its phase {phase} | {seconds:.3g} s | |")
+    if "app" in report:
+        lines += app_rows(report["app"])
     return "\n".join(lines)
+
+
+def app_rows(app: dict) -> list[str]:
+    """Table rows of the app's latencies: p50, and p95 as the range column."""
+    names = {"page_open": "page open to a usable canvas", "execute": "Execute to result",
+             "sample_open": "opening a sample", "revert": "Revert"}
+    rows = []
+    for suffix, who in (("_1", "1 visitor"), ("", f"{app['visitors']} visitors at once")):
+        for action, name in names.items():
+            rows.append(f"| app | {name}, {who} | {app[f'{action}_p50_s{suffix}']:.3g} s | "
+                        f"p95 {app[f'{action}_p95_s{suffix}']:.3g} s |")
+    return rows

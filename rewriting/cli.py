@@ -42,7 +42,7 @@ from .project import CANDIDATES, STARTS, STEPS
 from .render import grid, render
 from .request import MAX_STRENGTH, read_request
 from .rewrite import DEFAULT_STRENGTH, check_request, execute
-from .stats import key_stats
+from .stats import default_cache_dir, key_stats
 from .suggest import SPECIFICITY_TARGET, layer_table, suggest_layer
 
 #: The request set `evaluate` runs by default, kept in the repository.
@@ -517,6 +517,20 @@ def random_stylegan2(size: int = 256) -> Generator:
     return PLUGIN.build({"g_ema": net.state_dict()}, entry, "random")
 
 
+def app_latency(visitors: int, rounds: int) -> dict:
+    """The running app's latencies (app_bench, beside app.py: the engine never imports gradio)."""
+    checkout = str(Path(__file__).resolve().parents[1])
+    if (Path(checkout) / "app_bench.py").exists() and checkout not in sys.path:
+        sys.path.append(checkout)
+    try:
+        import app_bench
+    except ImportError as err:
+        raise RewritingError(f"the app benchmark needs app.py and gradio_client ({err}): run "
+                             "from the repository with the test requirements, or pass --no-app"
+                             ) from None
+    return app_bench.app_latency(visitors, rounds, default_cache_dir().parent)
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from . import bench
 
@@ -543,6 +557,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
             "throughput_batch_8": bench.throughput(big, 8, max(1, repeats // 2)),
             "statistics": bench.statistics_cost(big, "layer8", 20 if args.quick else 1000, 1),
         }
+    report["cli"] = bench.cli_edit_cost(Path(args.request), 1 if args.quick else 3)
+    if not args.no_app:
+        report["app"] = app_latency(args.app_visitors, args.app_rounds)
     print(bench.table(report))
     if out:
         write_atomically(out, lambda tmp: Path(tmp).write_text(
@@ -674,6 +691,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="fewer statistics samples (200, and 20 on StyleGAN2) instead of 1000")
     p.add_argument("--no-stylegan2", action="store_true", help="skip the 256 px StyleGAN2")
+    p.add_argument("--no-app", action="store_true",
+                   help="skip the running app's latencies (page open, Execute, sample, Revert)")
+    p.add_argument("--app-visitors", type=_count(2, 16), default=4,
+                   help="visitors acting at once in the app's second run (the first has one)")
+    p.add_argument("--app-rounds", type=_count(1, 100), default=3,
+                   help="rounds of open, Execute, open a sample, Revert per visitor")
     p.set_defaults(run=cmd_bench)
 
     p = sub.add_parser("evaluate", help="compare ours with the paper's baselines on a request set")

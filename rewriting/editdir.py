@@ -52,6 +52,16 @@ def before_after(
     with pixel `boxes` (where the rule applies on each sample), both zoomed on them below."""
     original = render(generator, numbers, truncation, before)
     changed = render(generator, numbers, truncation, after)
+    return before_after_picture(original, changed, scale, boxes)
+
+
+def before_after_picture(
+    original: torch.Tensor,
+    changed: torch.Tensor,
+    scale: int = 2,
+    boxes: Sequence[tuple[int, int, int, int] | None] | None = None,
+) -> Image.Image:
+    """`before_after`'s picture from images [N, H, W, 3] already rendered before and after."""
     difference = ((changed.float() - original.float()).abs() * 4).clamp(0, 255).to(torch.uint8)
     rows, labels = [original, changed, difference], ["original", "edited", "change x4"]
     if boxes is not None:

@@ -18,6 +18,7 @@ noise floor is the same measures for random updates of the same layers, rank and
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -56,6 +57,20 @@ def strengthen(before: Weights, after: Weights, base: Weights, strength: float) 
     }
 
 
+@dataclass
+class Rendered:
+    """One set of forward passes under some weights: images [N + 1, H, W, 3] of the held-out
+    samples and, last, the paste sample, with the layer's values for each."""
+
+    images: torch.Tensor
+    values: torch.Tensor
+
+    @property
+    def held_out(self) -> torch.Tensor:
+        """The held-out samples' images [N, H, W, 3]."""
+        return self.images[:-1]
+
+
 class RuleProbe:
     """Everything measured before an edit (goals, goal images, originals), so that many edited
     weights (methods, strengths, random draws) are each measured by one `measure` call."""
@@ -80,12 +95,12 @@ class RuleProbe:
             name: goal_images(generator, spec, goals, truncation, self.before)
             for name, goals in (("paste", self.paste), ("held_out", self.held_out))
         }
-        images, values = self._run(self.before)
-        self.original = images[:-1]
+        start = self.run(self.before)
+        self.original = start.held_out
         self.typical = float(
             (self.original.float() - self.original.roll(1, 0).float()).abs().mean()
         )
-        self.start = {name: self._distances(name, images, values) for name in self.goal_images}
+        self.start = {name: self._distances(name, start) for name in self.goal_images}
 
     def _pixel_boxes(self, goals: SampleGoals) -> list[tuple[int, int, int, int]]:
         return [tuple(v * self.scale for v in box) for box in goals.boxes]
@@ -101,35 +116,36 @@ class RuleProbe:
         return (max(top - margin, 0), max(left - margin, 0), min(bottom + margin, height),
                 min(right + margin, width))
 
-    def _run(self, weights: Weights) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images and layer values of the held-out samples and, last, the paste sample under
-        `weights`: one set of forward passes for every measure."""
-        return render_traced(self.generator, [*self.numbers, *self.paste.numbers],
-                             self.problem.spec.module, self.problem.truncation, weights)
+    def run(self, weights: Weights) -> Rendered:
+        """The held-out samples and the paste sample under `weights`: every measure's input."""
+        return Rendered(*render_traced(self.generator, [*self.numbers, *self.paste.numbers],
+                                       self.problem.spec.module, self.problem.truncation,
+                                       weights))
 
-    def _distances(
-        self, name: str, images: torch.Tensor, values: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Distances [N] to the `name` goals at the layer and in pixels, given `_run`'s output."""
+    def _distances(self, name: str, rendered: Rendered) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distances [N] to the `name` goals at the layer and in pixels."""
         goals = self.paste if name == "paste" else self.held_out
         if not goals.numbers:
             return torch.zeros(0), torch.zeros(0)
         rows = [len(self.numbers)] if name == "paste" else goals.rows
-        layer = box_distances(goals.targets, values[rows], goals.boxes)
+        layer = box_distances(goals.targets, rendered.values[rows], goals.boxes)
         pixels = box_distances(self.goal_images[name].permute(0, 3, 1, 2),
-                               images[rows].permute(0, 3, 1, 2), self._pixel_boxes(goals))
+                               rendered.images[rows].permute(0, 3, 1, 2),
+                               self._pixel_boxes(goals))
         return layer, pixels
 
-    def measure(self, after: Weights) -> dict[str, float]:
-        """Efficacy, generalisation (pixels and layer), specificity and the change summary."""
-        images, values = self._run(after)
+    def measure(self, after: Weights, rendered: Rendered | None = None) -> dict[str, float]:
+        """Efficacy, generalisation (pixels and layer), specificity and the change summary;
+        `rendered`: `run(after)`, if the caller already has it."""
+        if rendered is None:
+            rendered = self.run(after)
         out = {}
         for name, key in (("paste", "efficacy"), ("held_out", "generalization")):
             before_layer, before_pixels = self.start[name]
-            after_layer, after_pixels = self._distances(name, images, values)
+            after_layer, after_pixels = self._distances(name, rendered)
             out[key] = fraction_closed(before_pixels, after_pixels)
             out[f"{key}_layer"] = fraction_closed(before_layer, after_layer)
-        change = change_summary(self.original, images[:-1], self.fires)
+        change = change_summary(self.original, rendered.held_out, self.fires)
         out["specificity"] = 1.0 - change["change_outside"] / max(self.typical, 1e-9)
         out["samples_firing"] = len(self.held_out.numbers)
         out["typical_difference"] = self.typical

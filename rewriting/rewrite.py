@@ -22,6 +22,7 @@ from .generator import Generator, LayerSpec, layer_value
 from .goal import Goal, erase_channels, erase_goal, paste_goal, place_object
 from .masks import bounding_box, grid_mask, mask_image
 from .metrics import firing_threshold
+from .readings import base_readings
 from .render import RENDER_BATCH
 from .request import PAPER_METHODS, EditRequest, Selection
 from .solve import DEFAULT_REGULARIZATION, Solution, measured, solve
@@ -310,13 +311,17 @@ def rule_goals(
     weights: dict[str, torch.Tensor],
 ) -> list[tuple[torch.Tensor, tuple, list[Goal]]]:
     """Batches (keys, inputs, goals) of the RULE_SAMPLES unnumbered samples where the context
-    key fires: the goal rebuilt there as the held-out measure rebuilds it (`transfer_goals`)."""
+    key fires: the goal rebuilt there as the held-out measure rebuilds it (`transfer_goals`).
+    On the unedited model (no `weights`) the layer's reading of them is kept in memory."""
+    batches = [list(range(start, min(start + RENDER_BATCH, RULE_SAMPLES)))
+               for start in range(0, RULE_SAMPLES, RENDER_BATCH)]
+    readings = (base_readings(generator, spec, batches, truncation, STATS_SEED) if not weights
+                else [None] * len(batches))
     out = []
-    for start in range(0, RULE_SAMPLES, RENDER_BATCH):
-        numbers = list(range(start, min(start + RENDER_BATCH, RULE_SAMPLES)))
+    for numbers, reading in zip(batches, readings, strict=True):
         found = transfer_goals(
             generator, spec, goal, weight, rule.key, rule.threshold, paste_keys, numbers,
-            truncation, weights, seed=STATS_SEED,
+            truncation, weights, seed=STATS_SEED, reading=reading,
         )
         if found.rows:
             goals = [Goal(t, box, keep=goal.keep) for t, box in zip(found.targets, found.boxes,

@@ -78,18 +78,21 @@ def transfer_goals(
     truncation: float | None,
     weights: Mapping[str, torch.Tensor],
     seed: int = 1,
+    reading: LayerReading | None = None,
 ) -> SampleGoals:
     """The goal rebuilt on those of `numbers` where the context key fires (see module doc).
 
     `paste_keys` [C_in, h, w] are the paste sample's keys; `weight` the layer's W0; `seed` the
-    latent stream the numbers index.
+    latent stream the numbers index; `reading` the layer already read on them under `weights`.
     """
     top, left, bottom, right = goal.box
     size = (bottom - top, right - left)
     radius = math.ceil(max(size) / spec.stride / 2)
     paste_response = torch.einsum("chw,c->hw", paste_keys.double(), key.double())
     offset = goal_offset(goal, paste_response, threshold, spec.stride)
-    reading = read_layer(generator, spec, generator.latents(numbers, seed), truncation, weights)
+    if reading is None:
+        z = generator.latents(numbers, seed)
+        reading = read_layer(generator, spec, z, truncation, weights)
     responses = torch.einsum("nchw,c->nhw", reading.keys.double(), key.double())
     if goal.erased is not None:
         erased = reading.keys.clone()

@@ -325,11 +325,11 @@ def test_edits_survive_a_reload_and_a_saved_file(app, tmp_path):
     tab = visitor(app)
 
     def steps(tab):
-        original = images(tab)
+        original, shown = images(tab), thumbnails(tab)
         tab.click("#example-2")  # eyes onto the mouth, 2 context samples
         result_says(tab, "Edit 1 applied")
         show_tab(tab, "Samples")
-        edited = images(tab)
+        edited = images(tab, shown)  # drawn right after the result, behind its tab
         assert not np.array_equal(edited, original)
 
         tab.reload()

@@ -156,7 +156,9 @@ def test_a_delta_only_session_stack_restores_on_the_catalog_model(monkeypatch, t
 def test_the_running_apps_publish_panel_pushes_the_visitors_stack(monkeypatch, tmp_path):
     """Three edits through the app's API, then the Publish button's own event: the repository
     holds the stack, which loads back with the same requests and renders what the app showed."""
-    from test_app_security import dependency, raw_call
+    from test_app_security import dependency
+
+    from app_process import queue_call
 
     with HubServer({TOKEN: "alice"}) as hub:
         env = {"HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HOME": str(tmp_path / "home"),
@@ -171,7 +173,7 @@ def test_the_running_apps_publish_panel_pushes_the_visitors_stack(monkeypatch, t
             shown = np.stack([np.asarray(Image.open(item["image"]).convert("RGB"))
                               for item in gallery])
             config = httpx.get(url.rstrip("/") + "/config", timeout=30).json()
-            messages = raw_call(url, dependency(config, "publish"),
+            messages = queue_call(url, dependency(config, "publish"),
                                 [None, "alice/app-stack", False, False, False],
                                 visitor.session_hash)
             done = messages[-1]["output"]["data"][0]

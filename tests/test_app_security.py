@@ -15,33 +15,11 @@ from app_server import app_log, running_app
 from hub_server import HubServer
 
 import app
+from app_process import queue_call
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_the_servers_own_token"
 EXAMPLE = (ROOT / "examples" / "eye-to-mouth.json").read_text()
-
-
-def raw_call(url: str, fn_index: int, data: list, session_hash: str) -> list[dict]:
-    """Join the queue as a browser would, for any event; every message until it completes."""
-    api = url.rstrip("/") + "/gradio_api/"
-    joined = httpx.post(api + "queue/join", json={
-        "data": data, "fn_index": fn_index, "session_hash": session_hash,
-        "event_data": None, "trigger_id": None,
-    }, timeout=30)
-    joined.raise_for_status()
-    event = joined.json()["event_id"]
-    messages = []
-    with httpx.stream("GET", api + "queue/data", params={"session_hash": session_hash},
-                      timeout=240) as stream:
-        for line in stream.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            message = json.loads(line[5:])
-            if message.get("event_id") == event:
-                messages.append(message)
-                if message["msg"] == "process_completed":
-                    return messages
-    raise AssertionError(f"the call ended without completing: {messages}")
 
 
 def dependency(config: dict, elem_id: str) -> int:
@@ -80,7 +58,7 @@ def test_publishing_with_the_servers_token_is_refused_even_to_raw_calls(served):
     assert button["props"]["interactive"] is False
 
     hub.requests.clear()
-    messages = raw_call(url, dependency(config, "publish"),
+    messages = queue_call(url, dependency(config, "publish"),
                         [None, "owner/stolen", False, True, False], visitor.session_hash)
     warnings = [m.get("log", "") for m in messages if m["msg"] == "log"]
     assert any("publishing is off in this app" in w for w in warnings), (messages, app_log(folder))
@@ -104,7 +82,7 @@ def test_downloads_are_served_from_gradios_cache_and_leave_nothing_else(served):
     visitor.predict(EXAMPLE, api_name="/execute")
     config = httpx.get(url.rstrip("/") + "/config", timeout=30).json()
     for _ in range(2):
-        done = raw_call(url, dependency(config, "download-weights"), [None],
+        done = queue_call(url, dependency(config, "download-weights"), [None],
                         visitor.session_hash)[-1]
         assert done["success"], done
         served_path = Path(done["output"]["data"][0]["path"])

@@ -22,9 +22,15 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_bench_writes_every_figure(tmp_path):
-    done = run("bench", "--quick", "--no-stylegan2", "--repeats", "1", "--json", "b.json",
-               cwd=tmp_path)
-    report = json.loads((tmp_path / "b.json").read_text())["dcgan-digiface"]
+    done = run("bench", "--quick", "--no-stylegan2", "--no-app", "--repeats", "1", "--json",
+               "b.json", cwd=tmp_path)
+    everything = json.loads((tmp_path / "b.json").read_text())
+    assert "app" not in everything  # test_app_bench runs the app's part
+    cli = everything["cli"]
+    assert cli["edit_s"] > cli["seconds_total_inside"] > 0
+    assert {"load", "statistics", "execute", "measure", "picture"} <= set(cli["phases"])
+    assert "| command line | `edit eye-to-mouth.json`, statistics cached (wall) |" in done.stdout
+    report = everything["dcgan-digiface"]
     assert report["throughput_batch_1"]["images_per_second"] > 0
     assert report["throughput_batch_64"]["images_per_second"] > 0
     assert report["statistics"]["seconds"]["median"] > 0

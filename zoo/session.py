@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from rewriting import __version__
 from rewriting.atomic import safe_name, write_atomically
 from rewriting.delta import Delta, EditStack, load_stack, save_stack
-from rewriting.editdir import before_after, write_edit_dir
+from rewriting.editdir import before_after, before_after_picture, write_edit_dir
 from rewriting.efficacy import RuleProbe
 from rewriting.errors import RewritingError
 from rewriting.features import read_layer
@@ -52,6 +52,7 @@ from .fetch import anonymous_hub
 from .hub import HUB_PREFIX, load_any_stack
 from .publish import check_repo_id, publish
 from .registry import list_models, model_entry
+from .renders import keep, rendered, stack_digest
 
 #: Held-out samples on which an executed edit is measured and shown before and after.
 HELD_OUT = tuple(held_out_samples(32))
@@ -284,7 +285,25 @@ def tint(
 
 def samples(session: Session, numbers: Sequence[int], edited: bool = True) -> np.ndarray:
     """uint8 images [N, H, W, 3] of the session's model, with or without its edits."""
-    return render(session.generator, numbers, session.truncation, session.weights(edited)).numpy()
+    stack = session.stack if edited else EditStack(session.generator)
+    return stack_samples(stack, session.truncation, numbers)
+
+
+def render_identity(stack: EditStack, truncation: float | None) -> tuple:
+    """What names a stack's renders among those kept: model, truncation and the edits."""
+    generator = stack.generator
+    return (generator.name, generator.weights_sha256, json.dumps(truncation),
+            stack_digest(stack))
+
+
+def stack_samples(
+    stack: EditStack, truncation: float | None, numbers: Sequence[int]
+) -> np.ndarray:
+    """uint8 images [N, H, W, 3] of a stack's edited model: those kept, the rest rendered."""
+    return rendered(
+        render_identity(stack, truncation), numbers,
+        lambda missing: render(stack.generator, missing, truncation, stack.weights()).numpy(),
+    )
 
 
 def selection_image(session: Session, selection: Selection) -> np.ndarray:
@@ -403,7 +422,11 @@ def run_edit_shown(
     result = execute(session.generator, request, session.stack, stats)
     edited = session.with_edit(result.delta)
     probe = RuleProbe(session.generator, result.problem, HELD_OUT)
-    change = probe.measure(edited.weights())
+    after = probe.run(edited.weights())
+    change = probe.measure(edited.weights(), after)
+    # The probe's renders serve the before/after picture and the gallery later.
+    for kept, images in ((session, probe.original), (edited, after.held_out)):
+        keep(render_identity(kept.stack, result.truncation), HELD_OUT, images.numpy())
     result.delta.metrics = {**result.delta.metrics, **change, "layer": result.spec.name}
     numbers = strongest_firing(session.generator, result.spec, result.context_key, HELD_OUT,
                                session.truncation, count, session.weights()) if count else []
@@ -416,9 +439,10 @@ def comparison(session: Session, shown: Shown, scale: int = 2) -> Image.Image:
     where the rule's goal lies."""
     if not session.stack.deltas:
         raise RewritingError("there is no edit to show: Execute one first")
-    before = EditStack(session.generator, session.stack.deltas[:-1]).weights()
-    return before_after(session.generator, shown.numbers, session.truncation, before,
-                        session.weights(), scale, shown.boxes)
+    before = EditStack(session.generator, session.stack.deltas[:-1])
+    images = [torch.from_numpy(stack_samples(s, session.truncation, shown.numbers))
+              for s in (before, session.stack)]
+    return before_after_picture(*images, scale, shown.boxes)
 
 
 def suggest(session: Session, request: EditRequest) -> LayerSuggestion:
