@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .atomic import write_atomically
 from .delta import Delta, EditStack
+from .early import EARLY_SAMPLES, RefiningStats
 from .editdir import before_after, write_edit_dir
 from .efficacy import RuleProbe
 from .errors import RewritingError, one_line
@@ -40,7 +41,7 @@ from .metrics import held_out_samples, strongest_firing
 from .parallel import init_from_environment, is_main, rank_and_size, share
 from .project import CANDIDATES, STARTS, STEPS
 from .render import grid, render
-from .request import MAX_STRENGTH, read_request
+from .request import MAX_STRENGTH, parse_request, read_request
 from .rewrite import check_request, execute
 from .stats import key_stats
 from .suggest import SPECIFICITY_TARGET, layer_table, suggest_layer
@@ -418,8 +419,13 @@ def cmd_edit(args: argparse.Namespace) -> None:
     check_picture(3, args.show, generator.image_size, args.scale)
     truncation = generator.check_truncation(request.truncation)
     with timed(phases, "statistics"):
-        stats = key_stats(generator, spec, truncation, samples=args.stats_samples,
-                          progress=_progress("statistics"))
+        if args.early_stats:
+            refining = RefiningStats(generator, spec, truncation, args.stats_samples,
+                                     args.early_stats)
+            stats = refining.current()
+        else:
+            stats = key_stats(generator, spec, truncation, samples=args.stats_samples,
+                              progress=_progress("statistics"))
     with timed(phases, "execute"):
         result = execute(generator, request, stack, stats)
     edited = EditStack(generator, [*stack.deltas, result.delta])
@@ -434,6 +440,9 @@ def cmd_edit(args: argparse.Namespace) -> None:
                                  args.show, before)
         picture = before_after(generator, shown, truncation, before, after, args.scale,
                                [probe.goal_box(n) for n in shown])
+    if args.early_stats:
+        with timed(phases, "refine_statistics"):
+            refining.wait()  # so that the next edit finds the full statistics cached
     metrics = {
         **result.delta.metrics,
         **change,
@@ -517,6 +526,14 @@ def random_stylegan2(size: int = 256) -> Generator:
     return PLUGIN.build({"g_ema": net.state_dict()}, entry, "random")
 
 
+#: The benchmark's edit on the random StyleGAN2: a square of sample 1 pasted onto sample 2.
+STYLEGAN2_REQUEST = {
+    "model": "stylegan2-random-256", "layer": "layer8",
+    "copy": {"sample": 1, "mask": [96, 96, 160, 160]},
+    "paste": {"sample": 2, "mask": [96, 96, 160, 160]},
+}
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from . import bench
 
@@ -542,6 +559,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
             "throughput_batch_1": bench.throughput(big, 1, repeats),
             "throughput_batch_8": bench.throughput(big, 8, max(1, repeats // 2)),
             "statistics": bench.statistics_cost(big, "layer8", 20 if args.quick else 1000, 1),
+            **bench.first_edit(big, parse_request(STYLEGAN2_REQUEST), *(
+                (10, 30) if args.quick else (EARLY_SAMPLES, 1000))),
         }
     print(bench.table(report))
     if out:
@@ -660,6 +679,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--edit", action="append", default=[], metavar="DELTA",
                    help="earlier edits to apply first")
     p.add_argument("--stats-samples", type=_count(1, MAX_SAMPLES_PER_CALL), default=1000)
+    p.add_argument("--early-stats", type=_count(1, MAX_SAMPLES_PER_CALL), metavar="N",
+                   help="when the statistics are not cached, solve with N samples' statistics "
+                   "shrunk towards their diagonal while the full ones are computed alongside")
     p.add_argument("--held-out", type=_count(1, MAX_SAMPLES_PER_CALL), default=64)
     p.add_argument("--show", type=_count(1, MAX_APP_SAMPLES), default=12,
                    help="held-out samples in the picture: those where the context fires most")
