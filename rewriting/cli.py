@@ -592,7 +592,7 @@ def cmd_push(args: argparse.Namespace) -> None:
 
     commit = publish(
         args.dir, args.repo, get_token(), private=args.private, delta_only=args.delta_only,
-        exist_ok=args.exist_ok,
+        exist_ok=args.exist_ok, with_stats=args.with_stats,
     )
     what = f"a stack of {len(args.dir)} edits" if len(args.dir) > 1 else "the edit"
     print(f"published {what} as {commit.repo_url} (commit {commit.oid[:10]}); "
@@ -720,6 +720,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--private", action="store_true")
     p.add_argument("--delta-only", action="store_true",
                    help="push only the delta; loading fetches the base model")
+    p.add_argument("--with-stats", action="store_true",
+                   help="also publish the key statistics of each edited layer (cached or "
+                   "computed), which loading the model adopts when their key matches")
     p.add_argument("--exist-ok", action="store_true",
                    help="add a commit to an existing repository instead of refusing")
     p.set_defaults(run=cmd_push)
