@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from .directions import directions_cosine
 from .early import EARLY_SHRINKAGE, RefiningStats
 from .evaluate import edited_weights, goal_residual
@@ -41,6 +43,27 @@ def throughput(generator: Generator, batch: int, repeats: int) -> dict[str, floa
     t = timed(lambda: generator.synthesize(z, truncation), repeats)
     return {"images_per_second": batch / t["median"],
             "min": batch / t["max"], "max": batch / t["min"], "runs": repeats}
+
+
+def versus_reference(
+    ours: Callable[[torch.Tensor], torch.Tensor],
+    reference: Callable[[torch.Tensor], torch.Tensor],
+    z: torch.Tensor,
+    repeats: int,
+) -> dict[str, float]:
+    """Images per second of two generators of the same weights on latents `z`, timed in turn
+    (one warm-up call each), and the largest difference of their images."""
+    difference = float((ours(z) - reference(z)).abs().max())
+    seconds: dict[str, list[float]] = {"ours": [], "reference": []}
+    for _ in range(repeats):
+        for name, run in (("ours", ours), ("reference", reference)):
+            started = time.perf_counter()
+            run(z)
+            seconds[name].append(time.perf_counter() - started)
+    rate = {name: len(z) / statistics.median(times) for name, times in seconds.items()}
+    return {"images_per_second": rate["ours"], "reference_images_per_second": rate["reference"],
+            "speedup": rate["ours"] / rate["reference"], "max_abs_difference": difference,
+            "batch": len(z), "runs": repeats}
 
 
 def statistics_cost(
@@ -174,6 +197,10 @@ def table(report: dict) -> str:
             t = data["seconds"]
             row(model, f"one edit: {method.replace('_', ' ')} (residual "
                 f"{data['residual']:.3f})", t["median"], t["min"], t["max"], "s")
+        if figures.get("reference_throughput_batch_1") is not None:
+            lines.append(f"| {model} | rosinality's reference, same weights, images/s at batch 1 "
+                         f"| {figures['reference_throughput_batch_1']:.4g} | ours "
+                         f"{figures['speedup_vs_reference']:.2f}x |")
         if "first_edit_s" in figures:
             lines.append(f"| {model} | first edit, nothing cached ({figures['early_samples']} "
                          f"early samples, shrinkage {figures['shrinkage']:g}) | "

@@ -534,10 +534,32 @@ STYLEGAN2_REQUEST = {
 }
 
 
+def versus_reference(checkout: str | None, repeats: int) -> dict:
+    """Our StyleGAN2 against rosinality's (a checkout at `checkout`) at 256 px, same weights,
+    batch 1; the figures are null without a checkout."""
+    from . import bench
+
+    if checkout is None:
+        return {"reference_throughput_batch_1": None, "speedup_vs_reference": None,
+                "reference": None}
+    from zoo.reference_stylegan2 import reference_images, reference_pair
+
+    reference, ours = reference_pair(Path(checkout))
+    side = bench.versus_reference(lambda z: ours.synthesize(z, None),
+                                  lambda z: reference_images(reference, z),
+                                  ours.latents(range(1)), repeats)
+    return {"reference_throughput_batch_1": side["reference_images_per_second"],
+            "speedup_vs_reference": side["speedup"], "reference": side}
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from . import bench
 
     out = None if args.json is None else _check_out(args.json)
+    if args.reference is not None:
+        from zoo.reference_stylegan2 import check_checkout
+
+        check_checkout(args.reference)
     repeats = args.repeats
     samples = 200 if args.quick else 1000
     generator = load_model("dcgan-digiface")
@@ -561,6 +583,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
             "statistics": bench.statistics_cost(big, "layer8", 20 if args.quick else 1000, 1),
             **bench.first_edit(big, parse_request(STYLEGAN2_REQUEST), *(
                 (10, 30) if args.quick else (EARLY_SAMPLES, 1000))),
+            **versus_reference(args.reference, repeats),
         }
     print(bench.table(report))
     if out:
@@ -695,6 +718,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="fewer statistics samples (200, and 20 on StyleGAN2) instead of 1000")
     p.add_argument("--no-stylegan2", action="store_true", help="skip the 256 px StyleGAN2")
+    p.add_argument("--reference", metavar="PATH",
+                   help="a checkout of rosinality/stylegan2-pytorch to measure our StyleGAN2 "
+                   "against (same weights, its CPU fallbacks); without it those figures are null")
     p.set_defaults(run=cmd_bench)
 
     p = sub.add_parser("evaluate", help="compare ours with the paper's baselines on a request set")
