@@ -183,10 +183,12 @@ class StyledConv(nn.Module):
         noise: torch.Tensor,
     ) -> torch.Tensor:
         """The layer output for `key` when the base weight is `weight`: sqrt(2) leaky_relu(gain
-        conv + noise weight * noise + bias), with sqrt(2) folded into the gain and the shift."""
-        gain = self.conv.gain(weight, self.conv.style(w)) * SQRT2
-        shift = (self.noise.weight * noise + self.activate.bias[None, :, None, None]) * SQRT2
-        out = self.conv.unscaled(key, weight) * gain[:, :, None, None] + shift
+        conv + bias + noise weight * noise), with sqrt(2) folded into each term (three passes
+        over the map, each keeping its channels-last layout)."""
+        gain = self.conv.gain(weight, self.conv.style(w))[:, :, None, None] * SQRT2
+        bias = self.activate.bias[None, :, None, None] * SQRT2
+        out = torch.addcmul(bias, self.conv.unscaled(key, weight), gain)
+        out = out.addcmul_(noise, self.noise.weight * SQRT2)
         return F.leaky_relu(out, 0.2, inplace=True)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
