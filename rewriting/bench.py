@@ -204,7 +204,8 @@ def table(report: dict) -> str:
         if "first_edit_s" in figures:
             lines.append(f"| {model} | first edit, nothing cached ({figures['early_samples']} "
                          f"early samples, shrinkage {figures['shrinkage']:g}) | "
-                         f"{figures['first_edit_s']:.3g} s | refined at "
+                         f"{figures['first_edit_s']:.3g} s | solving from "
+                         f"{figures['early_statistics_s']:.3g} s, refined at "
                          f"{figures['refined_s']:.3g} s |")
             lines.append(f"| {model} | cosine of early D to full D | "
                          f"{figures['early_directions_cosine']:.4f} | |")
