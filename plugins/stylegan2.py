@@ -51,11 +51,12 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int, pad: tuple[int, in
         stuffed = x.new_zeros(n, c, h * up, w * up)
         stuffed[:, :, ::up, ::up] = x
         x = stuffed
-    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
     # One depthwise convolution (groups = channels): several times faster on CPU than folding
-    # the channels into the batch.
+    # the channels into the batch; an even pad is the convolution's own (no padded copy).
     taps = kernel.flip(0, 1).to(x.dtype)[None, None].expand(c, 1, *kernel.shape).contiguous()
-    return F.conv2d(x, taps, groups=c)
+    if pad[0] == pad[1]:
+        return F.conv2d(x, taps, padding=pad[0], groups=c)
+    return F.conv2d(F.pad(x, [pad[0], pad[1], pad[0], pad[1]]), taps, groups=c)
 
 
 class FIRFilter(nn.Module):
@@ -97,7 +98,11 @@ class EqualLinear(nn.Module):
 
 
 class ModulatedConv(nn.Module):
-    """rosinality's ModulatedConv2d, computed as a plain convolution of the modulated input."""
+    """rosinality's ModulatedConv2d, computed as a plain convolution of the modulated input.
+
+    The convolution runs with the base weight as stored (a view, no scaled copy); its scale and
+    the demodulation are one per-sample, per-output-channel gain applied afterwards.
+    """
 
     def __init__(
         self, c_in: int, c_out: int, kernel: int, style_dim: int, demodulate: bool,
@@ -119,45 +124,41 @@ class ModulatedConv(nn.Module):
         """Per-input-channel style scales [N, C_in] of latents `w`."""
         return self.modulation(w)
 
-    def convolve(
-        self, key: torch.Tensor, weight: torch.Tensor, style: torch.Tensor
-    ) -> torch.Tensor:
-        """Convolve the modulated input `key` with base `weight`, demodulating by `style`."""
-        w = weight[0] * self.scale
+    def unscaled(self, key: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The modulated input `key` convolved with the base `weight` (upsampled and blurred
+        for an upsampling layer), before the scale and the demodulation."""
         if self.upsample:
-            out = self.blur(F.conv_transpose2d(key, w.transpose(0, 1), stride=2))
-        else:
-            out = F.conv2d(key, w, padding=self.padding)
-        if self.demodulate:
-            energy = style.pow(2) @ w.pow(2).sum(dim=(2, 3)).T
-            out = out * torch.rsqrt(energy + 1e-8)[:, :, None, None]
-        return out
+            return self.blur(F.conv_transpose2d(key, weight[0].transpose(0, 1), stride=2))
+        return F.conv2d(key, weight[0], padding=self.padding)
+
+    def gain(self, weight: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """The factor [N, C_out] on `unscaled`: the weight's scale, times the demodulation
+        1 / sqrt(sum (scale w s)^2 + 1e-8) of each sample's modulated weight when demodulating."""
+        if not self.demodulate:
+            return style.new_full((style.shape[0], weight.shape[1]), self.scale)
+        energy = style.pow(2) @ weight[0].pow(2).sum(dim=(2, 3)).T
+        return self.scale * torch.rsqrt(self.scale**2 * energy + 1e-8)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         style = self.style(w)
-        return self.convolve(x * style[:, :, None, None], self.weight, style)
+        out = self.unscaled(x * style[:, :, None, None], self.weight)
+        return out * self.gain(self.weight, style)[:, :, None, None]
 
 
 class NoiseInjection(nn.Module):
-    """Add a learned multiple of a noise map."""
+    """The learned multiple of a noise map added to a layer's output (applied by StyledConv)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1))
 
-    def forward(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        return x + self.weight * noise
-
 
 class FusedLeakyReLU(nn.Module):
-    """Bias, leaky ReLU 0.2, and a gain of sqrt(2)."""
+    """The bias of a layer's leaky ReLU 0.2 with gain sqrt(2) (applied by StyledConv)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.leaky_relu(x + self.bias[None, :, None, None], 0.2) * SQRT2
 
 
 class StyledConv(nn.Module):
@@ -181,9 +182,14 @@ class StyledConv(nn.Module):
         self, key: torch.Tensor, weight: torch.Tensor, x: torch.Tensor, w: torch.Tensor,
         noise: torch.Tensor,
     ) -> torch.Tensor:
-        """The layer output for `key` when the base weight is `weight`."""
-        out = self.conv.convolve(key, weight, self.conv.style(w))
-        return self.activate(self.noise(out, noise))
+        """The layer output for `key` when the base weight is `weight`: sqrt(2) leaky_relu(gain
+        conv + bias + noise weight * noise), with sqrt(2) folded into each term (three passes
+        over the map, each keeping its channels-last layout)."""
+        gain = self.conv.gain(weight, self.conv.style(w))[:, :, None, None] * SQRT2
+        bias = self.activate.bias[None, :, None, None] * SQRT2
+        out = torch.addcmul(bias, self.conv.unscaled(key, weight), gain)
+        out = out.addcmul_(noise, self.noise.weight * SQRT2)
+        return F.leaky_relu(out, 0.2, inplace=True)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return self.rewrite_value(self.rewrite_key(x, w, noise), self.conv.weight, x, w, noise)
@@ -212,7 +218,9 @@ class ConstantInput(nn.Module):
         self.input = nn.Parameter(torch.randn(1, channels, 4, 4))
 
     def forward(self, batch: int) -> torch.Tensor:
-        return self.input.expand(batch, -1, -1, -1)
+        """The map for a batch, channels-last: the layout the CPU's convolutions run fastest
+        in, which every layer after it keeps."""
+        return self.input.expand(batch, -1, -1, -1).contiguous(memory_format=torch.channels_last)
 
 
 class StyleGAN2Net(nn.Module):

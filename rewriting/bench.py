@@ -13,6 +13,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
+from .directions import directions_cosine
+from .early import EARLY_SHRINKAGE, RefiningStats
 from .errors import RewritingError
 from .evaluate import edited_weights, goal_residual
 from .features import read_layer
@@ -43,6 +47,27 @@ def throughput(generator: Generator, batch: int, repeats: int) -> dict[str, floa
     t = timed(lambda: generator.synthesize(z, truncation), repeats)
     return {"images_per_second": batch / t["median"],
             "min": batch / t["max"], "max": batch / t["min"], "runs": repeats}
+
+
+def versus_reference(
+    ours: Callable[[torch.Tensor], torch.Tensor],
+    reference: Callable[[torch.Tensor], torch.Tensor],
+    z: torch.Tensor,
+    repeats: int,
+) -> dict[str, float]:
+    """Images per second of two generators of the same weights on latents `z`, timed in turn
+    (one warm-up call each), and the largest difference of their images."""
+    difference = float((ours(z) - reference(z)).abs().max())
+    seconds: dict[str, list[float]] = {"ours": [], "reference": []}
+    for _ in range(repeats):
+        for name, run in (("ours", ours), ("reference", reference)):
+            started = time.perf_counter()
+            run(z)
+            seconds[name].append(time.perf_counter() - started)
+    rate = {name: len(z) / statistics.median(times) for name, times in seconds.items()}
+    return {"images_per_second": rate["ours"], "reference_images_per_second": rate["reference"],
+            "speedup": rate["ours"] / rate["reference"], "max_abs_difference": difference,
+            "batch": len(z), "runs": repeats}
 
 
 def statistics_cost(
@@ -102,6 +127,27 @@ def edit_cost(generator: Generator, request: EditRequest, repeats: int) -> dict[
         out["paper_procedure"]["seconds"]["median"] / out["closed_form"]["seconds"]["median"]
     )
     return out
+
+
+def first_edit(generator: Generator, request: EditRequest, early: int, samples: int) -> dict:
+    """Seconds from nothing cached to the first delta solved on `early` samples' statistics
+    (refined to `samples` alongside), and the cosine of its D to the D of the full ones."""
+    spec = generator.layer(request.layer)
+    truncation = generator.check_truncation(request.truncation)
+    with tempfile.TemporaryDirectory() as cache:
+        started = time.perf_counter()
+        refining = RefiningStats(generator, spec, truncation, samples, early,
+                                 cache_dir=Path(cache))
+        early_s = time.perf_counter() - started
+        first = execute(generator, request, stats=refining.current())
+        first_s = time.perf_counter() - started
+        full = refining.wait()
+        refined_s = time.perf_counter() - started
+    later = execute(generator, request, stats=full)
+    return {"first_edit_s": first_s, "early_statistics_s": early_s, "refined_s": refined_s,
+            "early_samples": early, "samples": samples, "shrinkage": EARLY_SHRINKAGE,
+            "early_directions_cosine": directions_cosine(first.delta.directions,
+                                                         later.delta.directions)}
 
 
 def projection_cost(generator: Generator, samples: int, steps: int) -> dict[str, float]:
@@ -177,6 +223,18 @@ def table(report: dict) -> str:
             t = data["seconds"]
             row(model, f"one edit: {method.replace('_', ' ')} (residual "
                 f"{data['residual']:.3f})", t["median"], t["min"], t["max"], "s")
+        if figures.get("reference_throughput_batch_1") is not None:
+            lines.append(f"| {model} | rosinality's reference, same weights, images/s at batch 1 "
+                         f"| {figures['reference_throughput_batch_1']:.4g} | ours "
+                         f"{figures['speedup_vs_reference']:.2f}x |")
+        if "first_edit_s" in figures:
+            lines.append(f"| {model} | first edit, nothing cached ({figures['early_samples']} "
+                         f"early samples, shrinkage {figures['shrinkage']:g}) | "
+                         f"{figures['first_edit_s']:.3g} s | solving from "
+                         f"{figures['early_statistics_s']:.3g} s, refined at "
+                         f"{figures['refined_s']:.3g} s |")
+            lines.append(f"| {model} | cosine of early D to full D | "
+                         f"{figures['early_directions_cosine']:.4f} | |")
         if "edit" in figures:
             lines.append(f"| {model} | paper procedure / closed form | "
                          f"{figures['edit']['speedup_closed_form_vs_paper']:.0f}x | |")

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .atomic import write_atomically
 from .delta import Delta, EditStack
+from .early import EARLY_SAMPLES, RefiningStats
 from .editdir import before_after, write_edit_dir
 from .efficacy import RuleProbe
 from .errors import RewritingError, one_line
@@ -40,7 +41,7 @@ from .metrics import held_out_samples, strongest_firing
 from .parallel import init_from_environment, is_main, rank_and_size, share
 from .project import CANDIDATES, STARTS, STEPS
 from .render import grid, render
-from .request import MAX_STRENGTH, read_request
+from .request import MAX_STRENGTH, parse_request, read_request
 from .rewrite import DEFAULT_STRENGTH, check_request, execute
 from .stats import default_cache_dir, key_stats
 from .suggest import SPECIFICITY_TARGET, layer_table, suggest_layer
@@ -418,8 +419,13 @@ def cmd_edit(args: argparse.Namespace) -> None:
     check_picture(3, args.show, generator.image_size, args.scale)
     truncation = generator.check_truncation(request.truncation)
     with timed(phases, "statistics"):
-        stats = key_stats(generator, spec, truncation, samples=args.stats_samples,
-                          progress=_progress("statistics"))
+        if args.early_stats:
+            refining = RefiningStats(generator, spec, truncation, args.stats_samples,
+                                     args.early_stats)
+            stats = refining.current()
+        else:
+            stats = key_stats(generator, spec, truncation, samples=args.stats_samples,
+                              progress=_progress("statistics"))
     with timed(phases, "execute"):
         result = execute(generator, request, stack, stats)
     edited = EditStack(generator, [*stack.deltas, result.delta])
@@ -434,6 +440,9 @@ def cmd_edit(args: argparse.Namespace) -> None:
                                  args.show, before)
         picture = before_after(generator, shown, truncation, before, after, args.scale,
                                [probe.goal_box(n) for n in shown])
+    if args.early_stats:
+        with timed(phases, "refine_statistics"):
+            refining.wait()  # so that the next edit finds the full statistics cached
     metrics = {
         **result.delta.metrics,
         **change,
@@ -531,10 +540,40 @@ def app_latency(visitors: int, rounds: int) -> dict:
     return app_bench.app_latency(visitors, rounds, default_cache_dir().parent)
 
 
+#: The benchmark's edit on the random StyleGAN2: a square of sample 1 pasted onto sample 2.
+STYLEGAN2_REQUEST = {
+    "model": "stylegan2-random-256", "layer": "layer8",
+    "copy": {"sample": 1, "mask": [96, 96, 160, 160]},
+    "paste": {"sample": 2, "mask": [96, 96, 160, 160]},
+}
+
+
+def versus_reference(checkout: str | None, repeats: int) -> dict:
+    """Our StyleGAN2 against rosinality's (a checkout at `checkout`) at 256 px, same weights,
+    batch 1; the figures are null without a checkout."""
+    from . import bench
+
+    if checkout is None:
+        return {"reference_throughput_batch_1": None, "speedup_vs_reference": None,
+                "reference": None}
+    from zoo.reference_stylegan2 import reference_images, reference_pair
+
+    reference, ours = reference_pair(Path(checkout))
+    side = bench.versus_reference(lambda z: ours.synthesize(z, None),
+                                  lambda z: reference_images(reference, z),
+                                  ours.latents(range(1)), repeats)
+    return {"reference_throughput_batch_1": side["reference_images_per_second"],
+            "speedup_vs_reference": side["speedup"], "reference": side}
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from . import bench
 
     out = None if args.json is None else _check_out(args.json)
+    if args.reference is not None:
+        from zoo.reference_stylegan2 import check_checkout
+
+        check_checkout(args.reference)
     repeats = args.repeats
     samples = 200 if args.quick else 1000
     generator = load_model("dcgan-digiface")
@@ -556,6 +595,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
             "throughput_batch_1": bench.throughput(big, 1, repeats),
             "throughput_batch_8": bench.throughput(big, 8, max(1, repeats // 2)),
             "statistics": bench.statistics_cost(big, "layer8", 20 if args.quick else 1000, 1),
+            **bench.first_edit(big, parse_request(STYLEGAN2_REQUEST), *(
+                (10, 30) if args.quick else (EARLY_SAMPLES, 1000))),
+            **versus_reference(args.reference, repeats),
         }
     report["cli"] = bench.cli_edit_cost(Path(args.request), 1 if args.quick else 3)
     if not args.no_app:
@@ -590,7 +632,7 @@ def cmd_push(args: argparse.Namespace) -> None:
 
     commit = publish(
         args.dir, args.repo, get_token(), private=args.private, delta_only=args.delta_only,
-        exist_ok=args.exist_ok,
+        exist_ok=args.exist_ok, with_stats=args.with_stats,
     )
     what = f"a stack of {len(args.dir)} edits" if len(args.dir) > 1 else "the edit"
     print(f"published {what} as {commit.repo_url} (commit {commit.oid[:10]}); "
@@ -678,6 +720,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--edit", action="append", default=[], metavar="DELTA",
                    help="earlier edits to apply first")
     p.add_argument("--stats-samples", type=_count(1, MAX_SAMPLES_PER_CALL), default=1000)
+    p.add_argument("--early-stats", type=_count(1, MAX_SAMPLES_PER_CALL), metavar="N",
+                   help="when the statistics are not cached, solve with N samples' statistics "
+                   "shrunk towards their diagonal while the full ones are computed alongside")
     p.add_argument("--held-out", type=_count(1, MAX_SAMPLES_PER_CALL), default=64)
     p.add_argument("--show", type=_count(1, MAX_APP_SAMPLES), default=12,
                    help="held-out samples in the picture: those where the context fires most")
@@ -697,6 +742,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="visitors acting at once in the app's second run (the first has one)")
     p.add_argument("--app-rounds", type=_count(1, 100), default=3,
                    help="rounds of open, Execute, open a sample, Revert per visitor")
+    p.add_argument("--reference", metavar="PATH",
+                   help="a checkout of rosinality/stylegan2-pytorch to measure our StyleGAN2 "
+                   "against (same weights, its CPU fallbacks); without it those figures are null")
     p.set_defaults(run=cmd_bench)
 
     p = sub.add_parser("evaluate", help="compare ours with the paper's baselines on a request set")
@@ -722,6 +770,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--private", action="store_true")
     p.add_argument("--delta-only", action="store_true",
                    help="push only the delta; loading fetches the base model")
+    p.add_argument("--with-stats", action="store_true",
+                   help="also publish the key statistics of each edited layer (cached or "
+                   "computed), which loading the model adopts when their key matches")
     p.add_argument("--exist-ok", action="store_true",
                    help="add a commit to an existing repository instead of refusing")
     p.set_defaults(run=cmd_push)

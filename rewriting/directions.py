@@ -64,3 +64,12 @@ def context_key(directions: torch.Tensor, mean_key: torch.Tensor) -> torch.Tenso
     """
     along = directions.double() @ mean_key.double()
     return directions.double().T @ (along / along.norm().clamp_min(1e-12))
+
+
+def directions_cosine(first: torch.Tensor, second: torch.Tensor) -> float:
+    """How close two D [r, C_in] with orthonormal rows are: the mean cosine of the principal
+    angles between their row spaces (|d1 . d2| for rank one; 1 when they span the same)."""
+    if first.shape != second.shape:
+        raise ValueError(f"directions of shapes {list(first.shape)} and {list(second.shape)}")
+    cosines = torch.linalg.svdvals(first.double() @ second.double().T)
+    return float(cosines.clamp(max=1.0).mean())

@@ -331,6 +331,17 @@ def rule_goals(
     return out
 
 
+def statistics_used(stats: KeyStats) -> dict[str, str | int]:
+    """What reproduces the statistics an edit was solved with: sample count, seed, key count
+    and, for early statistics, their shrinkage."""
+    used: dict[str, str | int] = {"samples": int(stats.meta.get("samples", 0)),
+                                  "seed": int(stats.meta.get("seed", STATS_SEED)),
+                                  "count": stats.count}
+    if "shrinkage" in stats.meta:
+        used["shrinkage"] = stats.meta["shrinkage"]
+    return used
+
+
 @one_thread()  # small convolutions and linear algebra: see `threads`
 def execute(
     generator: Generator,
@@ -385,6 +396,7 @@ def execute(
         "grid": request.grid,
         "goal": request.goal,
         "goal_samples": 1 + sum(len(goals) for _, _, goals in problem.context_goals),
+        "statistics": statistics_used(problem.stats),
         **extra,
     }
     delta = Delta(

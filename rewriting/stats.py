@@ -164,12 +164,25 @@ def key_stats(
     progress: StatsProgress | None = None,
 ) -> KeyStats:
     """C for a layer: from the cache when every identifying key matches, else computed."""
-    meta = stats_identity(generator, spec, truncation, samples, seed)
-    path = cache_path(cache_dir or default_cache_dir(), meta)
-    cached = load_cached(path, meta, spec.key_channels)
+    cached = cached_key_stats(generator, spec, truncation, samples, seed, cache_dir)
     if cached is not None:
         return cached
     stats = compute_key_stats(generator, spec, truncation, samples, seed, progress=progress)
     if is_main():
-        save_atomic(path, stats)
+        meta = stats_identity(generator, spec, truncation, samples, seed)
+        save_atomic(cache_path(cache_dir or default_cache_dir(), meta), stats)
     return stats
+
+
+def cached_key_stats(
+    generator: Generator,
+    spec: LayerSpec,
+    truncation: float | None = None,
+    samples: int = 1000,
+    seed: int = STATS_SEED,
+    cache_dir: Path | None = None,
+) -> KeyStats | None:
+    """C for a layer from the cache when every identifying key matches, else None."""
+    meta = stats_identity(generator, spec, truncation, samples, seed)
+    path = cache_path(cache_dir or default_cache_dir(), meta)
+    return load_cached(path, meta, spec.key_channels)

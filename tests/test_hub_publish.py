@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from pathlib import Path
 
@@ -12,9 +14,11 @@ from hub_server import HubServer, make_edit, use_hub
 from huggingface_hub import ModelCard, constants
 from safetensors.torch import load, save
 
+import rewriting.stats as stats_module
 from rewriting.cli import load_stack, main
 from rewriting.delta import Delta
 from rewriting.errors import RewritingError
+from rewriting.stats import cached_key_stats, compute_key_stats, key_stats
 from zoo.card import model_card
 from zoo.hub import load_any, load_hub_stack
 
@@ -314,3 +318,71 @@ def test_a_damaged_base_of_a_published_stack_is_refused(hub, stack_dirs, capsys)
     with pytest.raises(RewritingError, match="not the tensors its edits change"):
         load_hub_stack("hub:mallory/other")
     assert len(load_hub_stack("hub:alice/damaged").deltas) == 3
+
+
+# push --with-stats: statistics published beside a model, adopted on load when their key
+# matches it, ignored with a note otherwise.
+STATS = "stats/main.6.safetensors"
+
+
+def visitor(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """A fresh Hub download cache and statistics cache, as on another machine."""
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(folder / "hub"))
+    monkeypatch.setenv("REWRITING_CACHE", str(folder / "rewriting"))
+
+
+def with_metadata(data: bytes, **changes: str) -> bytes:
+    """A safetensors file's bytes with some metadata entries changed (tensors kept)."""
+    size = int.from_bytes(data[:8], "little")
+    meta = json.loads(data[8 : 8 + size])["__metadata__"]
+    return save(load(data), metadata={**meta, **changes})
+
+
+def test_published_stats_are_adopted_when_their_key_matches(
+    hub, edit_dir, monkeypatch, tmp_path, capsys
+):
+    monkeypatch.setenv("REWRITING_CACHE", str(tmp_path / "pusher"))
+    assert main(["push", str(edit_dir), "--repo", "alice/stats", "--with-stats"]) == 0
+    assert TOKEN not in "".join(capsys.readouterr())
+    files = hub.repo_files("alice/stats")
+    assert json.loads(files["edit.json"])["files"]["stats"] == [STATS]
+    published = load(files[STATS])
+
+    visitor(monkeypatch, tmp_path / "visitor")
+    generator = load_any("hub:alice/stats")
+    spec, truncation = generator.layer("main.6"), generator.check_truncation(None)
+    cached = cached_key_stats(generator, spec, truncation)
+    assert cached is not None
+    assert torch.equal(cached.second_moment, published["second_moment"])
+    # They are what this machine would compute for the loaded model, bit for bit.
+    assert torch.equal(cached.second_moment,
+                       compute_key_stats(generator, spec, truncation).second_moment)
+    monkeypatch.setattr(stats_module, "compute_key_stats", lambda *a, **k: pytest.fail("computed"))
+    assert torch.equal(key_stats(generator, spec, truncation).key_sample, cached.key_sample)
+
+    # The same files under another repository name: the weights digest still matches.
+    hub.add_repo("alice/copy", files)
+    visitor(monkeypatch, tmp_path / "copy")
+    copy = load_any("hub:alice/copy")
+    assert cached_key_stats(copy, copy.layer("main.6"), truncation) is not None
+
+
+CHANGES = [{"weights_sha256": "f" * 64}, {"samples": "999"}, {"layer": "main.3"}, {"seed": "x"}]
+
+
+def test_published_stats_that_do_not_fit_are_ignored_with_a_note(
+    hub, edit_dir, monkeypatch, tmp_path, caplog
+):
+    monkeypatch.setenv("REWRITING_CACHE", str(tmp_path / "pusher"))
+    assert main(["push", str(edit_dir), "--repo", "alice/stats", "--with-stats"]) == 0
+    files = hub.repo_files("alice/stats")
+    for number, change in enumerate(CHANGES):
+        hub.add_repo(f"alice/bad{number}", {**files, STATS: with_metadata(files[STATS], **change)})
+        visitor(monkeypatch, tmp_path / f"visitor{number}")
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="zoo.hub_stats"):
+            generator = load_any(f"hub:alice/bad{number}")
+        assert f"ignoring its published statistics {STATS}" in caplog.text, change
+        cache = tmp_path / f"visitor{number}" / "rewriting"
+        assert not cache.exists() or not list(cache.rglob("*.safetensors")), change
+        assert generator.name == f"hub:alice/bad{number}"  # the model itself loads as usual

@@ -30,6 +30,7 @@ from rewriting.generator import Generator
 from . import registry
 from .checkpoint import read_checkpoint
 from .fetch import Progress, hub_endpoint, hub_is_anonymous, resolve
+from .hub_stats import STATS_FILE, adopt_stats
 
 HUB_PREFIX = "hub:"
 EDIT_FORMAT = "gan-rewriting-edit/1"
@@ -203,13 +204,14 @@ def load_hub(
         base = _load_base(info["base"], info["family"], _link(chain, repo_id, commit), progress)
         state = EditStack(base, _deltas(info, repo_id, commit, progress)).state_dict()
     digest = _check_digest(state, info["edited_weights_sha256"], spec, "edited weights")
-    generator = _build(info, state, digest, HUB_PREFIX + repo_id, HubFile(repo_id, WEIGHTS_FILE,
-                                                                          commit))
+    generator = build_published(info, state, digest, HUB_PREFIX + repo_id,
+                                HubFile(repo_id, WEIGHTS_FILE, commit))
+    adopt_stats(generator, _stats_files(info, spec), repo_id, commit, progress)
     with _lock:
         return _loaded.setdefault(key, generator)
 
 
-def _build(
+def build_published(
     info: dict[str, Any], state: dict[str, Any], digest: str, name: str, source: HubFile
 ) -> Generator:
     """A generator of the repository's family from checked tensors, remembered as coming from
@@ -226,6 +228,17 @@ def _build(
         "source": {"type": "HubRepo", "repo_id": source.repo_id, "revision": source.revision},
     }
     return generator
+
+
+def _stats_files(info: dict[str, Any], spec: str) -> list[str]:
+    """The published statistics files edit.json lists (`stats/LAYER.safetensors`), if any."""
+    names = info["files"].get("stats") or []
+    pattern = re.compile(r"[\w.-]+".join(map(re.escape, STATS_FILE.split("{}"))))
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and pattern.fullmatch(n) for n in names
+    ):
+        raise RewritingError(f"{spec}: its {EDIT_FILE} lists malformed statistics files")
+    return names
 
 
 def _commit(info_path: Path, revision: str) -> str:
@@ -321,7 +334,8 @@ def _rebuilt_base(
     digest = _check_digest(state, info["base_state_sha256"], spec, "base weights")
     # Named apart from the catalog model it claims to be: nothing vouches for that but itself.
     name = f"{info['base']['model']} (base of {HUB_PREFIX}{repo_id})"
-    generator = _build(info, state, digest, name, HubFile(repo_id, BASE_WEIGHTS_FILE, commit))
+    generator = build_published(info, state, digest, name,
+                                HubFile(repo_id, BASE_WEIGHTS_FILE, commit))
     bound = [dataclasses.replace(d, model=generator.name, weights_sha256=digest) for d in deltas]
     return generator, bound
 

@@ -22,6 +22,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from safetensors.torch import save_file
 from torch import Tensor
 
+from plugins.base import HubFile
 from rewriting import __version__
 from rewriting.checksum import state_digest
 from rewriting.delta import Delta, EditStack
@@ -42,10 +43,12 @@ from .hub import (
     STACK_FORMAT,
     STACK_PICTURE,
     WEIGHTS_FILE,
+    build_published,
     load_any,
     parse_spec,
     provenance,
 )
+from .hub_stats import stage_stats
 from .registry import list_models
 
 TOKEN_HELP = "create one with write access at https://huggingface.co/settings/tokens"
@@ -149,12 +152,14 @@ def publish(
     exist_ok: bool = False,
     progress: Progress | None = None,
     base: Generator | None = None,
+    with_stats: bool = False,
 ) -> CommitInfo:
     """Push the edit in `edit_dirs` (a folder), or the stack of edits in several folders (in
     the order made), to the Hub repository `repo_id` (OWNER/NAME) in one commit.
 
     `base` is the model the edits were made on when the caller holds it (the app's session);
     by default, and always for a delta-only repository, it is loaded by the deltas' model name.
+    `with_stats` adds the published model's key statistics at every edited layer.
     """
     repo_id = check_repo_id(repo_id)
     if not token:
@@ -184,13 +189,27 @@ def publish(
     generator = base if base is not None and not delta_only else load_any(model, progress)
     stack = EditStack(generator, [delta for delta, _ in edits])
     with tempfile.TemporaryDirectory(prefix="rewriting-push-") as staging:
+        stats = _published_stats(Path(staging), stack, repo_id) if with_stats else {}
         if len(folders) == 1:
-            files = _single_files(Path(staging), folders[0], edits[0], stack, repo_id, delta_only)
+            files = _single_files(Path(staging), folders[0], edits[0], stack, repo_id, delta_only,
+                                  sorted(stats))
             message = f"Rewrite {model} {stack.deltas[0].layer} (rank {stack.deltas[0].rank})"
         else:
-            files = _stack_files(Path(staging), folders, edits, stack, repo_id, delta_only)
+            files = _stack_files(Path(staging), folders, edits, stack, repo_id, delta_only,
+                                 sorted(stats))
             message = f"Rewrite {model}: a stack of {len(folders)} edits"
-        return _commit(files, repo_id, token, private, exist_ok, message)
+        return _commit({**files, **stats}, repo_id, token, private, exist_ok, message)
+
+
+def _published_stats(staged: Path, stack: EditStack, repo_id: str) -> dict[str, Path]:
+    """The key statistics, at each edited layer, of the model as `hub:repo_id` will load."""
+    base = stack.generator
+    state = stack.state_dict()
+    info = {"family": base.family, "default_layer": base.default_layer,
+            "base": provenance(base)}
+    published = build_published(info, state, state_digest(state), HUB_PREFIX + repo_id,
+                                HubFile(repo_id, WEIGHTS_FILE, "main"))
+    return stage_stats(staged, published, [d.layer for d in stack.deltas])
 
 
 def _weights_file(staged: Path, state: dict[str, Tensor], family: str, name: str) -> Path:
@@ -202,12 +221,14 @@ def _weights_file(staged: Path, state: dict[str, Tensor], family: str, name: str
 
 def _single_files(
     staged: Path, folder: Path, edit: tuple[Delta, dict[str, Any]], stack: EditStack,
-    repo_id: str, delta_only: bool,
+    repo_id: str, delta_only: bool, stats: list[str],
 ) -> dict[str, Path]:
-    """The files of a repository holding one edit, staged."""
+    """The files of a repository holding one edit, staged (edit.json lists `stats`)."""
     delta, request = edit
     state = stack.state_dict()
     info = edit_info(delta, request, stack, state_digest(state), delta_only)
+    if stats:
+        info["files"]["stats"] = stats
     (staged / EDIT_FILE).write_text(json.dumps(info, indent=2) + "\n")
     model_card(info, repo_id).save(staged / "README.md")
     files = {
@@ -223,11 +244,11 @@ def _single_files(
 
 def _stack_files(
     staged: Path, folders: list[Path], edits: list[tuple[Delta, dict[str, Any]]],
-    stack: EditStack, repo_id: str, delta_only: bool,
+    stack: EditStack, repo_id: str, delta_only: bool, stats: list[str],
 ) -> dict[str, Path]:
     """The files of a repository holding a stack of edits, staged: the full edited weights and
     the base values of the edited tensors (unless delta-only), each delta and picture, the
-    whole stack's picture, edit.json and the card."""
+    whole stack's picture, edit.json (listing `stats`) and the card."""
     base = stack.generator
     state = stack.state_dict()
     truncation = base.check_truncation(edits[-1][1].get("truncation"))
@@ -245,6 +266,8 @@ def _stack_files(
         "base": provenance(base),
         "edits": [],
     }
+    if stats:
+        info["files"]["stats"] = stats
     files = {PICTURE_FILE: staged / PICTURE_FILE}
     for number, (folder, (delta, request)) in enumerate(zip(folders, edits, strict=True), 1):
         files[STACK_DELTA.format(number)] = folder / DELTA_FILE
