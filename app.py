@@ -1115,7 +1115,7 @@ CANCELLED: set[str] = set()
 def photo_panel(state: gr.State) -> None:
     """"Your photo": project an upload into the model, show it under the original and the
     visitor's edited model side by side (re-rendered whenever the edits change)."""
-    from rewriting.photo import centred_crop, check_crop, open_photo, parse_crop, prepare, show_crop
+    from rewriting.photo import check_crop, default_crop, open_photo, parse_crop, prepare, show_crop
     from rewriting.project import STEPS, project, render_latent
 
     with gr.Accordion("Your photo", open=False, elem_id="photo-panel"):
@@ -1130,8 +1130,9 @@ def photo_panel(state: gr.State) -> None:
             shown_crop = gr.Image(label="Crop used", interactive=False, elem_id="photo-crop",
                                   height=256)
         with gr.Row():
-            crop_tb = gr.Textbox(label="Crop LEFT,TOP,SIDE in photo pixels (empty: centred "
-                                 "square)", elem_id="photo-crop-box")
+            crop_tb = gr.Textbox(label="Crop LEFT,TOP,SIDE in photo pixels (empty: around the "
+                                 "face for a face model, else the centred square)",
+                                 elem_id="photo-crop-box")
             steps = gr.Number(STEPS, label="Steps", precision=0, minimum=1, maximum=2000,
                               elem_id="photo-steps")
             project_b = gr.Button("Project my photo", variant="primary", elem_id="photo-project")
@@ -1158,7 +1159,8 @@ def photo_panel(state: gr.State) -> None:
                 raise RewritingError("upload a photo first")
             CANCELLED.discard(request.session_hash)
             photo = open_photo(path)
-            crop = check_crop(photo, parse_crop(crop_text) if crop_text else centred_crop(photo))
+            crop, how = ((check_crop(photo, parse_crop(crop_text)), "given") if crop_text
+                         else default_crop(photo, session.generator.face_framing))
             count = whole_number(n, "the number of steps")
             if not 1 <= count <= 2000:
                 raise RewritingError(f"steps must be from 1 to 2000, got {count}")
@@ -1171,7 +1173,8 @@ def photo_panel(state: gr.State) -> None:
             target = prepare(photo, session.generator.image_size, crop)
             projection = project(session.generator, target, steps=count, progress=report)
             m = projection.metrics
-            text = (f"Projected into **{projection.model}** (crop {crop}) in {m['seconds']:.1f} s: "
+            text = (f"Projected into **{projection.model}** (crop {crop}, {how}) in "
+                    f"{m['seconds']:.1f} s: "
                     f"PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f} (the model's mean image: "
                     f"{m['psnr_mean_image']:.2f} dB, SSIM {m['ssim_mean_image']:.3f}).")
             return (projection, ss.enlarge(show_crop(photo, crop), CANVAS_PX),
