@@ -22,8 +22,9 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from .features import read_layer
+from .latents import sample_latents
 from .metrics import change_summary, firing_masks
-from .render import render
+from .render import render, render_z
 from .rewrite import EditProblem
 from .solve import expand
 from .transfer import SampleGoals, goal_images, transfer_goals
@@ -82,7 +83,8 @@ class RuleProbe:
         )
         self.scale = generator.image_size[0] // spec.value_grid[0]
         self.goal_images = {
-            name: goal_images(generator, spec, goals, truncation, self.before)
+            name: goal_images(generator, spec, goals, truncation, self.before,
+                              problem.request.latents)
             for name, goals in (("paste", self.paste), ("held_out", self.held_out))
         }
         self.start = {name: self._distances(name, self.before) for name in self.goal_images}
@@ -107,9 +109,9 @@ class RuleProbe:
         if not goals.numbers:
             return torch.zeros(0), torch.zeros(0)
         spec, truncation = self.problem.spec, self.problem.truncation
-        z = self.generator.latents(goals.numbers)
+        z = sample_latents(self.generator, goals.numbers, self.problem.request.latents)
         values = read_layer(self.generator, spec, z, truncation, weights).values
-        images = render(self.generator, goals.numbers, truncation, weights)
+        images = render_z(self.generator, z, truncation, weights)
         layer = box_distances(goals.targets, values, goals.boxes)
         pixels = box_distances(self.goal_images[name].permute(0, 3, 1, 2),
                                images.permute(0, 3, 1, 2), self._pixel_boxes(goals))

@@ -35,10 +35,21 @@ def render(
     net: nn.Module | None = None,
 ) -> torch.Tensor:
     """uint8 images [N, H, W, 3] of the given sample numbers, through `net` (a view) if given."""
+    return render_z(generator, generator.latents(numbers, seed), truncation, weights, net)
+
+
+def render_z(
+    generator: Generator,
+    z: torch.Tensor,
+    truncation: float | None = None,
+    weights: Mapping[str, torch.Tensor] | None = None,
+    net: nn.Module | None = None,
+) -> torch.Tensor:
+    """uint8 images [N, H, W, 3] of latents `z`, batch-independently (`render`)."""
     chunks = []
     if net is None:
         net = generator.view(weights) if weights else generator.net
-    for chunk, size in fixed_batches(generator.latents(numbers, seed)):
+    for chunk, size in fixed_batches(z):
         raw = generator.synthesize(chunk, truncation, net=net)[:size]
         chunks.append(generator.to_image(raw))
     if not chunks:
