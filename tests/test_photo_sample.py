@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import skimage.data
 import torch
@@ -16,7 +17,7 @@ from rewriting.efficacy import RuleProbe
 from rewriting.errors import RewritingError
 from rewriting.latents import NamedLatent
 from rewriting.project import load_latent, project, render_latent
-from rewriting.request import parse_request
+from rewriting.request import Selection, parse_request
 from rewriting.rewrite import execute
 from rewriting.stats import key_stats
 from zoo.registry import build_from_file
@@ -149,3 +150,35 @@ def test_projection_named_is_the_latent_it_saves(dcgan, tmp_path):
     named = load_latent(tmp_path / "l.safetensors", dcgan)
     assert found.named().digest() == NamedLatent(named.latent, dcgan.name,
                                                  dcgan.weights_sha256).digest()
+
+
+def test_session_edits_with_its_photo_and_keeps_it_across_a_snapshot(dcgan, stats):
+    from zoo import session as ss
+
+    photo = photo_of(dcgan, 12)
+    start = ss.Session.start("dcgan-digiface")
+    with pytest.raises(RewritingError, match="there is no 'photo' to select on"):
+        start.with_selection("paste", Selection("photo", MOUTH))
+    sessions = []
+    for paste in ("photo", 12):
+        session = start.with_photo(photo)
+        for role, selection in (("copy", Selection(1, EYES)), ("paste", Selection(paste, MOUTH)),
+                                ("context", Selection(7, MOUTH)),
+                                ("context", Selection(paste, MOUTH))):
+            session = session.with_selection(role, selection)
+        sessions.append(session)
+    session, numbered = sessions
+    assert np.array_equal(ss.samples(session, ["photo"]), ss.samples(session, [12]))
+    assert np.array_equal(ss.paste_preview(session), ss.paste_preview(numbered))
+    request = session.request()
+    assert request.latents == {"photo": photo} and numbered.request().latents == {}
+    edited, _ = ss.run_edit(session, request, stats)
+    by_number, _ = ss.run_edit(numbered, numbered.request(), stats)
+    assert torch.equal(edited.stack.deltas[0].lam, by_number.stack.deltas[0].lam)
+
+    back = ss.restore(json.loads(json.dumps(ss.snapshot(edited))))
+    assert back.latents["photo"].digest() == photo.digest()
+    assert back.paste == edited.paste and back.context == edited.context
+    assert torch.equal(back.stack.deltas[0].latents["photo"].latent, photo.latent)
+    again = back.with_photo(photo_of(dcgan, 13))
+    assert again.paste is None and again.context == (Selection(7, MOUTH),)
