@@ -280,19 +280,19 @@ def cmd_project_eval(args: argparse.Namespace) -> None:
     out = _check_out(args.out)
     photos = [open_photo(path) for path in args.photo]
     generator = load_model(args.model)
-    crops = [parse_crop(c) for c in args.crop] or [
-        default_crop(p, generator.face_framing)[0] for p in photos]
-    if len(crops) != len(photos):
+    if args.crop and len(args.crop) != len(photos):
         raise RewritingError("give one --crop per --photo, or none")
-    crops = [check_crop(p, c) for p, c in zip(photos, crops, strict=True)]
+    chosen = ([(check_crop(p, parse_crop(c)), "given") for p, c in zip(photos, args.crop,
+                                                                       strict=True)]
+              if args.crop else [default_crop(p, generator.face_framing) for p in photos])
     stack = load_stack(generator, args.edit)
     numbers = held_out_samples(args.samples)
     result = project_eval.on_samples(generator, numbers, args.steps,
                                      log=lambda line: print(line, file=sys.stderr))
     found = [project(generator, prepare(p, generator.image_size, c), steps=args.steps)
-             for p, c in zip(photos, crops, strict=True)]
-    result["photos"] = [{**f.metrics, "photo": path, "crop": str(c)}
-                        for f, path, c in zip(found, args.photo, crops, strict=True)]
+             for p, (c, _) in zip(photos, chosen, strict=True)]
+    result["photos"] = [{**f.metrics, "photo": path, "crop": str(c), "crop_chosen": how}
+                        for f, path, (c, how) in zip(found, args.photo, chosen, strict=True)]
     if stack.deltas and found:
         result["edit_effect"] = {"edits": args.edit, **project_eval.edit_effect(
             generator, found, numbers, stack.weights())}

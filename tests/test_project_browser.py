@@ -1,5 +1,6 @@
 """A real portrait (scikit-image's astronaut) through the app's "Your photo" panel in Chromium:
-upload, projection, and the reconstruction under the original and the edited model.
+upload, projection, the reconstruction under the original and the edited model, and the photo
+as the paste and a context sample of a new edit.
 
 The screenshot goes to tests/artifacts/app-photo.png.
 """
@@ -92,6 +93,32 @@ def test_portrait_projected_and_shown_under_the_edit(page, tmp_path):
             " b = document.querySelector('#photo-edited img'); return a && b && a.src === b.src; }"
         )
         assert np.array_equal(picture(tab, "photo-edited"), original)
+
+        # The photo as the paste and a context sample, eyes copied from sample 1: an edit.
+        tab.get_by_text("Clear all selections").click()
+        tab.wait_for_function("document.querySelectorAll('#tray img').length === 0")
+        tab.locator("#photo-editor").scroll_into_view_if_needed()
+        test_app_browser.brush(tab, test_app_browser.MOUTH, "photo-editor")
+        tab.click("#photo-use-paste")
+        tab.wait_for_selector("#pasted img")
+        tab.click("#photo-add-context")
+        tab.wait_for_function("document.querySelector('#tray')?.innerText.includes('#photo')")
+        test_app_browser.show_tab(tab, "Samples")
+        test_app_browser.open_sample(tab, 1)
+        test_app_browser.brush(tab, test_app_browser.EYES)
+        test_app_browser.press(tab, "copy", "#copied img")
+        tab.click("#execute")
+        tab.wait_for_function(
+            "document.querySelector('#result')?.innerText.includes('Edit 1 applied')")
+        assert "copy #1 → paste #photo, 1 context" in tab.inner_text("#history")
+        tab.wait_for_function(
+            "() => { const a = document.querySelector('#photo-original img'),"
+            " b = document.querySelector('#photo-edited img'); return a && b && a.src !== b.src; }"
+        )
+        tab.locator("#photo-editor").scroll_into_view_if_needed()
+        tab.screenshot(path=str(ARTIFACTS / "app-photo-paste.png"), full_page=True)
+        pasted = np.abs(picture(tab, "photo-edited").astype(float) - original)
+        assert pasted[40:56, 16:48].mean() > pasted.mean(), "the photo's mouth did not change most"
     except Exception:
         tab.screenshot(path=str(ARTIFACTS / "app-photo-failure.png"), full_page=True)
         print(app_log(folder))
