@@ -167,8 +167,8 @@ def parse_latents(
                                      "the request: name its latent file instead")
             out[name] = given[name]
         elif folder is None:
-            raise RewritingError(f"latent {name!r}: latent files are read only from request "
-                                 "files (give the projected photo itself)")
+            raise RewritingError(f"latent {name!r}: latent files are read only for request "
+                                 "files on the command line")
         else:
             out[name] = read_latent_file(folder / source)
     return out

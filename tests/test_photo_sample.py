@@ -81,7 +81,7 @@ def test_request_naming_latents_it_does_not_carry_is_refused(dcgan):
         parse_request(by_photo(latent), latents={"photo": photo_of(dcgan, 13)})
     with pytest.raises(RewritingError, match="names no latent in the request's"):
         parse_request({**BY_NUMBER, "paste": {"sample": "selfie", "mask": MOUTH}})
-    with pytest.raises(RewritingError, match="latent files are read only from request files"):
+    with pytest.raises(RewritingError, match="latent files are read only for request files"):
         parse_request({**by_photo(latent), "latents": {"photo": "/etc/passwd"}})
     with pytest.raises(RewritingError, match="must be a non-negative integer or a latent"):
         parse_request({**BY_NUMBER, "paste": {"sample": "../x", "mask": MOUTH}})
