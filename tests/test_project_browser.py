@@ -16,10 +16,10 @@ import test_app_browser
 from app_server import app_log
 from PIL import Image
 
-from rewriting.photo import Crop, prepare
+from rewriting.photo import default_crop, prepare
 from rewriting.quality import psnr
+from zoo.registry import model_entry
 
-FACE = Crop(155, 40, 140)  # the astronaut's face in the 512x512 picture
 SHOWN = 256  # the panel enlarges the 64 px reconstructions to this side
 ARTIFACTS = test_app_browser.ARTIFACTS
 app = test_app_browser.app  # the app and a Chromium, as the other browser tests drive them
@@ -54,7 +54,6 @@ def test_portrait_projected_and_shown_under_the_edit(page, tmp_path):
 
         tab.set_input_files("#photo-upload input[type=file]", str(photo_path))
         tab.wait_for_selector("#photo-upload img")
-        tab.locator("#photo-crop-box").get_by_role("textbox").fill(str(FACE))
         # A long projection, cancelled: nothing is shown, and the panel works on.
         tab.locator("#photo-steps input").fill("2000")
         tab.click("#photo-project")
@@ -75,7 +74,11 @@ def test_portrait_projected_and_shown_under_the_edit(page, tmp_path):
         info = tab.inner_text("#photo-info")
         shown_psnr, mean_psnr = (float(x) for x in re.findall(r"PSNR ([\d.]+) dB", info)
                                  + re.findall(r"mean image: ([\d.]+) dB", info))
-        target = prepare(photo, (64, 64), FACE)
+        # No crop given: the default for a face model frames the detected face.
+        crop, how = default_crop(photo, model_entry("dcgan-digiface").face_framing)
+        assert f"(crop {crop}, {how})" in info and how == "around the detected face", info
+        assert tab.query_selector("#photo-crop img") is not None
+        target = prepare(photo, (64, 64), crop)
         original, edited = picture(tab, "photo-original"), picture(tab, "photo-edited")
         measured = float(psnr(original[None], target[None]))
         # The picture shown is the reconstruction the figures describe, and it beats the
