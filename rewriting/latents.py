@@ -50,8 +50,8 @@ def from_tensors(
 ) -> NamedLatent:
     """A latent from its stored tensors (`latent`, `noise:<buffer>`), finite floats, or a clear
     error naming `where`."""
-    if "latent" not in tensors or set(tensors) - {"latent"} - {
-            k for k in tensors if k.startswith("noise:")}:
+    if "latent" not in tensors or any(k != "latent" and not k.startswith("noise:")
+                                      for k in tensors):
         raise RewritingError(f"{where} holds {sorted(tensors)}, not a latent and noise maps")
     for name, tensor in tensors.items():
         if not tensor.is_floating_point() or not bool(torch.isfinite(tensor).all()):

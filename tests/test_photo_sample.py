@@ -3,6 +3,7 @@ the delta stores it, and the edit reloads and reproduces."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -180,5 +181,10 @@ def test_session_edits_with_its_photo_and_keeps_it_across_a_snapshot(dcgan, stat
     assert back.latents["photo"].digest() == photo.digest()
     assert back.paste == edited.paste and back.context == edited.context
     assert torch.equal(back.stack.deltas[0].latents["photo"].latent, photo.latent)
+    for bad, message in (("not base64!", "latent 'photo' is malformed"),
+                         (base64.b64encode(b"{}").decode(), "latent 'photo' is malformed")):
+        kept = {**ss.snapshot(edited), "latents": {"photo": bad}}
+        with pytest.raises(RewritingError, match=message):
+            ss.restore(kept)
     again = back.with_photo(photo_of(dcgan, 13))
     assert again.paste is None and again.context == (Selection(7, MOUTH),)

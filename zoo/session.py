@@ -34,7 +34,15 @@ from rewriting.errors import RewritingError
 from rewriting.features import read_layer
 from rewriting.generator import Generator, LayerSpec
 from rewriting.goal import paste_goal
-from rewriting.latents import NAME, NamedLatent, Sample, distinct, from_tensors, sample_latents
+from rewriting.latents import (
+    NAME,
+    NamedLatent,
+    Sample,
+    check_sample_latent,
+    distinct,
+    from_tensors,
+    sample_latents,
+)
 from rewriting.limits import MAX_CONTEXT, MAX_REQUEST_BYTES
 from rewriting.masks import mask_image, to_grid
 from rewriting.metrics import firing_masks, held_out_samples, strongest_firing
@@ -152,7 +160,7 @@ class Session:
         """The session whose photo sample is `photo` (selections on an earlier photo dropped)."""
         if PHOTO in self.latents and self.latents[PHOTO].digest() == photo.digest():
             return self
-        sample_latents(self.generator, [PHOTO], {PHOTO: photo})  # refused here if unusable
+        check_sample_latent(photo, self.generator, PHOTO)
 
         def kept(selection: Selection | None) -> Selection | None:
             return None if selection is None or selection.sample == PHOTO else selection
@@ -274,8 +282,8 @@ def restore(data: object) -> Session:
             raise RewritingError("the saved session's edits are not base64") from None
         session = session.with_edits(load_stack(path, "the saved session's edits"))
     session = session.with_layer(str(data.get("layer"))).with_truncation(data.get("truncation"))
-    for name, stored in restored_latents(data.get("latents", {}), session.generator).items():
-        session = replace(session, latents={**session.latents, name: stored})
+    session = replace(session, latents=restored_latents(data.get("latents", {}),
+                                                        session.generator))
     for role in ("copy", "paste"):
         if data.get(role) is not None:
             session = session.with_selection(role, parse_selection(data[role], role))
@@ -298,7 +306,7 @@ def restored_latents(data: object, generator: Generator) -> dict[str, NamedLaten
             raise RewritingError(f"the saved session's latent {name!r} is malformed") from None
         out[name] = from_tensors(tensors, generator.name, generator.weights_sha256,
                                  f"the saved session's latent {name!r}")
-        sample_latents(generator, [name], out)
+        check_sample_latent(out[name], generator, name)
     return out
 
 
