@@ -1205,9 +1205,9 @@ def photo_panel(state: gr.State) -> PhotoBrush:
                     f"{m['seconds']:.1f} s: "
                     f"PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f} (the model's mean image: "
                     f"{m['psnr_mean_image']:.2f} dB, SSIM {m['ssim_mean_image']:.3f}).")
-            pair = side_by_side(session, projection)
+            pair = side_by_side(session, projection)  # original model's, edited model's
             return (projection, ss.enlarge(show_crop(photo, crop), CANVAS_PX), *pair, text,
-                    canvas_value(render_latent(session.generator, projection)[0].numpy()))
+                    canvas_value(pair[0]))
 
         def cancel(request: gr.Request) -> None:
             CANCELLED.add(request.session_hash)
