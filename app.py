@@ -221,9 +221,23 @@ def image_file(image: np.ndarray) -> str:
 def canvas(session: ss.Session, number: int, edited: bool = True) -> dict:
     """An ImageEditor value: the sample (with or without the visitor's edits), enlarged, no
     strokes."""
-    image = ss.samples(session, [number], edited)[0]
+    return canvas_value(ss.samples(session, [number], edited)[0])
+
+
+def canvas_value(image: np.ndarray) -> dict:
+    """An ImageEditor value: `image` [H, W, 3] enlarged, opaque, no strokes."""
     rgba = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], -1)
     return {"background": ss.enlarge(rgba, CANVAS_PX), "layers": [], "composite": None}
+
+
+def brush_editor(label: str, elem_id: str, value: dict | None = None) -> gr.ImageEditor:
+    """A brush canvas: paint a region in the brush colour on a fixed-size picture."""
+    return gr.ImageEditor(
+        value, image_mode="RGBA", type="numpy", format="png", sources=(), transforms=(),
+        layers=False, fixed_canvas=True, canvas_size=(CANVAS_PX, CANVAS_PX), label=label,
+        elem_id=elem_id, height=330, interactive=True,
+        brush=gr.Brush(default_size=16, colors=[BRUSH_COLOR], color_mode="fixed"),
+    )
 
 
 def publishing_allowed() -> bool:
@@ -686,12 +700,16 @@ def store(chosen: Selections, role: str, n: int) -> Callable:
 
     @friendly
     def keep(value, st):
-        session = current(st)
-        mask = ss.brush_mask((value or {}).get("layers") or [])
-        selection = Selection(n, ss.mask_url(mask))
-        return chosen.show(session.with_selection(role, selection))
+        return chosen.show(painted(current(st), value, role, n))
 
     return keep
+
+
+def painted(session: ss.Session, value: dict | None, role: str, sample: int | str) -> ss.Session:
+    """The session with the mask painted on `sample` (an ImageEditor value) kept as the Copy,
+    the Paste or one more Context."""
+    mask = ss.brush_mask((value or {}).get("layers") or [])
+    return session.with_selection(role, Selection(sample, ss.mask_url(mask)))
 
 
 @dataclass(eq=False)
@@ -723,13 +741,7 @@ def brush_column(state: gr.State, number: gr.Number, view: gr.Radio,
             gr.Markdown(f"**Sample #{n}** ({'edited' if edited else 'original'} model): "
                         "paint over a region, then press **Copy**, **Paste** or "
                         "**Context**.", elem_id="canvas-title")
-            editor = gr.ImageEditor(
-                canvas(session, n, edited), image_mode="RGBA", type="numpy",
-                format="png", sources=(), transforms=(), layers=False,
-                fixed_canvas=True, canvas_size=(CANVAS_PX, CANVAS_PX),
-                label="Brush canvas", elem_id="editor", height=330, interactive=True,
-                brush=gr.Brush(default_size=16, colors=[BRUSH_COLOR], color_mode="fixed"),
-            )
+            editor = brush_editor("Brush canvas", "editor", canvas(session, n, edited))
             with gr.Row():
                 for label, role, elem_id in (("Copy", "copy", "copy"),
                                              ("Paste", "paste", "paste"),
@@ -1118,10 +1130,21 @@ def publish_events(p: Page, pub: PublishPanel) -> None:
 CANCELLED: set[str] = set()
 
 
-def photo_panel(state: gr.State) -> None:
+@dataclass(eq=False)
+class PhotoBrush:
+    """The projected photo's brush canvas and the buttons that make it a sample of the edit."""
+
+    latent: gr.State
+    editor: gr.ImageEditor
+    paste_b: gr.Button
+    context_b: gr.Button
+
+
+def photo_panel(state: gr.State) -> PhotoBrush:
     """"Your photo": project an upload into the model, show it under the original and the
-    visitor's edited model side by side (re-rendered whenever the edits change)."""
-    from rewriting.photo import centred_crop, check_crop, open_photo, parse_crop, prepare, show_crop
+    visitor's edited model side by side (re-rendered whenever the edits change), and a brush
+    canvas on it for using it as the paste or a context sample."""
+    from rewriting.photo import check_crop, default_crop, open_photo, parse_crop, prepare, show_crop
     from rewriting.project import STEPS, project, render_latent
 
     with gr.Accordion("Your photo", open=False, elem_id="photo-panel"):
@@ -1136,8 +1159,9 @@ def photo_panel(state: gr.State) -> None:
             shown_crop = gr.Image(label="Crop used", interactive=False, elem_id="photo-crop",
                                   height=256)
         with gr.Row():
-            crop_tb = gr.Textbox(label="Crop LEFT,TOP,SIDE in photo pixels (empty: centred "
-                                 "square)", elem_id="photo-crop-box")
+            crop_tb = gr.Textbox(label="Crop LEFT,TOP,SIDE in photo pixels (empty: around the "
+                                 "face for a face model, else the centred square)",
+                                 elem_id="photo-crop-box")
             steps = gr.Number(STEPS, label="Steps", precision=0, minimum=1, maximum=2000,
                               elem_id="photo-steps")
             project_b = gr.Button("Project my photo", variant="primary", elem_id="photo-project")
@@ -1148,6 +1172,11 @@ def photo_panel(state: gr.State) -> None:
             edited = gr.Image(label="Your edited model", interactive=False,
                               elem_id="photo-edited", format="png")
         info = gr.Markdown(elem_id="photo-info")
+        photo_editor = brush_editor("Your photo (original model): paint a region, then use it "
+                                    "in the edit", "photo-editor")
+        with gr.Row():
+            paste_b = gr.Button("Use as paste sample", elem_id="photo-use-paste")
+            context_b = gr.Button("Add as context", elem_id="photo-add-context")
 
         def side_by_side(session, projection) -> tuple:
             if projection is None or projection.model != session.generator.name:
@@ -1164,7 +1193,8 @@ def photo_panel(state: gr.State) -> None:
                 raise RewritingError("upload a photo first")
             CANCELLED.discard(request.session_hash)
             photo = open_photo(path)
-            crop = check_crop(photo, parse_crop(crop_text) if crop_text else centred_crop(photo))
+            crop, how = ((check_crop(photo, parse_crop(crop_text)), "given") if crop_text
+                         else default_crop(photo, session.generator.face_framing))
             count = whole_number(n, "the number of steps")
             if not 1 <= count <= 2000:
                 raise RewritingError(f"steps must be from 1 to 2000, got {count}")
@@ -1177,11 +1207,13 @@ def photo_panel(state: gr.State) -> None:
             target = prepare(photo, session.generator.image_size, crop)
             projection = project(session.generator, target, steps=count, progress=report)
             m = projection.metrics
-            text = (f"Projected into **{projection.model}** (crop {crop}) in {m['seconds']:.1f} s: "
+            text = (f"Projected into **{projection.model}** (crop {crop}, {how}) in "
+                    f"{m['seconds']:.1f} s: "
                     f"PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f} (the model's mean image: "
                     f"{m['psnr_mean_image']:.2f} dB, SSIM {m['ssim_mean_image']:.3f}).")
-            return (projection, ss.enlarge(show_crop(photo, crop), CANVAS_PX),
-                    *side_by_side(session, projection), text)
+            pair = side_by_side(session, projection)  # original model's, edited model's
+            return (projection, ss.enlarge(show_crop(photo, crop), CANVAS_PX), *pair, text,
+                    canvas_value(pair[0]))
 
         def cancel(request: gr.Request) -> None:
             CANCELLED.add(request.session_hash)
@@ -1191,10 +1223,29 @@ def photo_panel(state: gr.State) -> None:
             return side_by_side(current(st), projection)
 
         event = project_b.click(run_projection, [upload, crop_tb, steps, state],
-                                [latent, shown_crop, original, edited, info],
+                                [latent, shown_crop, original, edited, info, photo_editor],
                                 show_progress_on=info, **PRIVATE, **HEAVY)
         cancel_b.click(cancel, None, None, cancels=[event], **PRIVATE)
         state.change(rerender, [state, latent], [original, edited], **PRIVATE)
+    return PhotoBrush(latent, photo_editor, paste_b, context_b)
+
+
+def photo_brush_events(photo: PhotoBrush, chosen: Selections) -> None:
+    """The projected photo as the paste or one more context sample (brushed on its canvas)."""
+
+    def use(role: str) -> Callable:
+        @friendly
+        def keep(value, st, projection):
+            if projection is None:
+                raise RewritingError("project a photo first, then paint on it")
+            return chosen.show(painted(current(st).with_photo(projection.named()), value, role,
+                                       ss.PHOTO))
+
+        return keep
+
+    for button, role in ((photo.paste_b, "paste"), (photo.context_b, "context")):
+        button.click(use(role), [photo.editor, chosen.state, photo.latent], chosen.outputs(),
+                     **PRIVATE)
 
 
 
@@ -1231,7 +1282,7 @@ def api_endpoints(state: gr.State) -> None:
         A request for another model moves a session without edits to that model.
         """
         session = current(st)
-        request = parse_request(parse_json(text, "the request"))
+        request = parse_request(parse_json(text, "the request"), latents=session.latents)
         if request.model != session.generator.name and not session.stack.deltas:
             session = ss.Session.start(request.model)
         if request.layer is not None:  # the statistics are those of the request's layer
@@ -1285,7 +1336,7 @@ def build() -> gr.Blocks:
         history, revert_dd, revert_b = history_panel()
         files = files_panel()
         publish = publish_panel()
-        photo_panel(state)
+        photo = photo_panel(state)
         p = Page(state, model_dd, layer_dd, trunc, note, samples.gallery, samples.first,
                  samples.number, samples.view, samples.highlight, tabs, search_gal, found,
                  brush.canvas_key, brush.chosen, result, comparison_img, strength, compared,
@@ -1307,6 +1358,7 @@ def build() -> gr.Blocks:
         download_events(p, files)
         publish_events(p, publish)
         api_endpoints(state)
+        photo_brush_events(photo, brush.chosen)
     return demo
 
 

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from rewriting.errors import RewritingError
 from rewriting.generator import Generator
+from rewriting.photo import FaceFraming
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ class ModelEntry:
     resolution: int | None = None
     #: Why the tool cannot load this listed file yet; None when it can.
     unsupported: str | None = None
+    #: For a face model, how its training images frame the face (a photo's default crop).
+    face_framing: FaceFraming | None = None
 
 
 #: Build a generator from a loaded checkpoint object (whatever `torch.load` or safetensors gave).

@@ -22,6 +22,7 @@ from torch import nn
 from .errors import RewritingError
 from .generator import Generator, LayerSpec, layer_value
 from .goal import Goal
+from .latents import sample_latents
 from .nethook import replace_output, trace
 from .solve import expand
 from .threads import one_thread
@@ -156,7 +157,7 @@ def finetune_all(
     """All generator weights after fine-tuning on the pasted image, and the seconds it took."""
     started = time.perf_counter()
     spec, goal, truncation = problem.spec, problem.goal, problem.truncation
-    z = generator.latents([problem.request.paste.sample])
+    z = sample_latents(generator, [problem.request.paste.sample], problem.request.latents)
     base = {**dict(generator.net.named_parameters()), **problem.base_weights}
     target_net = generator.view(problem.base_weights)
     with replace_output(target_net, spec.module, lambda _inputs, _out: goal.target[None]):

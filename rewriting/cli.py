@@ -246,20 +246,21 @@ def sample_latents(args: argparse.Namespace, out: Path) -> None:
 
 
 def cmd_project(args: argparse.Namespace) -> None:
-    from .photo import centred_crop, check_crop, open_photo, parse_crop, prepare, show_crop
+    from .photo import check_crop, default_crop, open_photo, parse_crop, prepare, show_crop
     from .project import project
 
     out = _check_out(args.out, folder=True)
     photo = open_photo(args.photo)
-    crop = check_crop(photo, parse_crop(args.crop) if args.crop else centred_crop(photo))
     generator = load_model(args.model)
+    crop, how = ((check_crop(photo, parse_crop(args.crop)), "given") if args.crop
+                 else default_crop(photo, generator.face_framing))
     target = prepare(photo, generator.image_size, crop)
     progress = _progress("projection", "steps")
     projection = project(generator, target, steps=args.steps, starts=args.starts,
                          progress=lambda done, total: progress(done, total) if done % 10 == 0
                          or done == total else None, per_layer=not args.single_w)
     metrics = {**projection.metrics, "photo": str(args.photo), "crop": str(crop),
-               "tool_version": __version__}
+               "crop_chosen": how, "tool_version": __version__}
     out.mkdir(parents=True, exist_ok=True)
     write_atomically(out / "latent.safetensors", projection.save)
     for name, image in (("reconstruction.png", projection.reconstruction),
@@ -267,31 +268,32 @@ def cmd_project(args: argparse.Namespace) -> None:
         write_atomically(out / name, lambda tmp, im=image: Image.fromarray(im).save(tmp, "PNG"))
     write_atomically(out / "metrics.json",
                      lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2) + "\n"))
-    print(f"projected {args.photo} (crop {crop}) into {generator.name}: PSNR "
+    print(f"projected {args.photo} (crop {crop}, {how}) into {generator.name}: PSNR "
           f"{metrics['psnr']:.2f} dB (model's mean image: {metrics['psnr_mean_image']:.2f} dB), "
           f"SSIM {metrics['ssim']:.3f}, {metrics['seconds']:.1f} s; wrote {out}/")
 
 
 def cmd_project_eval(args: argparse.Namespace) -> None:
     from . import project_eval
-    from .photo import centred_crop, check_crop, open_photo, parse_crop, prepare
+    from .photo import check_crop, default_crop, open_photo, parse_crop, prepare
     from .project import project
 
     out = _check_out(args.out)
     photos = [open_photo(path) for path in args.photo]
-    crops = [parse_crop(c) for c in args.crop] or [centred_crop(p) for p in photos]
-    if len(crops) != len(photos):
-        raise RewritingError("give one --crop per --photo, or none")
-    crops = [check_crop(p, c) for p, c in zip(photos, crops, strict=True)]
     generator = load_model(args.model)
+    if args.crop and len(args.crop) != len(photos):
+        raise RewritingError("give one --crop per --photo, or none")
+    chosen = ([(check_crop(p, parse_crop(c)), "given") for p, c in zip(photos, args.crop,
+                                                                       strict=True)]
+              if args.crop else [default_crop(p, generator.face_framing) for p in photos])
     stack = load_stack(generator, args.edit)
     numbers = held_out_samples(args.samples)
     result = project_eval.on_samples(generator, numbers, args.steps,
                                      log=lambda line: print(line, file=sys.stderr))
     found = [project(generator, prepare(p, generator.image_size, c), steps=args.steps)
-             for p, c in zip(photos, crops, strict=True)]
-    result["photos"] = [{**f.metrics, "photo": path, "crop": str(c)}
-                        for f, path, c in zip(found, args.photo, crops, strict=True)]
+             for p, (c, _) in zip(photos, chosen, strict=True)]
+    result["photos"] = [{**f.metrics, "photo": path, "crop": str(c), "crop_chosen": how}
+                        for f, path, (c, how) in zip(found, args.photo, chosen, strict=True)]
     if stack.deltas and found:
         result["edit_effect"] = {"edits": args.edit, **project_eval.edit_effect(
             generator, found, numbers, stack.weights())}
@@ -314,7 +316,8 @@ def add_project_commands(sub: argparse._SubParsersAction, default: str) -> None:
     p.add_argument("--out", required=True, help="folder for latent.safetensors, "
                    "reconstruction.png, target.png, crop.png and metrics.json")
     p.add_argument("--crop", help="LEFT,TOP,SIDE: the square of the photo to use "
-                   "(default: the largest centred square)")
+                   "(default: around the face for a face model, else the largest centred "
+                   "square)")
     p.add_argument("--steps", type=_count(1, 10_000), default=STEPS)
     p.add_argument("--starts", type=_count(1, CANDIDATES), default=STARTS)
     p.add_argument("--single-w", action="store_true",

@@ -21,12 +21,15 @@ from safetensors.torch import save_file
 from . import __version__
 from .errors import RewritingError
 from .generator import Generator
+from .latents import NamedLatent, from_tensors
 from .limits import MAX_DELTA_NORM_RATIO, parse_json
 from .request import check_strength
 from .solve import expand
 
 DELTA_FORMAT = "rewriting-delta/1"
 STACK_FORMAT = "rewriting-stack/1"
+#: Stored tensors of the latents an edit's request names are called `latents/<name>/<tensor>`.
+LATENTS_PREFIX = "latents/"
 
 
 @dataclass
@@ -44,6 +47,8 @@ class Delta:
     request: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     strength: float = 1.0
+    #: The latents (projected photos) its request names as samples, stored with the delta.
+    latents: dict[str, NamedLatent] = field(default_factory=dict)
 
     @property
     def rank(self) -> int:
@@ -70,26 +75,34 @@ class Delta:
             "metrics": json.dumps(self.metrics, sort_keys=True),
         }
 
+    def tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
+        """`lambda`, `directions` and the named latents' tensors, each name after `prefix`."""
+        out = {f"{prefix}lambda": self.lam.contiguous(),
+               f"{prefix}directions": self.directions.contiguous()}
+        for name, latent in self.latents.items():
+            out.update(latent.tensors(f"{prefix}{LATENTS_PREFIX}{name}/"))
+        return out
+
     def save(self, path: str | Path) -> None:
-        """Write the delta as safetensors: `lambda`, `directions`, and the metadata."""
-        tensors = {"lambda": self.lam.contiguous(), "directions": self.directions.contiguous()}
-        save_file(tensors, str(path), metadata=self.metadata())
+        """Write the delta as safetensors: its tensors and the metadata."""
+        save_file(self.tensors(), str(path), metadata=self.metadata())
 
     @classmethod
     def load(cls, path: str | Path) -> Delta:
         """Read a delta file; anything else is a clear error."""
         meta, tensors = _read_safetensors(path, f"delta {path}")
-        if meta.get("format") != DELTA_FORMAT or set(tensors) != {"lambda", "directions"}:
+        if meta.get("format") != DELTA_FORMAT or not _holds_delta(tensors, ""):
             raise RewritingError(f"{path} is not a delta file written by this tool")
-        return cls.from_parts(path, meta, tensors["lambda"], tensors["directions"])
+        return cls.from_parts(path, meta, tensors)
 
     @classmethod
     def from_parts(
-        cls, path: str | Path, meta: dict, lam: torch.Tensor, directions: torch.Tensor
+        cls, path: str | Path, meta: dict, tensors: dict[str, torch.Tensor], prefix: str = ""
     ) -> Delta:
-        """A delta from its metadata and tensors as stored; anything malformed is a clear error
-        that names `path`."""
-        lam, directions = _checked_tensors(path, lam, directions)
+        """A delta from its metadata and its tensors as stored (named after `prefix`);
+        anything malformed is a clear error that names `path`."""
+        lam, directions = _checked_tensors(path, tensors[f"{prefix}lambda"],
+                                           tensors[f"{prefix}directions"])
         try:
             key_axis = int(meta["key_axis"])
             if int(meta.get("rank", directions.shape[0])) != directions.shape[0]:
@@ -111,6 +124,7 @@ class Delta:
             raise RewritingError(f"delta {path} has malformed metadata ({err})") from None
         if not isinstance(delta.request, dict) or not isinstance(delta.metrics, dict):
             raise RewritingError(f"delta {path} has malformed metadata (request or metrics)")
+        delta.latents = _stored_latents(path, delta, tensors, prefix + LATENTS_PREFIX)
         return delta
 
     def check_applies_to(self, generator: Generator) -> None:
@@ -158,8 +172,7 @@ def save_stack(deltas: Sequence[Delta], path: str | Path) -> None:
     """Write a stack of edits, oldest first, as one safetensors file."""
     tensors = {}
     for i, delta in enumerate(deltas):
-        tensors[f"{i}.lambda"] = delta.lam.contiguous()
-        tensors[f"{i}.directions"] = delta.directions.contiguous()
+        tensors.update(delta.tensors(f"{i}."))
     edits = json.dumps([delta.metadata() for delta in deltas])
     save_file(tensors, str(path), metadata={"format": STACK_FORMAT, "edits": edits})
 
@@ -169,18 +182,51 @@ def load_stack(path: str | Path, name: str | None = None) -> list[Delta]:
     path); anything else is a clear error."""
     where = name or str(path)
     meta, tensors = _read_safetensors(path, where)
-    if meta.get("format") == DELTA_FORMAT and set(tensors) == {"lambda", "directions"}:
-        return [Delta.from_parts(where, meta, tensors["lambda"], tensors["directions"])]
+    if meta.get("format") == DELTA_FORMAT and _holds_delta(tensors, ""):
+        return [Delta.from_parts(where, meta, tensors)]
     edits = parse_json(meta.get("edits", "null"), "its list of edits")
     if meta.get("format") != STACK_FORMAT or not isinstance(edits, list):
         raise RewritingError(f"{where} is not an edits file written by this tool")
-    names = [(f"{i}.lambda", f"{i}.directions") for i in range(len(edits))]
-    if set(tensors) != {name for pair in names for name in pair}:
+    prefixes = [f"{i}." for i in range(len(edits))]
+    if not all(_holds_delta({k: v for k, v in tensors.items() if k.startswith(p)}, p)
+               for p in prefixes) or any(not k.startswith(tuple(prefixes)) for k in tensors):
         raise RewritingError(f"{where}: its tensors do not match its {len(edits)} edits")
     if not all(isinstance(item, dict) for item in edits):
         raise RewritingError(f"{where} has malformed metadata (edits)")
-    return [Delta.from_parts(where, item, tensors[lam], tensors[directions])
-            for item, (lam, directions) in zip(edits, names, strict=True)]
+    return [Delta.from_parts(where, item, tensors, p)
+            for item, p in zip(edits, prefixes, strict=True)]
+
+
+def _holds_delta(tensors: dict[str, torch.Tensor], prefix: str) -> bool:
+    """Whether the tensors named after `prefix` are `lambda`, `directions` and latents."""
+    names = {k.removeprefix(prefix) for k in tensors}
+    return {"lambda", "directions"} <= names and all(
+        n in ("lambda", "directions") or n.startswith(LATENTS_PREFIX) for n in names)
+
+
+def _stored_latents(
+    path: str | Path, delta: Delta, tensors: dict[str, torch.Tensor], prefix: str
+) -> dict[str, NamedLatent]:
+    """The latents stored with a delta (tensors `prefix<name>/...`), each the one its request
+    names by digest."""
+    groups: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in tensors.items():
+        if key.startswith(prefix):
+            name, _, part = key.removeprefix(prefix).partition("/")
+            groups.setdefault(name, {})[part] = tensor
+    named = delta.request.get("latents", {})
+    out = {}
+    for name, group in groups.items():
+        latent = from_tensors(group, delta.model, delta.weights_sha256,
+                              f"delta {path}: latent {name!r}")
+        if not isinstance(named, dict) or named.get(name) != f"sha256:{latent.digest()}":
+            raise RewritingError(f"delta {path}: its latent {name!r} is not the one its "
+                                 "request names")
+        out[name] = latent
+    if isinstance(named, dict) and set(named) - set(out):
+        raise RewritingError(f"delta {path}: its request names latents {sorted(named)} but "
+                             f"it holds {sorted(out)}")
+    return out
 
 
 def _checked_tensors(

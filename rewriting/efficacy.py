@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .latents import sample_latents
 from .metrics import change_summary, firing_masks
 from .render import render_traced
 from .rewrite import EditProblem
@@ -92,7 +93,8 @@ class RuleProbe:
         )
         self.scale = generator.image_size[0] // spec.value_grid[0]
         self.goal_images = {
-            name: goal_images(generator, spec, goals, truncation, self.before)
+            name: goal_images(generator, spec, goals, truncation, self.before,
+                              problem.request.latents)
             for name, goals in (("paste", self.paste), ("held_out", self.held_out))
         }
         start = self.run(self.before)
@@ -118,9 +120,10 @@ class RuleProbe:
 
     def run(self, weights: Weights) -> Rendered:
         """The held-out samples and the paste sample under `weights`: every measure's input."""
-        return Rendered(*render_traced(self.generator, [*self.numbers, *self.paste.numbers],
-                                       self.problem.spec.module, self.problem.truncation,
-                                       weights))
+        z = sample_latents(self.generator, [*self.numbers, *self.paste.numbers],
+                           self.problem.request.latents)
+        return Rendered(*render_traced(self.generator, z, self.problem.spec.module,
+                                       self.problem.truncation, weights))
 
     def _distances(self, name: str, rendered: Rendered) -> tuple[torch.Tensor, torch.Tensor]:
         """Distances [N] to the `name` goals at the layer and in pixels."""

@@ -26,6 +26,7 @@ from .delta import EditStack
 from .efficacy import RuleProbe, strengthen
 from .features import read_layer
 from .generator import Generator
+from .latents import sample_latents
 from .metrics import held_out_samples
 from .request import EditRequest
 from .rewrite import DEFAULT_STRENGTH, DENSE_REGULARIZATION, EditProblem, execute, prepare
@@ -64,7 +65,7 @@ def _relative_norm(after: dict[str, torch.Tensor], before: dict[str, torch.Tenso
 
 def goal_residual(generator: Generator, problem: EditProblem, weights: dict) -> float:
     """||V* - f(K*; W)|| / ||V* - f(K*; W0)|| on the goal box, through the whole network."""
-    z = generator.latents([problem.request.paste.sample])
+    z = sample_latents(generator, [problem.request.paste.sample], problem.request.latents)
     region = problem.goal.region()
 
     def error(overrides: dict) -> float:

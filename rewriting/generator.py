@@ -18,6 +18,7 @@ from torch import nn
 from .errors import RewritingError
 from .limits import MAX_SAMPLE_NUMBER
 from .netview import network_view
+from .photo import FaceFraming
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,8 @@ class Generator:
     default_truncation: float | None = None
     #: Largest sample number a request may name.
     max_sample: int = MAX_SAMPLE_NUMBER
+    #: How the training images frame a face, for a face model (its catalog entry says).
+    face_framing: FaceFraming | None = None
 
     def __init__(
         self,

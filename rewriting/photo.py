@@ -64,6 +64,63 @@ def centred_crop(photo: Image.Image) -> Crop:
     return Crop((photo.width - side) // 2, (photo.height - side) // 2, side)
 
 
+@dataclass(frozen=True)
+class FaceFraming:
+    """How a face model's training images frame the face, as the Haar detector sees it: the
+    face box's side and its centre's offset below the image centre, as shares of the image side."""
+
+    face_share: float
+    centre_below: float
+
+
+#: OpenCV's frontal-face Haar cascade (shipped in opencv-python-headless's cv2.data).
+FACE_CASCADE = "haarcascade_frontalface_default.xml"
+#: Photos are searched for faces at most this many pixels on their longer side.
+DETECT_PIXELS = 800
+
+
+def find_face(photo: Image.Image) -> tuple[int, int, int] | None:
+    """The largest frontal face in the photo: its box's centre x, centre y and side in the
+    photo's pixels, or None when none is found."""
+    import cv2
+
+    scale = min(1.0, DETECT_PIXELS / max(photo.size))
+    small = photo.convert("L").resize((round(photo.width * scale), round(photo.height * scale)))
+    detector = cv2.CascadeClassifier(cv2.data.haarcascades + FACE_CASCADE)
+    smallest = max(24, min(small.size) // 20)
+    faces = detector.detectMultiScale(np.asarray(small), scaleFactor=1.1, minNeighbors=5,
+                                      minSize=(smallest, smallest))
+    if len(faces) == 0:
+        return None
+    x, y, w, h = max(faces, key=lambda box: box[2] * box[3])
+    return round((x + w / 2) / scale), round((y + h / 2) / scale), round(w / scale)
+
+
+def face_crop(photo: Image.Image, framing: FaceFraming) -> Crop | None:
+    """The square that frames the photo's largest face as `framing` says (moved inside the
+    photo, and shrunk to it when too large), or None when no face is found."""
+    face = find_face(photo)
+    if face is None:
+        return None
+    cx, cy, face_side = face
+    side = min(round(face_side / framing.face_share), *photo.size)
+    left = round(cx - side / 2)
+    top = round(cy - framing.centre_below * side - side / 2)
+    return Crop(min(max(0, left), photo.width - side), min(max(0, top), photo.height - side),
+                side)
+
+
+def default_crop(photo: Image.Image, framing: FaceFraming | None) -> tuple[Crop, str]:
+    """The crop used when the user gives none, and a note saying how it was chosen: around the
+    face for a face model (`framing` given), else, or when no face is found, the centred square."""
+    if framing is None:
+        return centred_crop(photo), "centred square"
+    crop = face_crop(photo, framing)
+    if crop is None:
+        return centred_crop(photo), "no face found: centred square"
+    return crop, "around the detected face"
+
+
 def check_crop(photo: Image.Image, crop: Crop) -> Crop:
     """`crop`, if it is a square of at least 8 pixels inside the photo."""
     if crop.side < 8 or crop.left < 0 or crop.top < 0 or (

@@ -20,17 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from . import __version__
 from .errors import RewritingError
 from .generator import Generator
+from .latents import LATENT_FORMAT, NamedLatent, check_latent, read_latent_file
 from .quality import psnr, ssim, uint8_ssim
 from .render import render
 from .threads import one_thread
 
-LATENT_FORMAT = "rewriting-latent/1"
 #: Starting latents come from this seed's stream, never from the samples' own (seed 1).
 PROJECT_SEED = 7
 CANDIDATES = 64
@@ -63,11 +62,13 @@ class Projection:
     reconstruction: np.ndarray
     metrics: dict = field(default_factory=dict)
 
+    def named(self) -> NamedLatent:
+        """The latent as a request may name it (a paste or context sample)."""
+        return NamedLatent(self.latent, self.model, self.weights_sha256, dict(self.noise))
+
     def save(self, path: str | Path) -> None:
         """Write the latent and noise maps as safetensors, with the model they belong to."""
-        tensors = {"latent": self.latent.contiguous(),
-                   **{f"noise:{k}": v.contiguous() for k, v in self.noise.items()}}
-        save_file(tensors, str(path), metadata={
+        save_file(self.named().tensors(), str(path), metadata={
             "format": LATENT_FORMAT, "kind": self.kind, "model": self.model,
             "weights_sha256": self.weights_sha256, "tool_version": __version__,
         })
@@ -256,38 +257,9 @@ def mean_image(generator: Generator, samples: int | None = None) -> torch.Tensor
 
 def load_latent(path: str | Path, generator: Generator) -> Projection:
     """A latent file written by `project`, checked against the model it is rendered with."""
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-    except FileNotFoundError:
-        raise RewritingError(f"latent file {path} does not exist") from None
-    except (SafetensorError, OSError, ValueError) as err:
-        raise RewritingError(f"cannot read latent file {path}: {err}") from None
-    if meta.get("format") != LATENT_FORMAT or "latent" not in tensors:
-        raise RewritingError(f"{path} is not a latent file written by `project`")
-    if meta.get("weights_sha256") != generator.weights_sha256:
-        raise RewritingError(
-            f"{path} was projected into {meta.get('model')!r}, not into {generator.name!r} "
-            "(weights differ): render it with the model it was projected into"
-        )
-    space = generator.latent_space()
-    latent = tensors["latent"].float()
-    if latent.dim() != len(space.shape) + 1 or tuple(latent.shape[1:]) != space.shape:
-        raise RewritingError(
-            f"latent in {path} has shape {list(latent.shape)}; {generator.name} takes "
-            f"[N, {', '.join(map(str, space.shape))}]"
-        )
-    if not torch.isfinite(latent).all():
-        raise RewritingError(f"latent in {path} holds non-finite numbers")
-    noise = {k.removeprefix("noise:"): v.float() for k, v in tensors.items()
-             if k.startswith("noise:")}
-    for name, value in noise.items():
-        if name not in space.noise or value.shape != _buffer(generator, name).shape:
-            raise RewritingError(f"latent file {path} has a noise map {name!r} that "
-                                 f"{generator.name} does not take")
-    return Projection(latent, noise, space.kind, generator.name, generator.weights_sha256,
-                      np.zeros(0), {})
+    named = check_latent(read_latent_file(path), generator, str(path))
+    return Projection(named.latent, dict(named.noise), generator.latent_space().kind,
+                      generator.name, generator.weights_sha256, np.zeros(0), {})
 
 
 def render_latent(

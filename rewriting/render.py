@@ -37,35 +37,45 @@ def render(
     net: nn.Module | None = None,
 ) -> torch.Tensor:
     """uint8 images [N, H, W, 3] of the given sample numbers, through `net` (a view) if given."""
+    return render_z(generator, generator.latents(numbers, seed), truncation, weights, net)
+
+
+def render_z(
+    generator: Generator,
+    z: torch.Tensor,
+    truncation: float | None = None,
+    weights: Mapping[str, torch.Tensor] | None = None,
+    net: nn.Module | None = None,
+) -> torch.Tensor:
+    """uint8 images [N, H, W, 3] of latents `z`, batch-independently (`render`)."""
     if net is None:
         net = generator.view(weights) if weights else generator.net
-    return _passes(generator, numbers, truncation, seed, net, None)[0]
+    return _passes(generator, z, truncation, net, None)[0]
 
 
 def render_traced(
     generator: Generator,
-    numbers: Sequence[int],
+    z: torch.Tensor,
     module: str,
     truncation: float | None = None,
     weights: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`render`'s images and, from the same forward passes, the output of `net.<module>` [N, ...]
-    (hooked on a private view: the shared network is never touched)."""
-    return _passes(generator, numbers, truncation, 1, generator.view(weights), module)
+    """`render_z`'s images and, from the same forward passes, the output of `net.<module>`
+    [N, ...] (hooked on a private view: the shared network is never touched)."""
+    return _passes(generator, z, truncation, generator.view(weights), module)
 
 
 def _passes(
     generator: Generator,
-    numbers: Sequence[int],
+    z: torch.Tensor,
     truncation: float | None,
-    seed: int,
     net: nn.Module,
     module: str | None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Images of `numbers` in fixed batches, and the traced module's outputs when one is given."""
+    """Images of latents `z` in fixed batches, and the traced module's outputs if one is given."""
     images, outputs = [], []
     with trace(net, module) if module else nullcontext() as record:
-        for chunk, size in fixed_batches(generator.latents(numbers, seed)):
+        for chunk, size in fixed_batches(z):
             raw = generator.synthesize(chunk, truncation, net=net)[:size]
             images.append(generator.to_image(raw))
             if record is not None:

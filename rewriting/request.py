@@ -7,8 +7,11 @@ Ours::
      "paste": {"sample": 7, "mask": [40, 16, 56, 48]},
      "context": [{"sample": 7, "mask": [40, 16, 56, 48]}, ...]}
 
-with optional `method` ("rank", "dense", or the authors' optimisation "paper" at their learning
-rate and "paper-scaled" at one scaled to the weight), `grid` (how masks meet the layer's grid:
+with optional `latents` ({"photo": "LATENT_FILE"}: a latent file written by `project`, its path
+relative to the request file, or "sha256:DIGEST" of a latent given with the request), whose
+names a selection's `sample` may take instead of a number; optional `method` ("rank",
+"dense", or the authors' optimisation "paper" at their learning rate and "paper-scaled" at one
+scaled to the weight), `grid` (how masks meet the layer's grid:
 "coverage", or the authors' "paper"; the default is "paper" for the paper methods), `truncation`,
 `regularization`, `strength` (the factor on the solved update, default 2), `goal` (where the
 solve asks for the copied object: "paste", on the paste sample only as the paper does,
@@ -25,11 +28,13 @@ file without `object` is an erase (30 channels), `query` (a search) is not part 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import RewritingError
+from .latents import NAME, NamedLatent, Sample, read_latent_file
 from .limits import check_context, read_json_file
 from .masks import GRID_RULES, MaskSpec
 
@@ -48,9 +53,10 @@ DEFAULT_GOAL = "rule"
 
 @dataclass(frozen=True)
 class Selection:
-    """A brush selection: a sample number and its mask; `paper` masks use the red channel."""
+    """A brush selection: a sample (a number, or a named latent's name) and its mask; `paper`
+    masks use the red channel."""
 
-    sample: int
+    sample: Sample
     mask: MaskSpec
     paper: bool = False
 
@@ -72,6 +78,7 @@ class EditRequest:
     grid: str = "coverage"
     strength: float | None = None
     goal: str = DEFAULT_GOAL
+    latents: Mapping[str, NamedLatent] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The request in this tool's format (round-trips through `parse_request`)."""
@@ -86,10 +93,12 @@ class EditRequest:
         for key in ("truncation", "erase", "regularization", "strength"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.latents:
+            out["latents"] = {k: f"sha256:{v.digest()}" for k, v in sorted(self.latents.items())}
         return out
 
-    def samples(self) -> list[int]:
-        """Every sample number the request refers to."""
+    def samples(self) -> list[Sample]:
+        """Every sample (number or latent name) the request refers to."""
         chosen = [self.paste] + list(self.context) + ([self.copy] if self.copy else [])
         return [s.sample for s in chosen]
 
@@ -120,8 +129,10 @@ def parse_selection(value: Any, where: str, paper: bool = False) -> Selection:
             raise RewritingError(f'{where} must be {{"sample": N, "mask": ...}}')
         sample, mask = value["sample"], value["mask"]
         paper = bool(value.get("paper_mask", False))
-    if not isinstance(sample, int) or isinstance(sample, bool) or sample < 0:
-        raise RewritingError(f"{where}: sample must be a non-negative integer, got {sample!r}")
+    named = isinstance(sample, str) and NAME.fullmatch(sample)
+    if not named and (not isinstance(sample, int) or isinstance(sample, bool) or sample < 0):
+        raise RewritingError(f"{where}: sample must be a non-negative integer or a latent's "
+                             f"name, got {sample!r}")
     if not isinstance(mask, (str, list)):
         raise RewritingError(f"{where}: mask must be a box or a PNG data URL")
     return Selection(sample, mask if isinstance(mask, str) else list(mask), paper)
@@ -138,8 +149,37 @@ def _number(data: dict, key: str, kind: type, default: Any) -> Any:
     return value
 
 
-def parse_request(data: Any, model: str | None = None, layer: str | None = None) -> EditRequest:
-    """Validate a decoded JSON request (either format); `model`/`layer` override or fill in."""
+def parse_latents(
+    value: Any, given: Mapping[str, NamedLatent], folder: Path | None
+) -> dict[str, NamedLatent]:
+    """A request's `latents`: each name's file (read from `folder`, the request file's, when
+    there is one) or "sha256:DIGEST" of a latent in `given`."""
+    if not isinstance(value, dict):
+        raise RewritingError('"latents" must map names to latent files')
+    out = {}
+    for name, source in value.items():
+        if not NAME.fullmatch(name) or not isinstance(source, str):
+            raise RewritingError(f"latents: {name!r} must be a name (letters, digits, - and _) "
+                                 "mapped to a latent file")
+        if source.startswith("sha256:"):
+            if name not in given or given[name].digest() != source.removeprefix("sha256:"):
+                raise RewritingError(f"latent {name!r} ({source[:19]}...) is not given with "
+                                     "the request: name its latent file instead")
+            out[name] = given[name]
+        elif folder is None:
+            raise RewritingError(f"latent {name!r}: latent files are read only for request "
+                                 "files on the command line")
+        else:
+            out[name] = read_latent_file(folder / source)
+    return out
+
+
+def parse_request(
+    data: Any, model: str | None = None, layer: str | None = None,
+    latents: Mapping[str, NamedLatent] | None = None, folder: Path | None = None,
+) -> EditRequest:
+    """Validate a decoded JSON request (either format); `model`/`layer` override or fill in.
+    Its `latents` come from `latents` (by digest) or files in `folder`."""
     if not isinstance(data, dict):
         raise RewritingError("an edit request must be a JSON object")
     ours = "copy" in data or "erase" in data
@@ -184,7 +224,7 @@ def parse_request(data: Any, model: str | None = None, layer: str | None = None)
     regularization = _number(data, "regularization", float, None)
     if regularization is not None and not (math.isfinite(regularization) and regularization >= 0):
         raise RewritingError(f"regularization must be zero or positive, got {regularization!r}")
-    return EditRequest(
+    return named_samples_carried(EditRequest(
         model=model,
         layer=layer,
         rank=rank,
@@ -198,7 +238,17 @@ def parse_request(data: Any, model: str | None = None, layer: str | None = None)
         grid=grid,
         strength=strength,
         goal=goal,
-    )
+        latents=parse_latents(data.get("latents", {}), latents or {}, folder),
+    ))
+
+
+def named_samples_carried(request: EditRequest) -> EditRequest:
+    """`request`, if every latent name its selections use is one of its `latents`."""
+    missing = sorted({s for s in request.samples() if isinstance(s, str)} - set(request.latents))
+    if missing:
+        raise RewritingError(f"sample {missing[0]!r} names no latent in the request's "
+                             '"latents"')
+    return request
 
 
 def _paper_request(data: dict, model: str | None, layer: str | None) -> EditRequest:
@@ -223,16 +273,18 @@ def _paper_request(data: dict, model: str | None, layer: str | None) -> EditRequ
     check_context(keys)
     context = tuple(parse_selection(item, f"key[{i}]", paper=True) for i, item in enumerate(keys))
     erase = "object" not in data
-    return EditRequest(
+    return named_samples_carried(EditRequest(
         model=model,
         layer=layer,
         copy=None if erase else parse_selection(data["object"], "object", paper=True),
         paste=paste,
         context=context,
         erase=DEFAULT_ERASE_CHANNELS if erase else None,
-    )
+    ))
 
 
 def read_request(path: str | Path, model: str | None = None, layer: str | None = None):
-    """Read and validate a request file (size and nesting limited: `rewriting.limits`)."""
-    return parse_request(read_json_file(path, "request file"), model, layer)
+    """Read and validate a request file (size and nesting limited: `rewriting.limits`); the
+    latent files it names are read relative to its folder."""
+    return parse_request(read_json_file(path, "request file"), model, layer,
+                         folder=Path(path).parent)

@@ -20,6 +20,7 @@ from .errors import RewritingError
 from .features import LayerReading, read_layer
 from .generator import Generator, LayerSpec, layer_value
 from .goal import Goal, erase_channels, erase_goal, paste_goal, place_object
+from .latents import Sample, check_sample_latent, distinct, sample_latents
 from .masks import bounding_box, grid_mask, mask_image
 from .metrics import firing_threshold
 from .readings import base_readings
@@ -110,7 +111,7 @@ def _sample_inputs(inputs: tuple, rows: list[int], batch: int) -> tuple:
 
 
 def context_keys(
-    reading: LayerReading, rows: dict[int, int], masks: list[tuple[Selection, torch.Tensor]]
+    reading: LayerReading, rows: dict[Sample, int], masks: list[tuple[Selection, torch.Tensor]]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Keys [n, C_in] under the context masks and their mask weights [n]."""
     keys, weights = [], []
@@ -153,7 +154,7 @@ def check_request(generator: Generator, request: EditRequest) -> LayerSpec:
     sample numbers, rank, erase channel count and masks; returns the layer."""
     spec = generator.layer(request.layer)
     generator.check_truncation(request.truncation)
-    too_big = [n for n in request.samples() if n > generator.max_sample]
+    too_big = [n for n in request.samples() if isinstance(n, int) and n > generator.max_sample]
     if too_big:
         raise RewritingError(
             f"sample {too_big[0]} is out of range (0..{generator.max_sample} for this model)"
@@ -169,6 +170,8 @@ def check_request(generator: Generator, request: EditRequest) -> LayerSpec:
     for selection in (request.copy, request.paste, *request.context):
         if selection is not None:
             mask_image(selection.mask, generator.image_size, selection.paper)
+    for name, latent in request.latents.items():
+        check_sample_latent(latent, generator, name)
     return spec
 
 
@@ -214,9 +217,10 @@ def prepare(
     context = [(s, grids(s)[0]) for s in request.context] or [(request.paste, paste_key_mask)]
 
     weights = stack.weights() if stack else {}
-    numbers = sorted(set(request.samples()))
+    numbers = distinct(request.samples())
     rows = {n: i for i, n in enumerate(numbers)}
-    reading = read_layer(generator, spec, generator.latents(numbers), truncation, weights)
+    z = sample_latents(generator, numbers, request.latents)
+    reading = read_layer(generator, spec, z, truncation, weights)
     if stats is None:
         stats = key_stats(generator, spec, truncation, progress=stats_progress)
 
@@ -269,9 +273,9 @@ def joint_goals(
     spec: LayerSpec,
     goal: Goal,
     weight: torch.Tensor,
-    rows: dict[int, int],
+    rows: dict[Sample, int],
     context: list[tuple[Selection, torch.Tensor]],
-    paste: int,
+    paste: Sample,
 ) -> list[tuple[torch.Tensor, tuple, list[Goal]]]:
     """(keys, inputs, [goal]) for each context selection off the paste sample: the paste goal
     rebuilt there, centred on the selection as the paste goal is on the paste brush.
@@ -411,5 +415,6 @@ def execute(
         request=request.to_json(),
         metrics=metrics,
         strength=strength,
+        latents=dict(request.latents),
     )
     return EditResult(delta, solution, problem)

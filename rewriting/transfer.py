@@ -19,8 +19,9 @@ import torch
 from .features import LayerReading, read_layer
 from .generator import Generator, LayerSpec, layer_value
 from .goal import Goal, box_at, place_object
+from .latents import NamedLatent, Sample, sample_latents
 from .nethook import replace_output
-from .render import RENDER_BATCH, render
+from .render import RENDER_BATCH, render_z
 
 
 @dataclass
@@ -28,7 +29,7 @@ class SampleGoals:
     """Goals on a set of samples: targets [N, C_out, H, W] and boxes on the value grid; `rows`
     index the kept samples in `reading`, the layer read on all the samples asked for."""
 
-    numbers: list[int]
+    numbers: list[Sample]
     targets: torch.Tensor
     boxes: list[tuple[int, int, int, int]]
     rows: list[int]
@@ -129,9 +130,12 @@ def goal_images(
     goals: SampleGoals,
     truncation: float | None,
     weights: Mapping[str, torch.Tensor],
+    latents: Mapping[str, NamedLatent] | None = None,
 ) -> torch.Tensor:
-    """uint8 images [N, H, W, 3]: the network with the layer's values replaced by the goals."""
+    """uint8 images [N, H, W, 3]: the network with the layer's values replaced by the goals
+    (samples named by `latents` included)."""
     net = generator.view(weights)
+    z = sample_latents(generator, goals.numbers, latents or {})
     chunks = []
     for start in range(0, len(goals.numbers), RENDER_BATCH):
         targets = goals.targets[start : start + RENDER_BATCH]
@@ -140,8 +144,8 @@ def goal_images(
             return torch.cat([targets.to(output.dtype), output[len(targets) :]])
 
         with replace_output(net, spec.module, swap):
-            numbers = goals.numbers[start : start + RENDER_BATCH]
-            chunks.append(render(generator, numbers, truncation, net=net))
+            chunks.append(render_z(generator, z[start : start + RENDER_BATCH], truncation,
+                                   net=net))
     if not chunks:
         return torch.zeros(0, *generator.image_size, 3, dtype=torch.uint8)
     return torch.cat(chunks)

@@ -105,18 +105,18 @@ def open_sample(tab, index: int) -> None:
     settled(tab)
 
 
-def settled(tab) -> None:
-    """Wait until the brush canvas has finished loading or uploading."""
+def settled(tab, editor: str = "editor") -> None:
+    """Wait until a brush canvas has finished loading or uploading."""
     tab.wait_for_function(
-        "!document.querySelector('#editor').innerText.includes('processing')"
+        f"!document.querySelector('#{editor}').innerText.includes('processing')"
     )
     tab.wait_for_timeout(200)
 
 
-def brush(tab, box: tuple[int, int, int, int]) -> None:
-    """Paint the canvas box (canvas pixels) with horizontal mouse strokes."""
-    zoom = float(re.search(r"(\d+)%", tab.inner_text("#editor")).group(1)) / 100
-    frame = tab.query_selector("#editor canvas").bounding_box()
+def brush(tab, box: tuple[int, int, int, int], editor: str = "editor") -> None:
+    """Paint the box (canvas pixels) of a brush canvas with horizontal mouse strokes."""
+    zoom = float(re.search(r"(\d+)%", tab.inner_text(f"#{editor}")).group(1)) / 100
+    frame = tab.query_selector(f"#{editor} canvas").bounding_box()
     cx, cy = frame["x"] + frame["width"] / 2, frame["y"] + frame["height"] / 2
     top, left, bottom, right = box
 
@@ -128,7 +128,7 @@ def brush(tab, box: tuple[int, int, int, int]) -> None:
         tab.mouse.down()
         tab.mouse.move(*at(right - 8, y), steps=5)
         tab.mouse.up()
-    settled(tab)
+    settled(tab, editor)
 
 
 def press(tab, elem_id: str, then: str) -> None:

@@ -212,6 +212,7 @@ def test_cli_project_eval_reports_samples_photo_and_edit_effect(dcgan, tmp_path)
     report = json.loads((tmp_path / "e.json").read_text())
     assert report["summary"]["images"] == 1 and report["held_out_samples"] == [1000]
     assert report["photos"][0]["crop"] == "155,40,140"
+    assert report["photos"][0]["crop_chosen"] == "given"
     effect = report["edit_effect"]
     assert effect["change_projected_photos"] > 0 and effect["change_generated_samples"] > 0
     done = run("project-eval", "--photo", "photo.png", "--crop", "1,1,20", "--crop", "1,1,30",

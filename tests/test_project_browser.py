@@ -1,5 +1,6 @@
 """A real portrait (scikit-image's astronaut) through the app's "Your photo" panel in Chromium:
-upload, projection, and the reconstruction under the original and the edited model.
+upload, projection, the reconstruction under the original and the edited model, and the photo
+as the paste and a context sample of a new edit.
 
 The screenshot goes to tests/artifacts/app-photo.png.
 """
@@ -15,10 +16,10 @@ import test_app_browser
 from app_server import app_log
 from PIL import Image
 
-from rewriting.photo import Crop, prepare
+from rewriting.photo import default_crop, prepare
 from rewriting.quality import psnr
+from zoo.registry import model_entry
 
-FACE = Crop(155, 40, 140)  # the astronaut's face in the 512x512 picture
 SHOWN = 256  # the panel enlarges the 64 px reconstructions to this side
 ARTIFACTS = test_app_browser.ARTIFACTS
 app = test_app_browser.app  # the app and a Chromium, as the other browser tests drive them
@@ -53,7 +54,6 @@ def test_portrait_projected_and_shown_under_the_edit(page, tmp_path):
 
         tab.set_input_files("#photo-upload input[type=file]", str(photo_path))
         tab.wait_for_selector("#photo-upload img")
-        tab.locator("#photo-crop-box").get_by_role("textbox").fill(str(FACE))
         # A long projection, cancelled: nothing is shown, and the panel works on.
         tab.locator("#photo-steps input").fill("2000")
         tab.click("#photo-project")
@@ -74,7 +74,11 @@ def test_portrait_projected_and_shown_under_the_edit(page, tmp_path):
         info = tab.inner_text("#photo-info")
         shown_psnr, mean_psnr = (float(x) for x in re.findall(r"PSNR ([\d.]+) dB", info)
                                  + re.findall(r"mean image: ([\d.]+) dB", info))
-        target = prepare(photo, (64, 64), FACE)
+        # No crop given: the default for a face model frames the detected face.
+        crop, how = default_crop(photo, model_entry("dcgan-digiface").face_framing)
+        assert f"(crop {crop}, {how})" in info and how == "around the detected face", info
+        assert tab.query_selector("#photo-crop img") is not None
+        target = prepare(photo, (64, 64), crop)
         original, edited = picture(tab, "photo-original"), picture(tab, "photo-edited")
         measured = float(psnr(original[None], target[None]))
         # The picture shown is the reconstruction the figures describe, and it beats the
@@ -92,6 +96,32 @@ def test_portrait_projected_and_shown_under_the_edit(page, tmp_path):
             " b = document.querySelector('#photo-edited img'); return a && b && a.src === b.src; }"
         )
         assert np.array_equal(picture(tab, "photo-edited"), original)
+
+        # The photo as the paste and a context sample, eyes copied from sample 1: an edit.
+        tab.get_by_text("Clear all selections").click()
+        tab.wait_for_function("document.querySelectorAll('#tray img').length === 0")
+        tab.locator("#photo-editor").scroll_into_view_if_needed()
+        test_app_browser.brush(tab, test_app_browser.MOUTH, "photo-editor")
+        tab.click("#photo-use-paste")
+        tab.wait_for_selector("#pasted img")
+        tab.click("#photo-add-context")
+        tab.wait_for_function("document.querySelector('#tray')?.innerText.includes('#photo')")
+        test_app_browser.show_tab(tab, "Samples")
+        test_app_browser.open_sample(tab, 1)
+        test_app_browser.brush(tab, test_app_browser.EYES)
+        test_app_browser.press(tab, "copy", "#copied img")
+        tab.click("#execute")
+        tab.wait_for_function(
+            "document.querySelector('#result')?.innerText.includes('Edit 1 applied')")
+        assert "copy #1 → paste #photo, 1 context" in tab.inner_text("#history")
+        tab.wait_for_function(
+            "() => { const a = document.querySelector('#photo-original img'),"
+            " b = document.querySelector('#photo-edited img'); return a && b && a.src !== b.src; }"
+        )
+        tab.locator("#photo-editor").scroll_into_view_if_needed()
+        tab.screenshot(path=str(ARTIFACTS / "app-photo-paste.png"), full_page=True)
+        pasted = np.abs(picture(tab, "photo-edited").astype(float) - original)
+        assert pasted[40:56, 16:48].mean() > pasted.mean(), "the photo's mouth did not change most"
     except Exception:
         tab.screenshot(path=str(ARTIFACTS / "app-photo-failure.png"), full_page=True)
         print(app_log(folder))

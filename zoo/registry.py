@@ -157,7 +157,9 @@ def load_model(name: str, progress: Progress | None = None) -> Generator:
                 raise RewritingError(f"model {name!r} is listed but not supported yet: "
                                      f"{entry.unsupported}")
             path = resolve(entry.source, progress)
-            _loaded[name] = plugin(entry.family).build(
+            generator = plugin(entry.family).build(
                 read_checkpoint(path), entry, checkpoint_sha256(path)
             )
+            generator.face_framing = entry.face_framing
+            _loaded[name] = generator
         return _loaded[name]

@@ -13,13 +13,16 @@ import json
 import math
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 from safetensors.torch import save_file
 
 from rewriting import __version__
@@ -31,11 +34,20 @@ from rewriting.errors import RewritingError
 from rewriting.features import read_layer
 from rewriting.generator import Generator, LayerSpec
 from rewriting.goal import paste_goal
+from rewriting.latents import (
+    NAME,
+    NamedLatent,
+    Sample,
+    check_sample_latent,
+    distinct,
+    from_tensors,
+    sample_latents,
+)
 from rewriting.limits import MAX_CONTEXT, MAX_REQUEST_BYTES
 from rewriting.masks import mask_image, to_grid
 from rewriting.metrics import firing_masks, held_out_samples, strongest_firing
 from rewriting.nethook import replace_output
-from rewriting.render import render
+from rewriting.render import render, render_z
 from rewriting.request import (
     MAX_STRENGTH,
     EditRequest,
@@ -54,6 +66,8 @@ from .publish import check_repo_id, publish
 from .registry import list_models, model_entry
 from .renders import keep, rendered, stack_digest
 
+#: The name a visitor's projected photo takes as a sample.
+PHOTO = "photo"
 #: Held-out samples on which an executed edit is measured and shown before and after.
 HELD_OUT = tuple(held_out_samples(32))
 #: Tint of brush masks and context matches drawn over samples.
@@ -67,7 +81,8 @@ _stats_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class Session:
-    """A visitor's edits (deltas on the shared model), layer, truncation and brush selections."""
+    """A visitor's edits (deltas on the shared model), layer, truncation, brush selections and
+    the latents (a projected photo) that selections may name as their sample."""
 
     stack: EditStack
     layer: str
@@ -75,12 +90,15 @@ class Session:
     copy: Selection | None = None
     paste: Selection | None = None
     context: tuple[Selection, ...] = ()
+    latents: Mapping[str, NamedLatent] = field(default_factory=dict)
 
     def __hash__(self) -> int:
         """Gradio hashes the state to tell when it changed; box masks are lists, so the
-        selections count by their text and the edits by identity (every change makes new ones)."""
+        selections count by their text, the edits by identity (every change makes new ones)
+        and the latents by digest."""
         return hash((self.generator.name, tuple(map(id, self.stack.deltas)), self.layer,
-                     self.truncation, repr((self.copy, self.paste, self.context))))
+                     self.truncation, repr((self.copy, self.paste, self.context)),
+                     tuple(sorted((k, v.digest()) for k, v in self.latents.items()))))
 
     @classmethod
     def start(
@@ -130,10 +148,27 @@ class Session:
         return replace(self, **{role: selection})
 
     def check(self, selection: Selection) -> None:
-        """Refuse a selection on a sample out of range or with an empty or outside mask."""
-        if selection.sample > self.generator.max_sample:
-            raise RewritingError(f"sample {selection.sample} is out of range for this model")
+        """Refuse a selection on a sample out of range or not held, or with an empty or
+        outside mask."""
+        sample = selection.sample
+        if isinstance(sample, int) and sample > self.generator.max_sample:
+            raise RewritingError(f"sample {sample} is out of range for this model")
+        if isinstance(sample, str) and sample not in self.latents:
+            raise RewritingError(f"there is no {sample!r} to select on: project a photo first")
         mask_image(selection.mask, self.generator.image_size, selection.paper)
+
+    def with_photo(self, photo: NamedLatent) -> Session:
+        """The session whose photo sample is `photo` (selections on an earlier photo dropped)."""
+        if PHOTO in self.latents and self.latents[PHOTO].digest() == photo.digest():
+            return self
+        check_sample_latent(photo, self.generator, PHOTO)
+
+        def kept(selection: Selection | None) -> Selection | None:
+            return None if selection is None or selection.sample == PHOTO else selection
+
+        return replace(self, copy=kept(self.copy), paste=kept(self.paste),
+                       context=tuple(s for s in self.context if kept(s)),
+                       latents={**self.latents, PHOTO: photo})
 
     def without_context(self, index: int) -> Session:
         """The session without one context example (negative indices count from the end)."""
@@ -177,19 +212,22 @@ class Session:
             raise RewritingError(f"nothing to paste: brush where {what} and press Paste")
         if erase is None and self.copy is None:
             raise RewritingError("nothing copied: brush a region on a sample and press Copy")
+        chosen = (self.paste, *self.context, *((self.copy,) if erase is None else ()))
+        used = {s.sample for s in chosen if isinstance(s.sample, str)}
         request = EditRequest(
             model=self.generator.name, layer=self.layer, paste=self.paste, context=self.context,
             copy=None if erase else self.copy, rank=int(rank), method=method,
             truncation=self.truncation, erase=erase, regularization=regularization,
+            latents={k: v for k, v in self.latents.items() if k in used},
         )
-        return parse_request(request.to_json())
+        return parse_request(request.to_json(), latents=self.latents)
 
     def loaded(self, data: object) -> tuple[Session, EditRequest]:
         """Selections and layer from a saved edit: this tool's format or the paper's."""
         if isinstance(data, dict) and ("object" in data or "key" in data):
             request = parse_request(data, self.generator.name, self.layer)
         else:
-            request = parse_request(data)
+            request = parse_request(data, latents=self.latents)
         if request.model != self.generator.name:
             raise RewritingError(
                 f"this edit is for model {request.model!r}: pick that model first"
@@ -221,6 +259,8 @@ def snapshot(session: Session) -> dict:
         "copy": None if session.copy is None else selection_json(session.copy),
         "paste": None if session.paste is None else selection_json(session.paste),
         "context": [selection_json(s) for s in session.context],
+        "latents": {k: base64.b64encode(save_tensors(v.tensors())).decode()
+                    for k, v in session.latents.items()},
     }
 
 
@@ -243,12 +283,32 @@ def restore(data: object) -> Session:
             raise RewritingError("the saved session's edits are not base64") from None
         session = session.with_edits(load_stack(path, "the saved session's edits"))
     session = session.with_layer(str(data.get("layer"))).with_truncation(data.get("truncation"))
+    session = replace(session, latents=restored_latents(data.get("latents", {}),
+                                                        session.generator))
     for role in ("copy", "paste"):
         if data.get(role) is not None:
             session = session.with_selection(role, parse_selection(data[role], role))
     for i, item in enumerate(context):
         session = session.with_selection("context", parse_selection(item, f"context[{i}]"))
     return session
+
+
+def restored_latents(data: object, generator: Generator) -> dict[str, NamedLatent]:
+    """A snapshot's latents (name: base64 safetensors), each one a photo sample can use."""
+    if not isinstance(data, dict) or sum(map(len, map(str, data.values()))) > MAX_REQUEST_BYTES:
+        raise RewritingError("the saved session's photo latents are malformed or too large")
+    out = {}
+    for name, text in data.items():
+        try:
+            if not NAME.fullmatch(str(name)):
+                raise ValueError(name)
+            tensors = load_tensors(base64.b64decode(str(text), validate=True))
+        except (ValueError, SafetensorError):
+            raise RewritingError(f"the saved session's latent {name!r} is malformed") from None
+        out[name] = from_tensors(tensors, generator.name, generator.weights_sha256,
+                                 f"the saved session's latent {name!r}")
+        check_sample_latent(out[name], generator, name)
+    return out
 
 
 def brush_mask(layers: Sequence[np.ndarray]) -> np.ndarray:
@@ -283,10 +343,11 @@ def tint(
     return mixed.round().astype(np.uint8)
 
 
-def samples(session: Session, numbers: Sequence[int], edited: bool = True) -> np.ndarray:
-    """uint8 images [N, H, W, 3] of the session's model, with or without its edits."""
+def samples(session: Session, numbers: Sequence[Sample], edited: bool = True) -> np.ndarray:
+    """uint8 images [N, H, W, 3] of the session's model (numbered samples or the photo), with
+    or without its edits."""
     stack = session.stack if edited else EditStack(session.generator)
-    return stack_samples(stack, session.truncation, numbers)
+    return stack_samples(stack, session.truncation, numbers, session.latents)
 
 
 def render_identity(stack: EditStack, truncation: float | None) -> tuple:
@@ -297,13 +358,23 @@ def render_identity(stack: EditStack, truncation: float | None) -> tuple:
 
 
 def stack_samples(
-    stack: EditStack, truncation: float | None, numbers: Sequence[int]
+    stack: EditStack, truncation: float | None, numbers: Sequence[Sample],
+    latents: Mapping[str, NamedLatent] | None = None,
 ) -> np.ndarray:
-    """uint8 images [N, H, W, 3] of a stack's edited model: those kept, the rest rendered."""
-    return rendered(
-        render_identity(stack, truncation), numbers,
+    """uint8 images [N, H, W, 3] of a stack's edited model: numbered samples kept or rendered,
+    a named one (the photo) rendered from its latent."""
+    numbered = [s for s in numbers if isinstance(s, int)]
+    kept = rendered(
+        render_identity(stack, truncation), numbered,
         lambda missing: render(stack.generator, missing, truncation, stack.weights()).numpy(),
     )
+    named = [s for s in numbers if not isinstance(s, int)]
+    if not named:
+        return kept
+    z = sample_latents(stack.generator, named, latents or {})
+    photos = render_z(stack.generator, z, truncation, stack.weights()).numpy()
+    images = {**dict(zip(numbered, kept, strict=True)), **dict(zip(named, photos, strict=True))}
+    return np.stack([images[s] for s in numbers])
 
 
 def selection_image(session: Session, selection: Selection) -> np.ndarray:
@@ -318,8 +389,9 @@ def paste_preview(session: Session) -> np.ndarray:
     if session.copy is None or session.paste is None:
         raise RewritingError("the preview needs both a Copy and a Paste selection")
     generator, spec, weights = session.generator, session.spec, session.weights()
-    numbers = sorted({session.copy.sample, session.paste.sample})
-    reading = read_layer(generator, spec, generator.latents(numbers), session.truncation, weights)
+    numbers = distinct([session.copy.sample, session.paste.sample])
+    z = sample_latents(generator, numbers, session.latents)
+    reading = read_layer(generator, spec, z, session.truncation, weights)
 
     def values(selection: Selection) -> tuple[torch.Tensor, torch.Tensor]:
         cover = mask_image(selection.mask, generator.image_size, selection.paper)
@@ -329,7 +401,8 @@ def paste_preview(session: Session) -> np.ndarray:
     goal = paste_goal(*values(session.copy), *values(session.paste), spec.stride)
     net = generator.view(weights)
     with replace_output(net, spec.module, lambda _i, out: goal.target.expand_as(out)):
-        return render(generator, [session.paste.sample], session.truncation, net=net)[0].numpy()
+        return render_z(generator, z[numbers.index(session.paste.sample)][None],
+                        session.truncation, net=net)[0].numpy()
 
 
 def statistics(
@@ -355,10 +428,9 @@ def probe(session: Session, stats: KeyStats, rank: int = 1) -> tuple[torch.Tenso
     if not context:
         raise RewritingError("brush a few places where the rule applies and press Context first")
     generator, spec = session.generator, session.spec
-    numbers = sorted({s.sample for s in context})
-    reading = read_layer(
-        generator, spec, generator.latents(numbers), session.truncation, session.weights()
-    )
+    numbers = distinct([s.sample for s in context])
+    reading = read_layer(generator, spec, sample_latents(generator, numbers, session.latents),
+                         session.truncation, session.weights())
     masks = [
         (s, to_grid(mask_image(s.mask, generator.image_size, s.paper), spec.key_grid,
                     spec.key_margin))
