@@ -251,7 +251,9 @@ def publish_help() -> str:
         "Push your edits, all of them as one stack (the full edited weights, or only the "
         "deltas), each with its request and before/after picture, and a model card that lists "
         "every rule, to a Hub repository in one commit. Loading it back as `hub:OWNER/NAME` "
-        "restores the stack: any one edit can still be reverted. "
+        "restores the stack: any one edit can still be reverted. An edit made with your photo "
+        "as a sample publishes the photo's latent, from which anyone can render its "
+        "projection. "
     )
     if ON_SPACE:
         return what + "Sign in first; the upload uses your account."
