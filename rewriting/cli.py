@@ -37,7 +37,7 @@ from .limits import (
     check_picture,
     parse_samples,
 )
-from .metrics import held_out_samples, strongest_firing
+from .metrics import held_out_samples
 from .parallel import init_from_environment, is_main, rank_and_size, share
 from .project import CANDIDATES, STARTS, STEPS
 from .render import grid, render
@@ -439,8 +439,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
     with timed(phases, "picture"):
         # Show the held-out samples where the rule applies most (chosen by the context key
         # alone, before the edit, not by how much they changed).
-        shown = strongest_firing(generator, spec, result.context_key, held_out, truncation,
-                                 args.show, before)
+        shown = probe.strongest(args.show)
         picture = before_after(generator, shown, truncation, before, after, args.scale,
                                [probe.goal_box(n) for n in shown])
     if args.early_stats:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from .latents import sample_latents
-from .metrics import change_summary, firing_masks
+from .metrics import change_summary, fired_pixels, strongest
 from .render import render_traced
 from .rewrite import EditProblem
 from .solve import expand
@@ -82,8 +82,6 @@ class RuleProbe:
         self.before = dict(problem.base_weights)
         self.base = {k: v.detach() for k, v in generator.net.named_parameters()}
         self.numbers = list(numbers)
-        self.fires = firing_masks(generator, spec, problem.context_key, problem.threshold,
-                                  self.numbers, truncation, self.before)
         goal = problem.goal
         paste = problem.request.paste.sample
         self.paste = SampleGoals([paste], goal.target[None], [goal.box], [0])
@@ -91,6 +89,10 @@ class RuleProbe:
             generator, spec, goal, problem.weight, problem.context_key, problem.threshold,
             problem.keys[0], self.numbers, truncation, self.before,
         )
+        # How the context key fires on the held-out samples, from the reading the goals used.
+        self.response = torch.einsum("nchw,c->nhw", self.held_out.reading.keys.double(),
+                                     problem.context_key.double())
+        self.fires = fired_pixels(self.response, problem.threshold, spec, generator.image_size)
         self.scale = generator.image_size[0] // spec.value_grid[0]
         self.goal_images = {
             name: goal_images(generator, spec, goals, truncation, self.before,
@@ -106,6 +108,10 @@ class RuleProbe:
 
     def _pixel_boxes(self, goals: SampleGoals) -> list[tuple[int, int, int, int]]:
         return [tuple(v * self.scale for v in box) for box in goals.boxes]
+
+    def strongest(self, count: int) -> list[int]:
+        """The `count` held-out samples where the context key fires most, before the edit."""
+        return strongest(self.response, self.numbers, count)
 
     def goal_box(self, number: int, margin: int = 4) -> tuple[int, int, int, int] | None:
         """The pixel box where the rule's goal lies on held-out sample `number`, widened by

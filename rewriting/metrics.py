@@ -43,19 +43,10 @@ def context_response(
     return torch.einsum("nchw,c->nhw", keys.double(), key.double())
 
 
-def strongest_firing(
-    generator: Generator,
-    spec: LayerSpec,
-    key: torch.Tensor,
-    numbers: Sequence[int],
-    truncation: float | None,
-    count: int,
-    weights: Mapping[str, torch.Tensor] | None = None,
-) -> list[int]:
-    """The `count` of `numbers` where the context key fires most strongly, in ascending order."""
-    response = context_response(generator, spec, key, numbers, truncation, weights)
-    strongest = torch.argsort(response.flatten(1).amax(1), descending=True)[:count]
-    return sorted(numbers[i] for i in strongest.tolist())
+def strongest(response: torch.Tensor, numbers: Sequence[int], count: int) -> list[int]:
+    """The `count` of `numbers` whose response maps [N, h, w] peak highest, in ascending order."""
+    order = torch.argsort(response.flatten(1).amax(1), descending=True)[:count]
+    return sorted(numbers[i] for i in order.tolist())
 
 
 def firing_masks(
@@ -69,10 +60,17 @@ def firing_masks(
 ) -> torch.Tensor:
     """Boolean maps [N, H, W] at image resolution where the context key fires."""
     response = context_response(generator, spec, key, numbers, truncation, weights)
+    return fired_pixels(response, threshold, spec, generator.image_size)
+
+
+def fired_pixels(
+    response: torch.Tensor, threshold: float, spec: LayerSpec, image_size: tuple[int, int]
+) -> torch.Tensor:
+    """Boolean maps [N, H, W] where response maps [N, h, w] exceed `threshold`, at image size."""
     fired = (response > threshold).float()[:, None]
     m = spec.key_margin
     fired = fired[:, :, m : fired.shape[2] - m, m : fired.shape[3] - m]  # the image's cells
-    return F.interpolate(fired, size=generator.image_size, mode="nearest")[:, 0].bool()
+    return F.interpolate(fired, size=image_size, mode="nearest")[:, 0].bool()
 
 
 def change_summary(

@@ -45,7 +45,7 @@ from rewriting.latents import (
 )
 from rewriting.limits import MAX_CONTEXT, MAX_REQUEST_BYTES
 from rewriting.masks import mask_image, to_grid
-from rewriting.metrics import firing_masks, held_out_samples, strongest_firing
+from rewriting.metrics import firing_masks, held_out_samples
 from rewriting.nethook import replace_output
 from rewriting.render import render, render_z
 from rewriting.request import (
@@ -500,8 +500,7 @@ def run_edit_shown(
     for kept, images in ((session, probe.original), (edited, after.held_out)):
         keep(render_identity(kept.stack, result.truncation), HELD_OUT, images.numpy())
     result.delta.metrics = {**result.delta.metrics, **change, "layer": result.spec.name}
-    numbers = strongest_firing(session.generator, result.spec, result.context_key, HELD_OUT,
-                               session.truncation, count, session.weights()) if count else []
+    numbers = probe.strongest(count) if count else []
     shown = Shown(tuple(numbers), tuple(probe.goal_box(n) for n in numbers))
     return edited, result.delta.metrics, shown
 
