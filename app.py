@@ -48,6 +48,7 @@ from rewriting.request import (
 from rewriting.rewrite import DEFAULT_STRENGTH
 from rewriting.solve import DEFAULT_REGULARIZATION
 from rewriting.suggest import layer_table
+from rewriting.threads import one_thread
 from zoo import session as ss
 from zoo.registry import availability, list_models, model_entry
 
@@ -71,12 +72,15 @@ PROGRESS = gr.Progress()
 #: A new value each time the brush canvas must be rebuilt.
 CANVAS_TICKETS = itertools.count()
 
-# Concurrency on a 2-core CPU: torch already uses both cores for one forward pass, so running
-# heavy work side by side only slows each down. Heavy events (execute, erase, search, the
-# first-time statistics) share one worker (concurrency_id "heavy", limit 1) and queue behind one
-# another; light events (paging, opening a sample, storing a brush mask, previews) get their
-# own two workers, so one visitor's long edit never freezes the page for the others.
+# Concurrency on a 2-core CPU: torch already uses both cores for one large forward pass, so
+# running heavy work side by side only slows each down. Heavy events (search, a model's load,
+# downloads, publishing) share one worker (concurrency_id "heavy", limit 1) and queue behind one
+# another. An edit (execute, erase, an example, its measures) is small work run on one thread
+# (`one_thread`), so two run side by side, one per core (concurrency_id "edit"); light events
+# (paging, opening a sample, storing a brush mask, previews) get their own two workers, so one
+# visitor's long edit never freezes the page for the others.
 HEAVY = {"concurrency_id": "heavy", "concurrency_limit": 1}
+EDIT = {"concurrency_id": "edit", "concurrency_limit": 2}
 LIGHT_LIMIT = 2
 QUEUE_SIZE = 64
 
@@ -210,7 +214,7 @@ def image_file(image: np.ndarray) -> str:
     could read it half-written; a finished file handed over is copied atomically instead.
     """
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=1)  # fast, ~20% larger
     data = buffer.getvalue()
     path = gallery_dir() / f"{hashlib.sha256(data).hexdigest()[:40]}.png"
     if not path.exists():
@@ -331,15 +335,36 @@ PRIVATE = {"api_visibility": "private"}
 
 
 def apply_edit(session: ss.Session, request: EditRequest, progress: gr.Progress) -> tuple:
-    """Solve the request on the session's layer (first-time statistics reported as progress)."""
+    """Solve the request on the session's layer (first-time statistics reported as progress):
+    the edited session, the samples to show and the measures still to make."""
 
     def report(done: int, total: int) -> None:
         progress(done / total, desc=f"Key statistics of {session.layer} "
                  f"(first time only): {done}/{total} samples")
 
-    stats = ss.statistics(session, report)
+    stats = ss.statistics(session, report)  # on every core, the first time
     progress(1.0, desc="Solving for the new weights")
-    return ss.run_edit_shown(session, request, stats, COMPARE_SHOWN)
+    with one_thread():
+        return ss.execute_shown(session, request, stats, COMPARE_SHOWN)
+
+
+@on_gpu
+@friendly
+def measure_pending(pending: ss.Pending | None, shown: ss.Shown | None) -> tuple:
+    """Measure an edit already on screen: the result text with its figures, and its metrics."""
+    if pending is None:
+        return gr.skip(), None
+    metrics = ss.measure(pending)
+    count = len(shown.numbers) if shown else 0
+    return ss.result_text(len(pending.after.stack.deltas), metrics, count), (pending, metrics)
+
+
+def keep_measures(st: ss.Session | None, measured: tuple | None) -> ss.Session:
+    """The session with a measured edit's metrics (as it was if it no longer holds that edit:
+    a quick step of its own, so that a revert in between is never undone)."""
+    if st is None or measured is None:
+        return gr.skip()
+    return ss.with_measures(st, *measured)
 
 
 @dataclass(eq=False)
@@ -400,6 +425,8 @@ class Page:
     comparison_img: gr.Image
     strength: gr.Slider
     compared: gr.State
+    pending: gr.State
+    measured: gr.State
     history: gr.Markdown
     revert_dd: gr.Dropdown
     rank: gr.Slider
@@ -416,13 +443,14 @@ class Page:
         return [self.state, self.model_dd, self.layer_dd, self.trunc, self.note, self.gallery,
                 self.view, self.highlight, self.number, self.canvas_key,
                 *self.chosen.outputs()[1:], self.history, self.revert_dd, self.result,
-                self.comparison_img, self.compared, self.search_gal, self.found]
+                self.comparison_img, self.compared, self.pending, self.search_gal, self.found]
 
     def run_outputs(self) -> list:
         """What `executed` updates."""
         return [self.state, self.history, self.revert_dd, self.view,
                 self.highlight, self.result, self.comparison_img, self.canvas_key,
-                self.strength, self.compared, self.tabs, self.search_gal, self.found]
+                self.strength, self.compared, self.pending, self.tabs, self.search_gal,
+                self.found]
 
     def loaded_outputs(self) -> list:
         """What `loaded` updates."""
@@ -466,7 +494,7 @@ class Page:
             self.view: "Edited", self.highlight: False,
             **self.opened(session, n),
             self.result: NO_RESULT, self.comparison_img: gr.update(value=None, visible=False),
-            self.compared: None, self.search_gal: None, self.found: [],
+            self.compared: None, self.pending: None, self.search_gal: None, self.found: [],
         }
 
     def edited_page(self, st, start) -> list:
@@ -474,8 +502,18 @@ class Page:
         return self.page(current(st), start, "Edited", False, 1)
 
     def after_executing(self, event: gr.events.Dependency) -> None:
-        """Once an Execute's result is on screen, draw the gallery behind its tab."""
+        """Once an Execute's result is on screen, draw the gallery behind its tab and measure
+        how far the rule reaches."""
         event.success(self.edited_page, [self.state, self.first], self.gallery, **PRIVATE)
+        self.after_changing(event)
+
+    def after_changing(self, event: gr.events.Dependency) -> None:
+        """Once an edit (or its strength) is on screen, measure it: the figures fill the result
+        text, then join the edit's metrics in the session if it still holds that edit."""
+        event.success(measure_pending, [self.pending, self.compared],
+                      [self.result, self.measured], show_progress_on=self.result,
+                      **PRIVATE, **EDIT).success(
+            keep_measures, [self.state, self.measured], self.state, **PRIVATE)
 
     def loaded(self, session: ss.Session, request) -> dict:
         """A loaded request's selections and settings, ready to Execute."""
@@ -495,12 +533,15 @@ class Page:
         if applied:
             gr.Warning(f"the same edit as edit {applied[-1]}: it is now applied twice "
                        "(Revert undoes either)")
-        done, metrics, shown = apply_edit(session, request, progress)
+        done, shown, pending = apply_edit(session, request, progress)
         progress(1.0, desc="Rendering before and after")
-        picture = ss.comparison(done, shown)
+        with one_thread():
+            picture = ss.comparison(done, shown)
         return {
             self.state: done, **self.edits(done), self.view: "Edited", self.highlight: False,
-            self.result: ss.result_text(len(done.stack.deltas), metrics, len(shown.numbers)),
+            self.result: ss.solved_text(len(done.stack.deltas), done.stack.deltas[-1].metrics,
+                                         len(shown.numbers)),
+            self.pending: pending,
             self.canvas_key: next(CANVAS_TICKETS),
             self.comparison_img: gr.update(value=image_file(np.asarray(picture)), visible=True),
             self.strength: done.stack.deltas[-1].strength, self.compared: shown,
@@ -893,7 +934,7 @@ def execute_events(p: Page, execute_b: gr.Button, erase_b: gr.Button) -> None:
     settings = [p.state, p.rank, p.method, p.reg, p.erase_n]
     for button, erase in ((execute_b, False), (erase_b, True)):
         p.after_executing(button.click(run(erase), settings, p.run_outputs(),
-                                       show_progress_on=p.result, **PRIVATE, **HEAVY))
+                                       show_progress_on=p.result, **PRIVATE, **EDIT))
 
 
 def example_events(p: Page, example_bs: list[gr.Button]) -> None:
@@ -910,8 +951,10 @@ def example_events(p: Page, example_bs: list[gr.Button]) -> None:
                 switched = p.everything(session, start, 0)
             data = read_json_file(EXAMPLES_DIR / EXAMPLES[name], "example")
             session, request = session.loaded(data)
-            return {**switched, **p.loaded(session, request),
-                    **p.executed(session, request, progress)}
+            done = p.executed(session, request, progress)
+            with one_thread():
+                selections = p.loaded(session, request)
+            return {**switched, **selections, **done}
 
         return load_and_execute
 
@@ -919,28 +962,33 @@ def example_events(p: Page, example_bs: list[gr.Button]) -> None:
                         p.found])
     for name, button in zip(EXAMPLES, example_bs, strict=True):
         p.after_executing(button.click(example(name), [p.state, p.first], outputs,
-                                       show_progress_on=p.comparison_img, **PRIVATE, **HEAVY))
+                                       show_progress_on=p.comparison_img, **PRIVATE, **EDIT))
 
 
 def strength_events(p: Page) -> None:
     """Re-render the latest edit at the strength picked, without solving again."""
 
     @friendly
-    def rescale(st, s, start, shown):
-        session = current(st).with_strength(float(s))
+    def rescale(st, s, start, shown, pending):
+        before = current(st)
+        session = before.with_strength(float(s))
         edited = {p.comparison_img: image_file(np.asarray(ss.comparison(session, shown)))}
+        latest = pending is not None and pending.delta is before.stack.deltas[-1]
         return {
             p.state: session, p.gallery: p.page(session, start, "Edited", False, 1),
             p.view: "Edited", p.highlight: False, p.canvas_key: next(CANVAS_TICKETS),
             p.result: f"Edit {len(session.stack.deltas)} now at strength {float(s):g} "
-            "(the solved update times the strength; nothing solved again).",
+            "(the solved update times the strength; nothing solved again)"
+            + (": measuring it again." if latest else "."),
+            p.pending: pending.rescaled(session) if latest else None,
             **(edited if shown else {}),
         }
 
-    p.strength.release(rescale, [p.state, p.strength, p.first, p.compared],
-                       [p.state, p.gallery, p.view, p.highlight, p.canvas_key, p.result,
-                        p.comparison_img],
-                       **PRIVATE)
+    p.after_changing(p.strength.release(
+        rescale, [p.state, p.strength, p.first, p.compared, p.pending],
+        [p.state, p.gallery, p.view, p.highlight, p.canvas_key, p.result, p.comparison_img,
+         p.pending],
+        **PRIVATE))
 
 
 # ---- history: the edits so far, reverting one ------------------------------------------------
@@ -970,12 +1018,13 @@ def revert_events(p: Page, revert_b: gr.Button) -> None:
             p.highlight: False, p.result: f"Edit {int(index) + 1} reverted.",
             p.canvas_key: next(CANVAS_TICKETS),
             p.comparison_img: gr.update(value=None, visible=False), p.compared: None,
-            p.search_gal: None, p.found: [],
+            p.pending: None, p.search_gal: None, p.found: [],
         }
 
     revert_b.click(revert_picked, [p.state, p.revert_dd, p.first, p.view],
                    [p.state, p.history, p.revert_dd, p.gallery, p.highlight, p.result,
-                    p.comparison_img, p.canvas_key, p.compared, p.search_gal, p.found],
+                    p.comparison_img, p.canvas_key, p.compared, p.pending, p.search_gal,
+                    p.found],
                    **PRIVATE)
 
 
@@ -1289,7 +1338,9 @@ def api_endpoints(state: gr.State) -> None:
             session = ss.Session.start(request.model)
         if request.layer is not None:  # the statistics are those of the request's layer
             session = session.with_layer(request.layer)
-        done, metrics, shown = apply_edit(session, request, progress)
+        edited, shown, pending = apply_edit(session, request, progress)
+        metrics = ss.measure(pending)
+        done = ss.with_measures(edited, pending, metrics)
         numbers = list(shown.numbers)
         images = tiles(numbers, ss.samples(session, numbers), lambda n: " before", 0)
         images += tiles(numbers, ss.samples(done, numbers), lambda n: " after", 0)
@@ -1304,7 +1355,7 @@ def api_endpoints(state: gr.State) -> None:
     api_sample_b.click(api_sample, [api_samples, api_edited, state],
                        [state, api_images, api_info], api_name="sample")
     api_execute_b.click(api_execute, [api_request, state], [state, api_info, api_images],
-                        api_name="execute", **HEAVY)
+                        api_name="execute", **EDIT)
     api_revert_b.click(api_revert, [api_index, state], [state, api_info], api_name="revert")
 
 
@@ -1334,7 +1385,7 @@ def build() -> gr.Blocks:
                     search_gal = found_gallery()
             brush = brush_column(state, samples.number, samples.view, tray_pick)
         rank, method, reg, erase_n = advanced_settings()
-        compared = gr.State(None)
+        compared, pending, measured = gr.State(None), gr.State(None), gr.State(None)
         history, revert_dd, revert_b = history_panel()
         files = files_panel()
         publish = publish_panel()
@@ -1342,7 +1393,7 @@ def build() -> gr.Blocks:
         p = Page(state, model_dd, layer_dd, trunc, note, samples.gallery, samples.first,
                  samples.number, samples.view, samples.highlight, tabs, search_gal, found,
                  brush.canvas_key, brush.chosen, result, comparison_img, strength, compared,
-                 history, revert_dd, rank, method, reg, erase_n)
+                 pending, measured, history, revert_dd, rank, method, reg, erase_n)
         session_events(demo, p, saved)
         edit_file_events(p, files)
         picker_events(p)

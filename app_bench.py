@@ -1,11 +1,14 @@
-"""What a visitor of the running app waits for: opening the page, Execute, opening a sample and
-Revert, as p50 and p95 seconds with one visitor and with several at once.
+"""What a visitor of the running app waits for: opening the page, Execute, its measures,
+opening a sample and Revert, as p50 and p95 seconds with one visitor and with several at once.
 
-`python app.py` runs on a free local port (the default model, dcgan-digiface, whose examples
-are the edits). Opening the page is what a browser does before the brush canvas is usable: the
-page, its config, the load event and the canvas's render (queue calls, as the page makes them),
-and every picture they show. The other actions go through the app's API with gradio_client.
-`python -m rewriting bench` calls `app_latency`; the engine never imports gradio.
+`python app.py` runs on a free local port (the default model, dcgan-digiface, whose example
+buttons are the edits). The page and its buttons are driven by queue calls, as a browser makes
+them, each followed by the pictures it shows: opening the page is the page, its config, the
+load event and the brush canvas's render; Execute is a click on an example button until its
+before/after picture is on screen, and its measures are the events the page then fires until
+the figures are in the result text. Opening a sample and Revert go through the app's API with
+gradio_client, in the same session. `python -m rewriting bench` calls `app_latency`; the
+engine never imports gradio.
 """
 
 from __future__ import annotations
@@ -23,21 +26,20 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from app_process import ROOT, queue_call, running_app
+from app import EXAMPLES, EXAMPLES_DIR
+from app_process import TLS, queue_calls, running_app
 
-#: The requests each visitor executes in turn (all on the default model).
-EXAMPLES = tuple(sorted((ROOT / "examples").glob("*.json")))
-ACTIONS = ("page_open", "execute", "sample_open", "revert")
+#: The example buttons each visitor clicks in turn (elem_id, paste sample), on the default model.
+BUTTONS = tuple((f"example-{i}", json.loads((EXAMPLES_DIR / name).read_text())["paste"]["sample"])
+                for i, name in enumerate(EXAMPLES.values()))
+ACTIONS = ("page_open", "execute", "measures", "sample_open", "revert")
 
 
-def page_events(config: dict) -> tuple[int, int]:
-    """fn_index of the page's load event and of the brush canvas's render (which follows it)."""
-    deps = config["dependencies"]
-    load = next(i for i, d in enumerate(deps) if any(t[1] == "load" for t in d["targets"]))
-    drawn = set(deps[load]["outputs"])
-    canvas = next(i for i, d in enumerate(deps) if d.get("render_id") is not None
-                  and any(t[0] in drawn for t in d["targets"]))
-    return load, canvas
+def clicked(config: dict, elem_id: str) -> int:
+    """fn_index of the click on the button `elem_id`."""
+    ids = {c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id}
+    return next(i for i, d in enumerate(config["dependencies"])
+                if any(t[0] in ids and t[1] == "click" for t in d["targets"]))
 
 
 def file_urls(value: object) -> Iterator[str]:
@@ -61,21 +63,73 @@ def completed(messages: list[dict]) -> dict:
     return done
 
 
-def open_page(url: str) -> float:
-    """Seconds from asking for the page to a usable canvas with the gallery shown."""
+def fetch(*outputs: dict) -> None:
+    """Fetch every picture the events' outputs show, as the page does."""
+    # New connections: the server closes idle ones while the events run.
+    with httpx.Client(timeout=120, verify=TLS) as http:
+        for address in {url for output in outputs for url in file_urls(output)}:
+            http.get(address).raise_for_status()
+
+
+class Browser:
+    """One open page: its session, and the events it fires as the page does. After an event,
+    the page fires at once every event that follows it on success and every listener of a state
+    it changed (a re-render of the brush canvas, keeping the session in the browser), and so
+    on until none is left."""
+
+    def __init__(self, url: str, config: dict, session: str) -> None:
+        self.url, self.config, self.session = url, config, session
+        self.deps = config["dependencies"]
+        self.components = {c["id"]: c for c in config["components"]}
+
+    def inputs(self, fn_index: int) -> list:
+        """What the page sends for an event's inputs: its components' first values (states
+        are the server's)."""
+        return [None if self.components[i]["type"] == "state"
+                else self.components[i].get("props", {}).get("value")
+                for i in self.deps[fn_index]["inputs"]]
+
+    def followers(self, fn_index: int, done: dict) -> list[int]:
+        """The events the page fires once event `fn_index` completed with message `done`."""
+        changed = set(done["output"].get("changed_state_ids") or ())
+        return [i for i, d in enumerate(self.deps)
+                if d.get("trigger_after") == fn_index
+                or any(t[0] in changed and t[1] == "change" for t in d["targets"])]
+
+    def run(self, fn_index: int, data: list | None = None) -> dict[int, float]:
+        """Fire event `fn_index` and everything that follows it; seconds from the start to each
+        event's outputs on screen (its pictures fetched), by fn_index (the last, if repeated)."""
+        started = time.perf_counter()
+        seen: dict[int, float] = {}
+        wave = [(fn_index, self.inputs(fn_index) if data is None else data)]
+        while wave:
+            messages = queue_calls(self.url, wave, self.session)
+            after = []
+            for (i, _), message in zip(wave, messages, strict=True):
+                done = completed(message)
+                fetching = time.perf_counter()
+                fetch(done["output"])
+                seen[i] = done["received"] - started + time.perf_counter() - fetching
+                after += [(j, self.inputs(j)) for j in self.followers(i, done)]
+            wave = after
+        return seen
+
+
+def open_page(url: str, session: str | None = None) -> float:
+    """Seconds from asking for the page to a usable canvas with the gallery shown (in a new
+    session, or in `session`)."""
     started = time.perf_counter()
-    with httpx.Client(timeout=120) as http:
+    with httpx.Client(timeout=120, verify=TLS) as http:
         http.get(url).raise_for_status()
         config = http.get(url.rstrip("/") + "/config").json()
-    load, canvas = page_events(config)
-    session = uuid.uuid4().hex
-    page = completed(queue_call(url, load, [None, 0, 0, None], session))
-    drawn = completed(queue_call(url, canvas, [None, 0, "Edited"], session))
-    # New connections: the server closes idle ones while the events run.
-    with httpx.Client(timeout=120) as http:
-        for address in {*file_urls(page["output"]), *file_urls(drawn["output"])}:
-            http.get(address).raise_for_status()
-    return time.perf_counter() - started
+    deps = config["dependencies"]
+    load = next(i for i, d in enumerate(deps) if any(t[1] == "load" for t in d["targets"]))
+    asked = time.perf_counter() - started
+    seen = Browser(url, config, session or uuid.uuid4().hex).run(load)
+    canvas = [s for i, s in seen.items() if deps[i].get("render_id") is not None]
+    if not canvas:
+        raise RuntimeError("opening the page drew no brush canvas")
+    return asked + max(seen[load], *canvas)
 
 
 def pictures(gallery: list) -> np.ndarray:
@@ -85,12 +139,14 @@ def pictures(gallery: list) -> np.ndarray:
 
 
 class Visitor:
-    """One visitor's API session: each round opens the page, executes an example, opens the
-    paste sample, and reverts the edit (so every Execute starts from the unedited model)."""
+    """One visitor: each round opens the page in a new session, clicks an example button,
+    waits for its measures, opens the paste sample and reverts the edit (so every Execute
+    starts from the unedited model)."""
 
     def __init__(self, url: str, times: dict[str, list[float]], changes: list[float]) -> None:
         self.url, self.times, self.changes = url, times, changes
         self.client = gradio_client.Client(url, verbose=False, download_files=tempfile.mkdtemp())
+        self.config = httpx.get(url.rstrip("/") + "/config", timeout=120).json()
 
     def timed(self, action: str, call: Callable[[], object]) -> object:
         """What `call` returns; its seconds are added to the action's."""
@@ -99,26 +155,37 @@ class Visitor:
         self.times[action].append(time.perf_counter() - started)
         return out
 
-    def round(self, example: Path) -> None:
-        """One round on the request in `example`."""
-        text = example.read_text()
-        self.timed("page_open", lambda: open_page(self.url))
-        info, gallery = self.timed("execute", lambda: self.client.predict(
-            text, api_name="/execute"))
-        if info.get("edits") != 1:
-            raise RuntimeError(f"Execute of {example.name} made no edit: {info}")
-        images = pictures(gallery)
-        half = len(images) // 2
-        self.changes.append(float(np.abs(images[half:] - images[:half]).mean()))
-        paste = json.loads(text)["paste"]["sample"]
-        self.timed("sample_open", lambda: self.client.predict(
+    def execute(self, button: str, session: str) -> None:
+        """Click `button`: seconds to its before/after picture on screen, and to its measures
+        in the result text."""
+        browser = Browser(self.url, self.config, session)
+        click = clicked(self.config, button)
+        seen = browser.run(click)
+        measure = [s for i, s in seen.items()
+                   if browser.deps[i]["api_name"].startswith("measure_pending")]
+        if not measure:
+            raise RuntimeError(f"the click on {button} measured nothing")
+        self.times["execute"].append(seen[click])
+        self.times["measures"].append(measure[0])
+
+    def round(self, button: str, paste: int) -> None:
+        """One round on the example button `button` whose request pastes on sample `paste`."""
+        self.client.reset_session()
+        session = self.client.session_hash
+        self.timed("page_open", lambda: open_page(self.url, session))
+        self.execute(button, session)
+        edited, info = self.timed("sample_open", lambda: self.client.predict(
             str(paste), True, api_name="/sample"))
+        if len(info.get("edits", [])) != 1:
+            raise RuntimeError(f"the click on {button} made no edit: {info}")
+        original, _ = self.client.predict(str(paste), False, api_name="/sample")
+        self.changes.append(float(np.abs(pictures(edited) - pictures(original)).mean()))
         self.timed("revert", lambda: self.client.predict("0", api_name="/revert"))
 
 
 def together(url: str, visitors: int, rounds: int) -> tuple[dict[str, list[float]], list[float]]:
     """Seconds of each action over `rounds` rounds of `visitors` visitors acting at once, and
-    each Execute's mean pixel change (before to after, on the samples it shows)."""
+    each Execute's mean pixel change on its paste sample (original to edited)."""
     times: dict[str, list[float]] = {action: [] for action in ACTIONS}
     changes: list[float] = []
     people = [Visitor(url, times, changes) for _ in range(visitors)]
@@ -128,7 +195,7 @@ def together(url: str, visitors: int, rounds: int) -> tuple[dict[str, list[float
         start.wait()
         try:
             for r in range(rounds):
-                person.round(EXAMPLES[(index + r) % len(EXAMPLES)])
+                person.round(*BUTTONS[(index + r) % len(BUTTONS)])
         except Exception as err:  # reported below, in the caller's thread
             failures.append(err)
 
@@ -152,7 +219,7 @@ def app_latency(visitors: int = 4, rounds: int = 3, cache: Path | None = None) -
     """The app's latencies for one visitor, then `visitors` at once, `rounds` rounds each
     (after one untimed round that loads the statistics); `cache` is the statistics cache."""
     report: dict = {"model": "dcgan-digiface", "visitors": visitors, "rounds": rounds,
-                    "examples": [p.name for p in EXAMPLES]}
+                    "examples": list(EXAMPLES.values())}
     changes: list[float] = []
     with tempfile.TemporaryDirectory(prefix="app-bench-") as folder:
         env = {"REWRITING_CACHE": str(cache)} if cache else {}

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -16,6 +17,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent
+#: One TLS context for every client: building one (loading the CA bundle) costs about 30 ms,
+#: which a browser never pays per request.
+TLS = ssl.create_default_context()
 
 
 def free_port() -> int:
@@ -76,22 +80,37 @@ def running_app(
 
 def queue_call(url: str, fn_index: int, data: list, session_hash: str) -> list[dict]:
     """Join the queue as a browser would, for any event; every message until it completes."""
+    return queue_calls(url, [(fn_index, data)], session_hash)[0]
+
+
+def queue_calls(url: str, calls: list[tuple[int, list]], session_hash: str) -> list[list[dict]]:
+    """Join the queue for several events at once (as a browser fires the events that follow
+    one), reading the session's one stream; each event's messages until it completes, the
+    last stamped with the `perf_counter` second it arrived ("received")."""
     api = url.rstrip("/") + "/gradio_api/"
-    joined = httpx.post(api + "queue/join", json={
-        "data": data, "fn_index": fn_index, "session_hash": session_hash,
-        "event_data": None, "trigger_id": None,
-    }, timeout=30)
-    joined.raise_for_status()
-    event = joined.json()["event_id"]
-    messages = []
-    with httpx.stream("GET", api + "queue/data", params={"session_hash": session_hash},
-                      timeout=240) as stream:
-        for line in stream.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            message = json.loads(line[5:])
-            if message.get("event_id") == event:
-                messages.append(message)
-                if message["msg"] == "process_completed":
-                    return messages
-    raise RuntimeError(f"the call ended without completing: {messages}")
+    events = []
+    with httpx.Client(timeout=240, verify=TLS) as http:
+        for fn_index, data in calls:
+            joined = http.post(api + "queue/join", json={
+                "data": data, "fn_index": fn_index, "session_hash": session_hash,
+                "event_data": None, "trigger_id": None,
+            })
+            joined.raise_for_status()
+            events.append(joined.json()["event_id"])
+        messages: dict[str, list[dict]] = {event: [] for event in events}
+        waiting = set(events)
+        listen = {"session_hash": session_hash}
+        with http.stream("GET", api + "queue/data", params=listen) as stream:
+            for line in stream.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                message = json.loads(line[5:])
+                event = message.get("event_id")
+                if event in waiting:
+                    messages[event].append(message)
+                    if message["msg"] == "process_completed":
+                        message["received"] = time.perf_counter()
+                        waiting.discard(event)
+                        if not waiting:
+                            return [messages[event] for event in events]
+    raise RuntimeError(f"the calls ended without completing: {messages}")

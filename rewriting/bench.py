@@ -268,8 +268,10 @@ def table(report: dict) -> str:
 
 def app_rows(app: dict) -> list[str]:
     """Table rows of the app's latencies: p50, and p95 as the range column."""
-    names = {"page_open": "page open to a usable canvas", "execute": "Execute to result",
-             "sample_open": "opening a sample", "revert": "Revert"}
+    names = {"page_open": "page open to a usable canvas",
+             "execute": "Execute to result (its before/after picture)",
+             "measures": "Execute to its measures", "sample_open": "opening a sample",
+             "revert": "Revert"}
     rows = []
     for suffix, who in (("_1", "1 visitor"), ("", f"{app['visitors']} visitors at once")):
         for action, name in names.items():

@@ -24,13 +24,22 @@ import torch
 
 from .latents import sample_latents
 from .metrics import change_summary, fired_pixels, strongest
+from .readings import base_readings
 from .render import render_traced
 from .rewrite import EditProblem
 from .solve import expand
 from .transfer import SampleGoals, goal_images, transfer_goals
 
+#: The latent stream held-out sample numbers index.
+HELD_OUT_SEED = 1
 #: Random updates drawn for the noise floor.
 FLOOR_SEEDS = 3
+#: The names of what `RuleProbe.measure` reports.
+MEASURES = frozenset({
+    "efficacy", "efficacy_layer", "generalization", "generalization_layer", "specificity",
+    "samples_firing", "typical_difference", "change_inside", "change_outside", "selectivity",
+    "change_not_firing", "samples_not_firing", "fires_fraction", "held_out_samples",
+})
 Weights = Mapping[str, torch.Tensor]
 
 
@@ -72,9 +81,23 @@ class Rendered:
         return self.images[:-1]
 
 
+@dataclass
+class Baseline:
+    """What a probe's measures compare against: the goals' images, the renders before the edit,
+    specificity's unit, and the distances to the goals before the edit."""
+
+    goal_images: dict[str, torch.Tensor]
+    rendered: Rendered
+    typical: float
+    start: dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
 class RuleProbe:
     """Everything measured before an edit (goals, goal images, originals), so that many edited
-    weights (methods, strengths, random draws) are each measured by one `measure` call."""
+    weights (methods, strengths, random draws) are each measured by one `measure` call.
+
+    Constructing one reads only where the rule fires (samples and goal boxes to show); the
+    renders a measure compares against are made on the first `measure`."""
 
     def __init__(self, generator, problem: EditProblem, numbers: Sequence[int]) -> None:
         self.generator, self.problem = generator, problem
@@ -85,26 +108,57 @@ class RuleProbe:
         goal = problem.goal
         paste = problem.request.paste.sample
         self.paste = SampleGoals([paste], goal.target[None], [goal.box], [0])
+        # The unedited model's reading of the held-out samples is shared (`readings`).
+        reading = (None if self.before else
+                   base_readings(generator, spec, [self.numbers], truncation, HELD_OUT_SEED)[0])
         self.held_out = transfer_goals(
             generator, spec, goal, problem.weight, problem.context_key, problem.threshold,
-            problem.keys[0], self.numbers, truncation, self.before,
+            problem.keys[0], self.numbers, truncation, self.before, HELD_OUT_SEED, reading,
         )
         # How the context key fires on the held-out samples, from the reading the goals used.
         self.response = torch.einsum("nchw,c->nhw", self.held_out.reading.keys.double(),
                                      problem.context_key.double())
         self.fires = fired_pixels(self.response, problem.threshold, spec, generator.image_size)
         self.scale = generator.image_size[0] // spec.value_grid[0]
-        self.goal_images = {
-            name: goal_images(generator, spec, goals, truncation, self.before,
-                              problem.request.latents)
-            for name, goals in (("paste", self.paste), ("held_out", self.held_out))
-        }
-        start = self.run(self.before)
-        self.original = start.held_out
-        self.typical = float(
-            (self.original.float() - self.original.roll(1, 0).float()).abs().mean()
-        )
-        self.start = {name: self._distances(name, start) for name in self.goal_images}
+        self._made: Baseline | None = None
+
+    @property
+    def goal_images(self) -> dict[str, torch.Tensor]:
+        """The images rendered from the paste goal and the held-out goals."""
+        return self._baseline().goal_images
+
+    @property
+    def original(self) -> torch.Tensor:
+        """The held-out samples' images before the edit [N, H, W, 3]."""
+        return self._baseline().rendered.held_out
+
+    @property
+    def typical(self) -> float:
+        """Mean |pixel difference| between two held-out samples: specificity's unit."""
+        return self._baseline().typical
+
+    @property
+    def start(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Distances to the goals before the edit, at the layer and in pixels."""
+        return self._baseline().start
+
+    def _baseline(self) -> Baseline:
+        """What every measure compares against, rendered on first use."""
+        if self._made is None:
+            problem = self.problem
+            goal_pictures = {
+                name: goal_images(self.generator, problem.spec, goals, problem.truncation,
+                                  self.before, problem.request.latents)
+                for name, goals in (("paste", self.paste), ("held_out", self.held_out))
+            }
+            rendered = self.run(self.before)
+            original = rendered.held_out.float()
+            typical = float((original - original.roll(1, 0)).abs().mean())
+            made = Baseline(goal_pictures, rendered, typical, {})
+            made.start.update({name: self._distances(name, rendered, made.goal_images)
+                               for name in goal_pictures})
+            self._made = made
+        return self._made
 
     def _pixel_boxes(self, goals: SampleGoals) -> list[tuple[int, int, int, int]]:
         return [tuple(v * self.scale for v in box) for box in goals.boxes]
@@ -131,14 +185,18 @@ class RuleProbe:
         return Rendered(*render_traced(self.generator, z, self.problem.spec.module,
                                        self.problem.truncation, weights))
 
-    def _distances(self, name: str, rendered: Rendered) -> tuple[torch.Tensor, torch.Tensor]:
-        """Distances [N] to the `name` goals at the layer and in pixels."""
+    def _distances(
+        self, name: str, rendered: Rendered, pictures: dict[str, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distances [N] to the `name` goals at the layer and in pixels (`pictures`: the goal
+        images, if not yet kept)."""
         goals = self.paste if name == "paste" else self.held_out
         if not goals.numbers:
             return torch.zeros(0), torch.zeros(0)
         rows = [len(self.numbers)] if name == "paste" else goals.rows
         layer = box_distances(goals.targets, rendered.values[rows], goals.boxes)
-        pixels = box_distances(self.goal_images[name].permute(0, 3, 1, 2),
+        pictures = self.goal_images if pictures is None else pictures
+        pixels = box_distances(pictures[name].permute(0, 3, 1, 2),
                                rendered.images[rows].permute(0, 3, 1, 2),
                                self._pixel_boxes(goals))
         return layer, pixels

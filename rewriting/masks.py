@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
 import struct
 import warnings
@@ -94,7 +95,21 @@ def _saved_mask(spec: MaskSpec, image_size: tuple[int, int], paper: bool) -> tor
 
 def mask_image(spec: MaskSpec, image_size: tuple[int, int], paper: bool = False) -> torch.Tensor:
     """The mask as coverage [H, W] in [0, 1] at the image's resolution; empty or outside: error."""
-    mask = _saved_mask(spec, image_size, paper)
+    if isinstance(spec, str):
+        return torch.from_numpy(_painted_image(spec, tuple(image_size), paper).copy())
+    return _at_size(_saved_mask(spec, image_size, paper), image_size)
+
+
+@functools.lru_cache(maxsize=512)
+def _painted_image(url: str, image_size: tuple[int, int], paper: bool) -> np.ndarray:
+    """`mask_image` of a painted mask, decoded and resized once per URL (read-only)."""
+    coverage = _at_size(_saved_mask(url, image_size, paper), image_size).numpy()
+    coverage.setflags(write=False)
+    return coverage
+
+
+def _at_size(mask: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+    """A mask [h, w] resized to the image's size (bilinear, antialiased)."""
     if tuple(mask.shape) != tuple(image_size):
         mask = F.interpolate(mask[None, None], size=image_size, mode="bilinear", antialias=True)
         mask = mask[0, 0].clamp(0, 1)

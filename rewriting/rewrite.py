@@ -183,7 +183,7 @@ def check_stats(stats: KeyStats, channels: int) -> None:
         or sample.dim() != 2
         or sample.shape[1] != channels
         or stats.count < 1
-        or not bool(torch.isfinite(moment).all() and torch.isfinite(sample).all())
+        or not stats.finite
     ):
         raise RewritingError(
             f"the key statistics are unusable (C {list(moment.shape)} for {channels} key "

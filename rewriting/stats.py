@@ -45,8 +45,12 @@ class KeyStats:
     #: C^{-1/2}, computed once when the statistics are made or loaded (every edit on this
     #: model and layer whitens with it); None while C is not finite.
     whitening: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    #: Whether C and the key sample are finite everywhere (checked once, here).
+    finite: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self.finite = bool(torch.isfinite(self.second_moment).all()
+                           and torch.isfinite(self.key_sample).all())
         if self.whitening is None and bool(torch.isfinite(self.second_moment).all()):
             self.whitening = inverse_sqrt(self.second_moment)
 

@@ -18,8 +18,10 @@ def test_app_bench_reports_every_action_from_real_edits():
             p50, p95 = report[f"{action}_p50_s{suffix}"], report[f"{action}_p95_s{suffix}"]
             assert 0 < p50 <= p95, (action, suffix, p50, p95)
     assert report["page_open_s"] == report["page_open_p50_s"]
-    # Each Execute returned the shown samples changed from the unedited model's.
+    # The figures follow the picture; each Execute changed its paste sample.
+    assert report["measures_p50_s_1"] > report["execute_p50_s_1"]
     assert report["execute_mean_change"] > 1.0
     printed = table({"app": report})
-    assert "| app | Execute to result, 2 visitors at once |" in printed
+    assert "| app | Execute to result (its before/after picture), 2 visitors at once |" in printed
+    assert "| app | Execute to its measures, 1 visitor |" in printed
     assert "| app | page open to a usable canvas, 1 visitor |" in printed

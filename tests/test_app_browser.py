@@ -285,12 +285,13 @@ def test_one_click_example_above_the_fold_then_strength(app):
         tab.click("#example-1")  # open mouths, painted masks, 8 context samples
         result_says(tab, "Edit 1 applied")
         tab.wait_for_selector("#comparison img")
+        result_says(tab, "where the rule fires most")  # the measures follow the picture
         tab.wait_for_timeout(500)
         tab.screenshot(path=str(ARTIFACTS / "app-example-1280.png"))
         assert tab.evaluate("window.scrollY") == 0
         box = tab.locator("#comparison img").bounding_box()
         assert box["height"] >= 400 and box["y"] + box["height"] <= SCREEN["height"], box
-        assert "where the rule fires most" in tab.inner_text("#result")
+        assert "held-out samples where the rule fires;" in tab.inner_text("#result")
         assert "copy #" in tab.inner_text("#history")
         assert len(tab.query_selector_all("#tray img")) == 8
 
@@ -303,7 +304,7 @@ def test_one_click_example_above_the_fold_then_strength(app):
         slider = tab.locator("#strength input[type=range]")
         slider.fill("0")
         slider.dispatch_event("pointerup")
-        result_says(tab, "now at strength 0")
+        result_says(tab, "at strength 0")
         tab.wait_for_function(
             "old => document.querySelector('#comparison img')?.src !== old", arg=shown
         )

@@ -29,7 +29,7 @@ from rewriting import __version__
 from rewriting.atomic import safe_name, write_atomically
 from rewriting.delta import Delta, EditStack, load_stack, save_stack
 from rewriting.editdir import before_after, before_after_picture, write_edit_dir
-from rewriting.efficacy import RuleProbe
+from rewriting.efficacy import MEASURES, RuleProbe
 from rewriting.errors import RewritingError
 from rewriting.features import read_layer
 from rewriting.generator import Generator, LayerSpec
@@ -59,6 +59,7 @@ from rewriting.request import (
 from rewriting.rewrite import context_keys, context_rule, execute
 from rewriting.stats import KeyStats, key_stats
 from rewriting.suggest import LayerSuggestion, suggest_layer
+from rewriting.threads import one_thread
 
 from .fetch import anonymous_hub
 from .hub import HUB_PREFIX, load_any_stack
@@ -77,6 +78,7 @@ STATS_KEPT = 8
 
 _stats: dict[tuple, KeyStats] = {}
 _stats_lock = threading.Lock()
+_computing: dict[tuple, threading.Lock] = {}
 
 
 @dataclass(frozen=True)
@@ -192,8 +194,11 @@ class Session:
         if not 0.0 <= strength <= MAX_STRENGTH:
             raise RewritingError(f"strength must be between 0 and {MAX_STRENGTH:g}")
         last = self.stack.deltas[-1]
+        # What was measured at the old strength no longer holds: `measure` makes it again.
+        solved = {k: v for k, v in last.metrics.items() if k not in MEASURES}
         scaled = replace(last, strength=float(strength),
-                         request={**last.request, "strength": float(strength)})
+                         request={**last.request, "strength": float(strength)},
+                         metrics={**solved, "strength": float(strength)})
         return replace(self, stack=EditStack(self.generator, [*self.stack.deltas[:-1], scaled]))
 
     def reverted(self, index: int) -> Session:
@@ -385,9 +390,19 @@ def selection_image(session: Session, selection: Selection) -> np.ndarray:
 
 
 def paste_preview(session: Session) -> np.ndarray:
-    """The goal: the copied features pasted into the layer, rendered by the rest of the network."""
+    """The goal: the copied features pasted into the layer, rendered by the rest of the network
+    (kept with the renders, named by the edits, the layer and both selections)."""
     if session.copy is None or session.paste is None:
         raise RewritingError("the preview needs both a Copy and a Paste selection")
+    named = {s.sample for s in (session.copy, session.paste) if isinstance(s.sample, str)}
+    identity = (*render_identity(session.stack, session.truncation), "paste preview",
+                session.layer, json.dumps([selection_json(session.copy),
+                                           selection_json(session.paste)]),
+                tuple(sorted((n, session.latents[n].digest()) for n in named)))
+    return rendered(identity, [0], lambda _: _paste_preview(session)[None])[0]
+
+
+def _paste_preview(session: Session) -> np.ndarray:
     generator, spec, weights = session.generator, session.spec, session.weights()
     numbers = distinct([session.copy.sample, session.paste.sample])
     z = sample_latents(generator, numbers, session.latents)
@@ -413,12 +428,19 @@ def statistics(
              session.truncation)
     with _stats_lock:
         found = _stats.get(ident)
-    if found is None:
-        found = key_stats(session.generator, session.spec, session.truncation, progress=progress)
+        computing = _computing.setdefault(ident, threading.Lock())
+    if found is not None:
+        return found
+    with computing:  # visitors asking at once wait for one computation
         with _stats_lock:
-            _stats[ident] = found
-            while len(_stats) > STATS_KEPT:
-                _stats.pop(next(iter(_stats)))
+            found = _stats.get(ident)
+        if found is None:
+            found = key_stats(session.generator, session.spec, session.truncation,
+                              progress=progress)
+            with _stats_lock:
+                _stats[ident] = found
+                while len(_stats) > STATS_KEPT:
+                    _stats.pop(next(iter(_stats)))
     return found
 
 
@@ -483,10 +505,30 @@ def run_edit(session: Session, request: EditRequest, stats: KeyStats) -> tuple[S
     return edited, metrics
 
 
-def run_edit_shown(
+@dataclass(frozen=True, eq=False)
+class Pending:
+    """An executed edit whose measures are still to come: the probe read before the edit, the
+    session before it, and the edited session to measure."""
+
+    probe: RuleProbe
+    before: Session
+    after: Session
+
+    @property
+    def delta(self) -> Delta:
+        """The edit being measured."""
+        return self.after.stack.deltas[-1]
+
+    def rescaled(self, after: Session) -> Pending:
+        """The same edit at another strength (the probe still holds)."""
+        return replace(self, after=after)
+
+
+def execute_shown(
     session: Session, request: EditRequest, stats: KeyStats, count: int
-) -> tuple[Session, dict, Shown]:
-    """`run_edit`, and the `count` held-out samples where the new rule fires most."""
+) -> tuple[Session, Shown, Pending]:
+    """Solve a request on top of the session's edits: the edited session, the `count` held-out
+    samples where the new rule fires most, and what `measure` needs later."""
     if request.model != session.generator.name:
         raise RewritingError(
             f"this session edits {session.generator.name!r}, not {request.model!r}"
@@ -494,15 +536,42 @@ def run_edit_shown(
     result = execute(session.generator, request, session.stack, stats)
     edited = session.with_edit(result.delta)
     probe = RuleProbe(session.generator, result.problem, HELD_OUT)
-    after = probe.run(edited.weights())
-    change = probe.measure(edited.weights(), after)
-    # The probe's renders serve the before/after picture and the gallery later.
-    for kept, images in ((session, probe.original), (edited, after.held_out)):
-        keep(render_identity(kept.stack, result.truncation), HELD_OUT, images.numpy())
-    result.delta.metrics = {**result.delta.metrics, **change, "layer": result.spec.name}
     numbers = probe.strongest(count) if count else []
     shown = Shown(tuple(numbers), tuple(probe.goal_box(n) for n in numbers))
-    return edited, result.delta.metrics, shown
+    return edited, shown, Pending(probe, session, edited)
+
+
+@one_thread()
+def measure(pending: Pending) -> dict:
+    """The edit's metrics: its solve's and how far the rule reaches on the held-out samples
+    (efficacy, generalisation, specificity, the change inside and outside where it fires)."""
+    probe, after = pending.probe, pending.after
+    rendered = probe.run(after.weights())
+    change = probe.measure(after.weights(), rendered)
+    # The probe's renders serve the before/after picture and the gallery later.
+    for kept, images in ((pending.before, probe.original), (after, rendered.held_out)):
+        keep(render_identity(kept.stack, probe.problem.truncation), HELD_OUT, images.numpy())
+    return {**pending.delta.metrics, **change, "layer": probe.problem.spec.name}
+
+
+def with_measures(session: Session, pending: Pending, metrics: dict) -> Session:
+    """The session with the measured edit's metrics, if it still holds that edit (a revert or
+    a rescale since leaves it as it is)."""
+    deltas = list(session.stack.deltas)
+    for i, delta in enumerate(deltas):
+        if delta is pending.delta:
+            deltas[i] = replace(delta, metrics=metrics)
+            return replace(session, stack=EditStack(session.generator, deltas))
+    return session
+
+
+def run_edit_shown(
+    session: Session, request: EditRequest, stats: KeyStats, count: int
+) -> tuple[Session, dict, Shown]:
+    """`run_edit`, and the `count` held-out samples where the new rule fires most."""
+    edited, shown, pending = execute_shown(session, request, stats, count)
+    metrics = measure(pending)
+    return with_measures(edited, pending, metrics), metrics, shown
 
 
 def comparison(session: Session, shown: Shown, scale: int = 2) -> Image.Image:
@@ -554,16 +623,32 @@ def model_note(generator: Generator) -> str:
 def result_text(index: int, metrics: dict, shown: int) -> str:
     """What an executed edit did, for a visitor (Markdown)."""
     return (
-        f"**Edit {index} applied.** Where the context fires, pixels changed by "
+        f"**Edit {index} applied at strength {metrics['strength']:g}.** Where the context "
+        f"fires, pixels changed by "
         f"**{metrics['change_inside']:.1f}** on average (of 255), elsewhere by "
         f"**{metrics['change_outside']:.1f}**: {metrics['selectivity']:.1f}x more where the rule "
         f"applies. Of the gap to the goal it closed **{metrics['efficacy']:.0%}** on the paste "
         f"sample and **{metrics['generalization']:.0%}** on the {metrics['samples_firing']} "
         f"held-out samples where the rule fires; specificity {metrics['specificity']:.2f}. "
         f"Weight change ||dW||/||W|| = {metrics['delta_norm_ratio']:.2f}, goal residual "
-        f"{metrics['residual']:.2f}. Above: the {shown} of {metrics['held_out_samples']} "
-        "held-out samples where the rule fires most (rows: original, edited, the change x4, "
-        "both zoomed on where the rule applies)."
+        f"{metrics['residual']:.2f}. " + shown_text(shown)
+    )
+
+
+def shown_text(shown: int) -> str:
+    """What the before/after picture of an edit shows (Markdown)."""
+    return (
+        f"Above: the {shown} of {len(HELD_OUT)} held-out samples where the rule fires most "
+        "(rows: original, edited, the change x4, both zoomed on where the rule applies)."
+    )
+
+
+def solved_text(index: int, metrics: dict, shown: int) -> str:
+    """What an executed edit is before its measures come (Markdown)."""
+    return (
+        f"**Edit {index} applied at strength {metrics['strength']:g}** (solved in "
+        f"{metrics['seconds_execute']:.2f} s). Measuring how far the rule reaches on "
+        f"{len(HELD_OUT)} held-out samples… " + shown_text(shown)
     )
 
 
