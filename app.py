@@ -75,12 +75,15 @@ CANVAS_TICKETS = itertools.count()
 # Concurrency on a 2-core CPU: torch already uses both cores for one large forward pass, so
 # running heavy work side by side only slows each down. Heavy events (search, a model's load,
 # downloads, publishing) share one worker (concurrency_id "heavy", limit 1) and queue behind one
-# another. An edit (execute, erase, an example, its measures) is small work run on one thread
-# (`one_thread`), so two run side by side, one per core (concurrency_id "edit"); light events
-# (paging, opening a sample, storing a brush mask, previews) get their own two workers, so one
-# visitor's long edit never freezes the page for the others.
+# another. An edit (execute, erase, an example) is small work run on one thread (`one_thread`),
+# so two run side by side, one per core (concurrency_id "edit"); an edit's measures, which come
+# after its picture, run one at a time (concurrency_id "measure"), so that they never hold both
+# cores while other visitors wait for their pictures. Light events (paging, opening a sample,
+# storing a brush mask, previews) get their own two workers, so one visitor's long edit never
+# freezes the page for the others.
 HEAVY = {"concurrency_id": "heavy", "concurrency_limit": 1}
-EDIT = {"concurrency_id": "edit", "concurrency_limit": 2}
+EDIT = {"concurrency_id": "edit", "concurrency_limit": 1}
+MEASURE = {"concurrency_id": "measure", "concurrency_limit": 1}
 LIGHT_LIMIT = 2
 QUEUE_SIZE = 64
 
@@ -512,7 +515,7 @@ class Page:
         text, then join the edit's metrics in the session if it still holds that edit."""
         event.success(measure_pending, [self.pending, self.compared],
                       [self.result, self.measured], show_progress_on=self.result,
-                      **PRIVATE, **EDIT).success(
+                      **PRIVATE, **MEASURE).success(
             keep_measures, [self.state, self.measured], self.state, **PRIVATE)
 
     def loaded(self, session: ss.Session, request) -> dict:

@@ -79,7 +79,7 @@ def write_edit_dir(
     try:
         delta.save(staging / DELTA_FILE)
         (staging / REQUEST_FILE).write_text(json.dumps(request, indent=2) + "\n")
-        picture.save(staging / PICTURE_FILE)
+        picture.save(staging / PICTURE_FILE, compress_level=1)  # fast; about 20% larger
         (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
         out.mkdir(exist_ok=True)
         for item in staging.iterdir():

@@ -24,7 +24,7 @@ import torch
 
 from .latents import sample_latents
 from .metrics import change_summary, fired_pixels, strongest
-from .readings import base_readings
+from .readings import base_readings, base_traced
 from .render import render_traced
 from .rewrite import EditProblem
 from .solve import expand
@@ -151,7 +151,7 @@ class RuleProbe:
                                   self.before, problem.request.latents)
                 for name, goals in (("paste", self.paste), ("held_out", self.held_out))
             }
-            rendered = self.run(self.before)
+            rendered = self._run_before()
             original = rendered.held_out.float()
             typical = float((original - original.roll(1, 0)).abs().mean())
             made = Baseline(goal_pictures, rendered, typical, {})
@@ -184,6 +184,15 @@ class RuleProbe:
                            self.problem.request.latents)
         return Rendered(*render_traced(self.generator, z, self.problem.spec.module,
                                        self.problem.truncation, weights))
+
+    def _run_before(self) -> Rendered:
+        """`run` on the weights before the edit: on the unedited model, from memory."""
+        numbers = [*self.numbers, *self.paste.numbers]
+        if self.before or not all(isinstance(n, int) for n in numbers):
+            return self.run(self.before)
+        problem = self.problem
+        return Rendered(*base_traced(self.generator, problem.spec.module, numbers,
+                                     problem.truncation))
 
     def _distances(
         self, name: str, rendered: Rendered, pictures: dict[str, torch.Tensor] | None = None

@@ -1,6 +1,7 @@
-"""Layer readings of the unedited model, kept in memory: they depend only on model and layer.
+"""Layer readings and traced renders of the unedited model, kept in memory: they depend only on
+model and layer.
 
-A cached reading is shared by every caller and thread, so its tensors are never modified:
+A kept reading is shared by every caller and thread, so its tensors are never modified:
 callers index, clone or read them. The cache holds at most `KEPT_BYTES` of tensors and drops
 the least recently used readings first.
 """
@@ -10,25 +11,43 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from .features import LayerReading, read_layer
 from .generator import Generator, LayerSpec
+from .render import render_traced
 
 #: Bytes of base-model readings kept (the 64 px DCGAN's rule samples: 4 to 70 MiB a layer).
 KEPT_BYTES = 768 * 2**20
 
-_kept: OrderedDict[tuple, tuple[LayerReading, ...]] = OrderedDict()
+_kept: OrderedDict[tuple, tuple] = OrderedDict()
 _lock = threading.Lock()
 
 
-def reading_bytes(readings: Sequence[LayerReading]) -> int:
-    """Bytes held by the readings' tensors (keys, values and tensor inputs)."""
-    tensors = [t for r in readings for t in (r.keys, r.values, *r.inputs)
+def _bytes(kept: Sequence[LayerReading | torch.Tensor]) -> int:
+    """Bytes held by kept readings (keys, values and tensor inputs) or tensors."""
+    tensors = [t for r in kept
+               for t in ((r,) if isinstance(r, torch.Tensor) else (r.keys, r.values, *r.inputs))
                if isinstance(t, torch.Tensor)]
     return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _remembered(key: tuple, compute: Callable[[], tuple]) -> tuple:
+    """What `compute` returns for `key`: from memory, or computed and kept (LRU by bytes)."""
+    with _lock:
+        found = _kept.get(key)
+        if found is not None:
+            _kept.move_to_end(key)
+            return found
+    found = compute()
+    if _bytes(found) <= KEPT_BYTES:
+        with _lock:
+            _kept[key] = found
+            while sum(_bytes(r) for r in _kept.values()) > KEPT_BYTES:
+                _kept.popitem(last=False)
+    return found
 
 
 def base_readings(
@@ -40,22 +59,22 @@ def base_readings(
 ) -> tuple[LayerReading, ...]:
     """The unedited layer read on each batch of sample numbers of latent stream `seed`: from
     memory when the same model, layer, truncation and batches were read before (never modify)."""
-    key = (generator.name, generator.weights_sha256, spec.name, json.dumps(truncation), seed,
-           tuple(map(tuple, batches)))
-    with _lock:
-        found = _kept.get(key)
-        if found is not None:
-            _kept.move_to_end(key)
-            return found
-    found = tuple(read_layer(generator, spec, generator.latents(numbers, seed), truncation)
-                  for numbers in batches)
-    size = reading_bytes(found)
-    if size <= KEPT_BYTES:
-        with _lock:
-            _kept[key] = found
-            while sum(reading_bytes(r) for r in _kept.values()) > KEPT_BYTES:
-                _kept.popitem(last=False)
-    return found
+    key = ("reading", generator.name, generator.weights_sha256, spec.name,
+           json.dumps(truncation), seed, tuple(map(tuple, batches)))
+    return _remembered(key, lambda: tuple(
+        read_layer(generator, spec, generator.latents(numbers, seed), truncation)
+        for numbers in batches))
+
+
+def base_traced(
+    generator: Generator, module: str, numbers: Sequence[int], truncation: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`render_traced` of the unedited model on sample numbers: images and the output of
+    `net.<module>`, from memory when rendered before (never modify)."""
+    key = ("traced", generator.name, generator.weights_sha256, module, json.dumps(truncation),
+           tuple(numbers))
+    return _remembered(key, lambda: render_traced(generator, generator.latents(numbers),
+                                                  module, truncation))
 
 
 def clear() -> None:

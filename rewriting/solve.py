@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .generator import LayerSpec, layer_value
@@ -72,6 +73,74 @@ def _lambda_layout(spec: LayerSpec, weight: torch.Tensor) -> tuple[int, list[int
 GoalBatch = tuple[torch.Tensor, tuple, list[Goal], torch.Tensor]
 
 
+#: Goal samples evaluated together: batches of goals are joined up to this many samples.
+GOAL_BATCH = 64
+
+
+def joined(
+    parts: Sequence[tuple[torch.Tensor, tuple, list[Goal]]], limit: int = GOAL_BATCH
+) -> list[tuple[torch.Tensor, tuple, list[Goal]]]:
+    """Consecutive batches (keys [n, ...], inputs, n goals) joined into batches of at most
+    `limit` samples, so that one layer evaluation serves many goals; per-sample inputs (a
+    tensor of n rows) are joined, shared ones must be the same object."""
+    out: list[tuple[torch.Tensor, tuple, list[Goal]]] = []
+    for keys, inputs, goals in parts:
+        if out and len(out[-1][2]) + len(goals) <= limit:
+            together = _join(out[-1], (keys, inputs, goals))
+            if together is not None:
+                out[-1] = together
+                continue
+        out.append((keys, inputs, list(goals)))
+    return out
+
+
+def _join(
+    a: tuple[torch.Tensor, tuple, list[Goal]], b: tuple[torch.Tensor, tuple, list[Goal]]
+) -> tuple[torch.Tensor, tuple, list[Goal]] | None:
+    """Two batches as one, or None when their keys or inputs do not line up."""
+    (keys_a, inputs_a, goals_a), (keys_b, inputs_b, goals_b) = a, b
+    if keys_a.shape[1:] != keys_b.shape[1:] or len(inputs_a) != len(inputs_b):
+        return None
+    inputs = []
+    for x, y in zip(inputs_a, inputs_b, strict=True):
+        if x is y:
+            inputs.append(x)
+        elif (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
+              and x.shape[:1] == (len(goals_a),) and y.shape[:1] == (len(goals_b),)
+              and x.shape[1:] == y.shape[1:]):
+            inputs.append(torch.cat([x, y]))
+        else:
+            return None
+    return torch.cat([keys_a, keys_b]), tuple(inputs), [*goals_a, *goals_b]
+
+
+def _change(
+    module: nn.Module,
+    spec: LayerSpec,
+    weight: torch.Tensor,
+    directions: torch.Tensor,
+    keys: torch.Tensor,
+    inputs: tuple,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Lambda -> f(Lambda D) - f(0) on these keys: how an update changes the layer's output.
+
+    A plain convolution is linear in its weight, so an update of rank r along the key axis acts
+    on the keys projected onto its r directions: a convolution of r input channels, not C_in.
+    """
+    if type(module) in (nn.Conv2d, nn.ConvTranspose2d) and module.groups == 1:
+        projected = torch.einsum("nchw,rc->nrhw", keys, directions.to(keys.dtype))
+        if isinstance(module, nn.ConvTranspose2d):
+            return lambda lam: F.conv_transpose2d(
+                projected, lam.movedim(0, spec.key_axis), None, module.stride, module.padding,
+                module.output_padding, 1, module.dilation)
+        return lambda lam: F.conv2d(projected, lam.movedim(0, spec.key_axis), None,
+                                    module.stride, module.padding, module.dilation, 1)
+    with torch.no_grad():
+        offset = layer_value(module, keys, torch.zeros_like(weight), inputs)
+    return lambda lam: layer_value(
+        module, keys, expand(lam, directions, spec.key_axis), inputs) - offset
+
+
 def _normal_equations(
     module: nn.Module,
     spec: LayerSpec,
@@ -88,25 +157,28 @@ def _normal_equations(
     keys, inputs, goals, base = batch
     out_pos, rest, channels = _lambda_layout(spec, weight)
     size = directions.shape[0] * math.prod(rest)
+    change = _change(module, spec, weight, directions, keys, inputs)
     with torch.no_grad():
-        offset = layer_value(module, keys, torch.zeros_like(weight), inputs)
         responses = []
         for first in range(0, size, channels):
             count = min(channels, size - first)
             basis = torch.zeros(channels, size, dtype=weight.dtype)
             basis[torch.arange(count), torch.arange(first, first + count)] = 1.0
             lam = basis.reshape(channels, directions.shape[0], *rest).movedim(0, 1 + out_pos)
-            response = layer_value(module, keys, expand(lam, directions, spec.key_axis), inputs)
-            responses.append((response - offset)[:, :count])
+            responses.append(change(lam)[:, :count])
         responses = torch.cat(responses, dim=1)  # [n, r * taps, H, W]
     gram, rhs = 0.0, 0.0
-    for row, goal in enumerate(goals):
-        weights = goal.weights()
-        region = weights > 0
-        root = weights[region].double().sqrt()
-        design = responses[row][:, region].double().T * root[:, None]  # [P, r * taps]
-        residual = (goal.target - base[row])[:, region].double() * root  # [C_out, P]
-        gram, rhs = gram + design.T @ design, rhs + design.T @ residual.T
+    # Rows at a time, so that a large layer's float64 copies stay within about 64 MiB.
+    step = max(1, 2**23 // max(1, goals[0].target.numel() + responses[0].numel()))
+    for first in range(0, len(goals), step):
+        chunk = goals[first : first + step]
+        rows = slice(first, first + len(chunk))
+        weights = torch.stack([goal.weights() for goal in chunk]).double().flatten(1)  # [n, P]
+        design = responses[rows].double().flatten(2)  # [n, r * taps, P]
+        residual = (torch.stack([goal.target for goal in chunk]) - base[rows]).double()
+        weighted = design * weights[:, None]
+        gram = gram + torch.einsum("nkp,njp->kj", weighted, design)
+        rhs = rhs + torch.einsum("nkp,ncp->kc", weighted, residual.flatten(2))
     return gram, rhs
 
 
@@ -201,7 +273,7 @@ def solve(
         # shape, so `seconds` measures the solve rather than one-time kernel compilation.
         batches = [
             (k, i, g, layer_value(module, k, weight, i))
-            for k, i, g in ((keys, inputs, [goal]), *others)
+            for k, i, g in joined([(keys, inputs, [goal]), *others])
         ]
     start = time.perf_counter()
     directions = directions.to(weight.dtype)
