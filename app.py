@@ -76,14 +76,15 @@ CANVAS_TICKETS = itertools.count()
 # running heavy work side by side only slows each down. Heavy events (search, a model's load,
 # downloads, publishing) share one worker (concurrency_id "heavy", limit 1) and queue behind one
 # another. An edit (execute, erase, an example) is small work run on one thread (`one_thread`),
-# so two run side by side, one per core (concurrency_id "edit"); an edit's measures, which come
-# after its picture, run one at a time (concurrency_id "measure"), so that they never hold both
-# cores while other visitors wait for their pictures. Light events (paging, opening a sample,
-# storing a brush mask, previews) get their own two workers, so one visitor's long edit never
-# freezes the page for the others.
+# and edits run one at a time (concurrency_id "edit"): side by side they contend for the
+# interpreter and each takes longer. What follows an edit's picture (the gallery behind its tab
+# and the edit's measures) runs one at a time on the other core (concurrency_id "after"), so
+# that it never delays other visitors' pictures for long. Light events (paging, opening a
+# sample, storing a brush mask, previews) get their own two workers, so one visitor's long edit
+# never freezes the page for the others.
 HEAVY = {"concurrency_id": "heavy", "concurrency_limit": 1}
 EDIT = {"concurrency_id": "edit", "concurrency_limit": 1}
-MEASURE = {"concurrency_id": "measure", "concurrency_limit": 1}
+AFTER = {"concurrency_id": "after", "concurrency_limit": 1}
 LIGHT_LIMIT = 2
 QUEUE_SIZE = 64
 
@@ -210,18 +211,21 @@ def gallery_dir() -> Path:
 
 
 def image_file(image: np.ndarray) -> str:
-    """The image as a PNG named by its content, written atomically.
+    """The image as a PNG named by its pixels, written atomically (once: the same pixels again
+    are not encoded again).
 
     Gradio caches an array output by rewriting a file named by its content in place, so a
     visitor fetching the same picture at that moment (two visitors viewing the same samples)
     could read it half-written; a finished file handed over is copied atomically instead.
     """
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG", compress_level=1)  # fast, ~20% larger
-    data = buffer.getvalue()
-    path = gallery_dir() / f"{hashlib.sha256(data).hexdigest()[:40]}.png"
+    pixels = np.ascontiguousarray(image)
+    named = hashlib.sha256(f"{pixels.shape}{pixels.dtype.str}".encode())
+    named.update(pixels.data)
+    path = gallery_dir() / f"{named.hexdigest()[:40]}.png"
     if not path.exists():
-        write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)  # fast, ~20% larger
+        write_atomically(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
     return str(path)
 
 
@@ -234,7 +238,8 @@ def canvas(session: ss.Session, number: int, edited: bool = True) -> dict:
 def canvas_value(image: np.ndarray) -> dict:
     """An ImageEditor value: `image` [H, W, 3] enlarged, opaque, no strokes."""
     rgba = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], -1)
-    return {"background": ss.enlarge(rgba, CANVAS_PX), "layers": [], "composite": None}
+    return {"background": image_file(ss.enlarge(rgba, CANVAS_PX)), "layers": [],
+            "composite": None}
 
 
 def brush_editor(label: str, elem_id: str, value: dict | None = None) -> gr.ImageEditor:
@@ -392,14 +397,15 @@ class Selections:
         def thumb(selection):
             if selection is None:
                 return None
-            return ss.enlarge(ss.selection_image(session, selection), TILE_PX)
+            return image_file(ss.enlarge(ss.selection_image(session, selection), TILE_PX))
 
         both = session.copy is not None and session.paste is not None
         return {
             self.state: session,
             self.copy_img: thumb(session.copy),
             self.paste_img: thumb(session.paste),
-            self.preview_img: ss.enlarge(ss.paste_preview(session), TILE_PX) if both else None,
+            self.preview_img: (image_file(ss.enlarge(ss.paste_preview(session), TILE_PX))
+                               if both else None),
             self.tray: [(thumb(s), f"#{s.sample}") for s in session.context],
             self.tray_pick: None,
         }
@@ -507,7 +513,8 @@ class Page:
     def after_executing(self, event: gr.events.Dependency) -> None:
         """Once an Execute's result is on screen, draw the gallery behind its tab and measure
         how far the rule reaches."""
-        event.success(self.edited_page, [self.state, self.first], self.gallery, **PRIVATE)
+        event.success(self.edited_page, [self.state, self.first], self.gallery, **PRIVATE,
+                      **AFTER)
         self.after_changing(event)
 
     def after_changing(self, event: gr.events.Dependency) -> None:
@@ -515,7 +522,7 @@ class Page:
         text, then join the edit's metrics in the session if it still holds that edit."""
         event.success(measure_pending, [self.pending, self.compared],
                       [self.result, self.measured], show_progress_on=self.result,
-                      **PRIVATE, **MEASURE).success(
+                      **PRIVATE, **AFTER).success(
             keep_measures, [self.state, self.measured], self.state, **PRIVATE)
 
     def loaded(self, session: ss.Session, request) -> dict:
