@@ -73,8 +73,10 @@ def _lambda_layout(spec: LayerSpec, weight: torch.Tensor) -> tuple[int, list[int
 GoalBatch = tuple[torch.Tensor, tuple, list[Goal], torch.Tensor]
 
 
-#: Goal samples evaluated together: batches of goals are joined up to this many samples.
-GOAL_BATCH = 64
+#: Goal samples evaluated together: single-sample batches (the paste and context goals) are
+#: joined up to this many, as many as a render batch (more saves nothing measurable on the 64 px
+#: model and multiplies the memory of a large layer's evaluation).
+GOAL_BATCH = 16
 
 
 def joined(
