@@ -983,7 +983,7 @@ def strength_events(p: Page) -> None:
         before = current(st)
         session = before.with_strength(float(s))
         edited = {p.comparison_img: image_file(np.asarray(ss.comparison(session, shown)))}
-        latest = pending is not None and pending.delta is before.stack.deltas[-1]
+        latest = pending is not None and pending.holds(before.stack.deltas[-1])
         return {
             p.state: session, p.gallery: p.page(session, start, "Edited", False, 1),
             p.view: "Edited", p.highlight: False, p.canvas_key: next(CANVAS_TICKETS),

@@ -304,7 +304,7 @@ def test_one_click_example_above_the_fold_then_strength(app):
         slider = tab.locator("#strength input[type=range]")
         slider.fill("0")
         slider.dispatch_event("pointerup")
-        result_says(tab, "at strength 0")
+        result_says(tab, "applied at strength 0.")  # measured again at the new strength
         tab.wait_for_function(
             "old => document.querySelector('#comparison img')?.src !== old", arg=shown
         )

@@ -45,8 +45,9 @@ def test_measures_never_bring_back_a_reverted_or_rescaled_edit():
     metrics = ss.measure(pending)
     reverted = edited.reverted(0)
     assert ss.with_measures(reverted, pending, metrics) is reverted
-    rescaled = edited.with_strength(0.5)
+    rescaled = ss.with_measures(edited, pending, metrics).with_strength(0.5)
     assert ss.with_measures(rescaled, pending, metrics) is rescaled
+    assert pending.holds(rescaled.stack.deltas[-1]), "a measured, rescaled edit is the same edit"
     # Rescaling drops what was measured at the old strength; measuring it again fills it.
     assert not MEASURES & set(rescaled.stack.deltas[-1].metrics)
     again = ss.measure(pending.rescaled(rescaled))

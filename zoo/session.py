@@ -523,6 +523,11 @@ class Pending:
         """The same edit at another strength (the probe still holds)."""
         return replace(self, after=after)
 
+    def holds(self, delta: Delta) -> bool:
+        """Whether `delta` is this edit, measured or not, at any strength (the same solved
+        Lambda: measuring and rescaling copy the delta, never its tensors)."""
+        return delta.lam is self.delta.lam
+
 
 def execute_shown(
     session: Session, request: EditRequest, stats: KeyStats, count: int
