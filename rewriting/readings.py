@@ -9,21 +9,17 @@ the least recently used readings first.
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import torch
 
 from .features import LayerReading, read_layer
 from .generator import Generator, LayerSpec
+from .lru import BytesLRU
 from .render import render_traced
 
 #: Bytes of base-model readings kept (the 64 px DCGAN's rule samples: 4 to 70 MiB a layer).
 KEPT_BYTES = 768 * 2**20
-
-_kept: OrderedDict[tuple, tuple] = OrderedDict()
-_lock = threading.Lock()
 
 
 def _bytes(kept: Sequence[LayerReading | torch.Tensor]) -> int:
@@ -34,19 +30,15 @@ def _bytes(kept: Sequence[LayerReading | torch.Tensor]) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+_kept = BytesLRU(KEPT_BYTES, _bytes)
+
+
 def _remembered(key: tuple, compute: Callable[[], tuple]) -> tuple:
-    """What `compute` returns for `key`: from memory, or computed and kept (LRU by bytes)."""
-    with _lock:
-        found = _kept.get(key)
-        if found is not None:
-            _kept.move_to_end(key)
-            return found
-    found = compute()
-    if _bytes(found) <= KEPT_BYTES:
-        with _lock:
-            _kept[key] = found
-            while sum(_bytes(r) for r in _kept.values()) > KEPT_BYTES:
-                _kept.popitem(last=False)
+    """What `compute` returns for `key`: from memory, or computed and kept."""
+    found = _kept.get(key)
+    if found is None:
+        found = compute()
+        _kept.put(key, found)
     return found
 
 
@@ -79,5 +71,4 @@ def base_traced(
 
 def clear() -> None:
     """Forget every kept reading."""
-    with _lock:
-        _kept.clear()
+    _kept.clear()

@@ -7,6 +7,7 @@ import pytest
 import torch
 from test_efficacy import EYES_TO_EYES
 
+from rewriting.lru import BytesLRU
 from rewriting.render import render
 from rewriting.request import parse_request
 from zoo import renders
@@ -61,3 +62,16 @@ def test_an_executed_edit_is_measured_and_shown_without_rendering_again(dcgan, r
     assert rendered_numbers[-1] == sorted(shown.numbers)
     assert torch.equal(torch.from_numpy(ss.samples(done, [0], edited=False)),
                        render(dcgan, [0], session.truncation))
+
+
+def test_kept_values_are_bounded_by_bytes_least_recently_used_first():
+    kept = BytesLRU(10, len)
+    kept.put("a", "xxxx")
+    kept.put("b", "xxxx")
+    assert kept.get("a") == "xxxx"  # now the most recently used
+    kept.put("c", "xxxx")  # 12 bytes: "b" goes
+    assert kept.get("b") is None and kept.get("a") == "xxxx" and kept.get("c") == "xxxx"
+    kept.put("a", "yy")  # one is kept already: unchanged
+    assert kept.get("a") == "xxxx"
+    kept.put("d", "x" * 11)  # larger than the whole store: not kept, nothing dropped
+    assert kept.get("d") is None and len(kept.values()) == 2

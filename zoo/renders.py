@@ -9,21 +9,18 @@ the least recently used dropped first.
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from rewriting.checksum import state_digest
 from rewriting.delta import EditStack
+from rewriting.lru import BytesLRU
 
 #: Bytes of rendered images kept (about 20 000 samples of a 64 px model).
 KEPT_BYTES = 256 * 2**20
 
-_kept: OrderedDict[tuple, np.ndarray] = OrderedDict()
-_kept_bytes = 0
-_lock = threading.Lock()
+_kept = BytesLRU(KEPT_BYTES, lambda image: image.nbytes)
 
 
 def stack_digest(stack: EditStack) -> str:
@@ -43,10 +40,8 @@ def rendered(
     the kept ones, and the others from one `render` call on the missing numbers."""
     if not numbers:
         return render([])
-    with _lock:
-        found = {n: _kept[(*identity, n)] for n in numbers if (*identity, n) in _kept}
-        for n in found:
-            _kept.move_to_end((*identity, n))
+    kept = {n: _kept.get((*identity, n)) for n in numbers}
+    found = {n: image for n, image in kept.items() if image is not None}
     missing = sorted({n for n in numbers if n not in found})
     if missing:
         found.update(keep(identity, missing, render(missing)))
@@ -58,25 +53,14 @@ def keep(
 ) -> dict[int, np.ndarray]:
     """Keep read-only copies of images rendered elsewhere, dropping the least recently used
     beyond `KEPT_BYTES`; returns them by sample number."""
-    global _kept_bytes
     copies = {}
     for n, image in zip(numbers, images, strict=True):
         copies[n] = np.array(image)
         copies[n].setflags(write=False)
-    with _lock:
-        for n, image in copies.items():
-            if (*identity, n) not in _kept:
-                _kept[(*identity, n)] = image
-                _kept_bytes += image.nbytes
-        while _kept_bytes > KEPT_BYTES:
-            _, dropped = _kept.popitem(last=False)
-            _kept_bytes -= dropped.nbytes
+        _kept.put((*identity, n), copies[n])
     return copies
 
 
 def clear() -> None:
     """Forget every kept image."""
-    global _kept_bytes
-    with _lock:
-        _kept.clear()
-        _kept_bytes = 0
+    _kept.clear()

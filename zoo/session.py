@@ -551,10 +551,11 @@ def measure(pending: Pending) -> dict:
     """The edit's metrics: its solve's and how far the rule reaches on the held-out samples
     (efficacy, generalisation, specificity, the change inside and outside where it fires)."""
     probe, after = pending.probe, pending.after
-    rendered = probe.run(after.weights())
-    change = probe.measure(after.weights(), rendered)
+    weights = after.weights()
+    passes = probe.run(weights)
+    change = probe.measure(weights, passes)
     # The probe's renders serve the before/after picture and the gallery later.
-    for kept, images in ((pending.before, probe.original), (after, rendered.held_out)):
+    for kept, images in ((pending.before, probe.original), (after, passes.held_out)):
         keep(render_identity(kept.stack, probe.problem.truncation), HELD_OUT, images.numpy())
     return {**pending.delta.metrics, **change, "layer": probe.problem.spec.name}
 
