@@ -59,6 +59,10 @@ class DCGAN(Generator):
 
     family = "dcgan"
 
+    def tail(self, net: nn.Module, module: str) -> nn.Module:
+        """The blocks of `main` after the layer `main.<i>`."""
+        return net.main[int(module.removeprefix("main.")) + 1 :]
+
 
 def build(checkpoint: Any, entry: ModelEntry, sha256: str) -> DCGAN:
     """Build the network from the checkpoint's shapes and load its weights (BatchNorm in eval)."""

@@ -24,8 +24,8 @@ import torch
 
 from .latents import sample_latents
 from .metrics import change_summary, fired_pixels, strongest
-from .readings import base_readings, base_traced
-from .render import render_traced
+from .readings import base_midway, base_readings, base_traced
+from .render import Midway, midway, render_resumed
 from .rewrite import EditProblem
 from .solve import expand
 from .transfer import SampleGoals, goal_images, transfer_goals
@@ -121,6 +121,7 @@ class RuleProbe:
         self.fires = fired_pixels(self.response, problem.threshold, spec, generator.image_size)
         self.scale = generator.image_size[0] // spec.value_grid[0]
         self._made: Baseline | None = None
+        self._start: Midway | None = None
 
     @property
     def goal_images(self) -> dict[str, torch.Tensor]:
@@ -179,11 +180,23 @@ class RuleProbe:
                 min(right + margin, width))
 
     def run(self, weights: Weights) -> Rendered:
-        """The held-out samples and the paste sample under `weights`: every measure's input."""
-        z = sample_latents(self.generator, [*self.numbers, *self.paste.numbers],
-                           self.problem.request.latents)
-        return Rendered(*render_traced(self.generator, z, self.problem.spec.module,
-                                       self.problem.truncation, weights))
+        """The held-out samples and the paste sample under `weights`: every measure's input
+        (resumed at the edited layer where the weights differ only there)."""
+        return Rendered(*render_resumed(self.generator, self._midway(), weights))
+
+    def _midway(self) -> Midway:
+        """The held-out and paste samples run up to the edited layer before the edit (the
+        unedited model's from memory), made on first use."""
+        if self._start is None:
+            numbers = [*self.numbers, *self.paste.numbers]
+            problem = self.problem
+            module, truncation = problem.spec.module, problem.truncation
+            if self.before or not all(isinstance(n, int) for n in numbers):
+                z = sample_latents(self.generator, numbers, problem.request.latents)
+                self._start = midway(self.generator, z, module, truncation, self.before)
+            else:
+                self._start = base_midway(self.generator, module, numbers, truncation)
+        return self._start
 
     def _run_before(self) -> Rendered:
         """`run` on the weights before the edit: on the unedited model, from memory."""

@@ -7,7 +7,7 @@ output feature, and `weight` the memory W that maps one to the other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,6 +188,11 @@ class Generator:
             raise ValueError("give either weights or a view, not both")
         with torch.no_grad():
             return net(z, truncation=truncation)
+
+    def tail(self, net: nn.Module, module: str) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """What follows `net.<module>` (a view's layer module): its output to raw output; None
+        where the family's forward pass cannot restart there (callers render from latents)."""
+        return None
 
     def latent_space(self) -> LatentSpace:
         """Where projection searches; the base is z itself (DCGAN, Progressive GAN)."""

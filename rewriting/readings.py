@@ -16,18 +16,25 @@ import torch
 from .features import LayerReading, read_layer
 from .generator import Generator, LayerSpec
 from .lru import BytesLRU
-from .render import render_traced
+from .render import Midway, midway, render_resumed
 
 #: Bytes of base-model readings kept (the 64 px DCGAN's rule samples: 4 to 70 MiB a layer).
 KEPT_BYTES = 768 * 2**20
 
 
-def _bytes(kept: Sequence[LayerReading | torch.Tensor]) -> int:
-    """Bytes held by kept readings (keys, values and tensor inputs) or tensors."""
-    tensors = [t for r in kept
-               for t in ((r,) if isinstance(r, torch.Tensor) else (r.keys, r.values, *r.inputs))
-               if isinstance(t, torch.Tensor)]
-    return sum(t.numel() * t.element_size() for t in tensors)
+def _tensors(kept: LayerReading | Midway | torch.Tensor) -> tuple:
+    """The tensors one kept object holds."""
+    if isinstance(kept, torch.Tensor):
+        return (kept,)
+    if isinstance(kept, Midway):
+        return tuple(t for inputs, output, _ in kept.batches for t in (*inputs, output))
+    return (kept.keys, kept.values, *kept.inputs)
+
+
+def _bytes(kept: Sequence[LayerReading | Midway | torch.Tensor]) -> int:
+    """Bytes held by kept readings (keys, values and tensor inputs), midways or tensors."""
+    return sum(t.numel() * t.element_size() for r in kept for t in _tensors(r)
+               if isinstance(t, torch.Tensor))
 
 
 _kept = BytesLRU(KEPT_BYTES, _bytes)
@@ -58,6 +65,17 @@ def base_readings(
         for numbers in batches))
 
 
+def base_midway(
+    generator: Generator, module: str, numbers: Sequence[int], truncation: float | None
+) -> Midway:
+    """`midway` of the unedited model on sample numbers, from memory when run before (never
+    modify)."""
+    key = ("midway", generator.name, generator.weights_sha256, module, json.dumps(truncation),
+           tuple(numbers))
+    return _remembered(key, lambda: (midway(generator, generator.latents(numbers), module,
+                                            truncation),))[0]
+
+
 def base_traced(
     generator: Generator, module: str, numbers: Sequence[int], truncation: float | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,8 +83,8 @@ def base_traced(
     `net.<module>`, from memory when rendered before (never modify)."""
     key = ("traced", generator.name, generator.weights_sha256, module, json.dumps(truncation),
            tuple(numbers))
-    return _remembered(key, lambda: render_traced(generator, generator.latents(numbers),
-                                                  module, truncation))
+    return _remembered(key, lambda: render_resumed(
+        generator, base_midway(generator, module, numbers, truncation), {}))
 
 
 def clear() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -11,7 +12,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from .generator import Generator
-from .nethook import trace
+from .nethook import run_until, trace
 
 #: Every forward pass runs on exactly this many latents (padding the last chunk), so sample N
 #: goes through the same kernels whatever batch it is asked in.
@@ -63,6 +64,63 @@ def render_traced(
     """`render_z`'s images and, from the same forward passes, the output of `net.<module>`
     [N, ...] (hooked on a private view: the shared network is never touched)."""
     return _passes(generator, z, truncation, generator.view(weights), module)
+
+
+@dataclass(frozen=True)
+class Midway:
+    """`render_traced`'s forward passes of latents `z` under `weights`, kept from one module
+    on: the module's inputs and output in each of render's fixed batches (never modified)."""
+
+    module: str
+    z: torch.Tensor
+    truncation: float | None
+    weights: Mapping[str, torch.Tensor]
+    batches: tuple[tuple[tuple, torch.Tensor, int], ...]  # (inputs, output, real rows)
+
+
+def midway(
+    generator: Generator,
+    z: torch.Tensor,
+    module: str,
+    truncation: float | None = None,
+    weights: Mapping[str, torch.Tensor] | None = None,
+) -> Midway:
+    """Run latents `z` as far as `net.<module>` (all the way where the family has no `tail`,
+    which `render_resumed` then renders from the latents)."""
+    net = generator.view(weights)
+    batches = []
+    if generator.tail(net, module) is not None:
+        for chunk, size in fixed_batches(z):
+            record = run_until(lambda chunk=chunk: generator.synthesize(chunk, truncation, net=net),
+                               net, module)
+            batches.append((record.inputs, record.output, size))
+    return Midway(module, z, truncation, dict(weights or {}), tuple(batches))
+
+
+def render_resumed(
+    generator: Generator, start: Midway, weights: Mapping[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`render_traced` of the midway's latents under `weights`, the same to the bit: when the
+    weights differ from the midway's only in the module's own tensors, only the module and what
+    follows it run."""
+    net = generator.view(weights)
+    changed = [name for name in {*weights, *start.weights}
+               if not _same(weights.get(name), start.weights.get(name))]
+    if not start.batches or any(not n.startswith(f"{start.module}.") for n in changed):
+        return render_traced(generator, start.z, start.module, start.truncation, weights)
+    layer, tail = net.get_submodule(start.module), generator.tail(net, start.module)
+    images, outputs = [], []
+    with torch.no_grad():
+        for inputs, output, size in start.batches:
+            output = layer(*inputs) if changed else output.clone()  # a tail may work in place
+            outputs.append(output[:size].clone())
+            images.append(generator.to_image(tail(output)[:size]))
+    return torch.cat(images), torch.cat(outputs)
+
+
+def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    """Whether two overrides of a tensor hold the same values (None: not overridden)."""
+    return a is b or (a is not None and b is not None and torch.equal(a, b))
 
 
 def _passes(

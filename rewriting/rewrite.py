@@ -132,6 +132,7 @@ class ContextRule:
     threshold: float
 
 
+@one_thread()  # small dense linear algebra: see `threads`
 def context_rule(
     stats: KeyStats,
     keys: torch.Tensor,
@@ -346,7 +347,6 @@ def statistics_used(stats: KeyStats) -> dict[str, str | int]:
     return used
 
 
-@one_thread()  # small convolutions and linear algebra: see `threads`
 def execute(
     generator: Generator,
     request: EditRequest,
@@ -356,7 +356,9 @@ def execute(
     max_delta_ratio: float = MAX_DELTA_RATIO,
     keep: float = DEFAULT_KEEP,
 ) -> EditResult:
-    """Solve the request on top of `stack`'s edits and return the new delta (not applied)."""
+    """Solve the request on top of `stack`'s edits and return the new delta (not applied).
+
+    The layer readings run on the caller's threads; the linear algebra runs on one."""
     started = time.perf_counter()
     problem = prepare(generator, request, stack, stats, stats_progress, keep)
     dense = request.method == "dense"

@@ -28,6 +28,7 @@ from torch import nn
 
 from .generator import LayerSpec, layer_value
 from .goal import Goal
+from .threads import one_thread
 
 DEFAULT_REGULARIZATION = 0.1
 
@@ -249,6 +250,7 @@ def _iterative(
     return lam.detach()
 
 
+@one_thread()  # small dense linear algebra: see `threads`
 def solve(
     module: nn.Module,
     spec: LayerSpec,

@@ -21,7 +21,7 @@ from .generator import Generator, LayerSpec, layer_value
 from .goal import Goal, box_at, place_object
 from .latents import NamedLatent, Sample, sample_latents
 from .nethook import replace_output
-from .render import RENDER_BATCH, render_z
+from .render import RENDER_BATCH, fixed_batches, render_z
 
 
 @dataclass
@@ -135,17 +135,24 @@ def goal_images(
     """uint8 images [N, H, W, 3]: the network with the layer's values replaced by the goals
     (samples named by `latents` included)."""
     net = generator.view(weights)
-    z = sample_latents(generator, goals.numbers, latents or {})
+    tail = generator.tail(net, spec.module)
     chunks = []
-    for start in range(0, len(goals.numbers), RENDER_BATCH):
-        targets = goals.targets[start : start + RENDER_BATCH]
+    if tail is not None:  # the goals replace the layer's whole output: only what follows runs
+        dtype = generator.parameter(spec.weight).dtype
+        with torch.no_grad():
+            chunks = [generator.to_image(tail(batch.to(dtype))[:size])
+                      for batch, size in fixed_batches(goals.targets)]
+    else:
+        z = sample_latents(generator, goals.numbers, latents or {})
+        for start in range(0, len(goals.numbers), RENDER_BATCH):
+            targets = goals.targets[start : start + RENDER_BATCH]
 
-        def swap(_inputs: tuple, output: torch.Tensor, targets=targets) -> torch.Tensor:
-            return torch.cat([targets.to(output.dtype), output[len(targets) :]])
+            def swap(_inputs: tuple, output: torch.Tensor, targets=targets) -> torch.Tensor:
+                return torch.cat([targets.to(output.dtype), output[len(targets) :]])
 
-        with replace_output(net, spec.module, swap):
-            chunks.append(render_z(generator, z[start : start + RENDER_BATCH], truncation,
-                                   net=net))
+            with replace_output(net, spec.module, swap):
+                chunks.append(render_z(generator, z[start : start + RENDER_BATCH], truncation,
+                                       net=net))
     if not chunks:
         return torch.zeros(0, *generator.image_size, 3, dtype=torch.uint8)
     return torch.cat(chunks)
