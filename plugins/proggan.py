@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -55,7 +55,11 @@ class Block(nn.Module):
         x = x / torch.sqrt(torch.mean(x**2, dim=1, keepdim=True) + 1e-8)
         if self.upsample:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
-        x = self.wscale(self.conv(x))
+        return self.finish(self.conv(x))
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        """What follows the convolution: the scale and bias, then the activation."""
+        x = self.wscale(x)
         return F.hardtanh(x) if self.output else F.leaky_relu(x, 0.2)
 
 
@@ -83,6 +87,20 @@ class ProgressiveGAN(Generator):
     """A Progressive GAN generator: z ~ N(0, I), no truncation, output in [-1, 1]."""
 
     family = "proggan"
+
+    def tail(self, net: nn.Module, module: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The rest of the layer's block after its convolution, then the blocks after it."""
+        name = module.removesuffix(".conv")
+        blocks = list(net.named_children())
+        start = [n for n, _ in blocks].index(name)
+
+        def resume(x: torch.Tensor) -> torch.Tensor:
+            x = blocks[start][1].finish(x)
+            for _, block in blocks[start + 1 :]:
+                x = block(x)
+            return x
+
+        return resume
 
 
 def _state_dict(checkpoint: Any) -> dict[str, torch.Tensor]:
