@@ -1,4 +1,4 @@
-"""Three plugins that each break one contract of the engine, for `check-plugin`'s tests.
+"""Plugins that each break one contract of the engine, for `check-plugin`'s tests.
 
 All build the third-party example's tiny network (tests/third_party_plugin) from its weights:
 a linear stem, then one upsampling layer from 4x4 to 8x8 that is the rewritable layer.
@@ -61,6 +61,13 @@ class RandomSampler(Tiny):
         return torch.randn(len(list(indices)), self.z_dim)
 
 
+class ForgetfulTail(Tiny):
+    """Resumes after its layer but leaves out the final tanh."""
+
+    def tail(self, net: nn.Module, module: str):
+        return lambda x: x
+
+
 def _build(family: str, generator: type[Tiny], key_grid: tuple[int, int], scaled: bool) -> Plugin:
     def build(checkpoint, entry: ModelEntry, sha256: str) -> Tiny:
         stem = checkpoint["stem.weight"]
@@ -83,4 +90,5 @@ def _build(family: str, generator: type[Tiny], key_grid: tuple[int, int], scaled
 WRONG_KEY_GRID = _build("tiny-wrong-grid", Tiny, (2, 2), scaled=False)
 NONDETERMINISTIC = _build("tiny-random-sampler", RandomSampler, (4, 4), scaled=False)
 WRONG_VALUE = _build("tiny-wrong-value", Tiny, (4, 4), scaled=True)
+WRONG_TAIL = _build("tiny-wrong-tail", ForgetfulTail, (4, 4), scaled=False)
 CORRECT = _build("tiny-correct", Tiny, (4, 4), scaled=False)

@@ -6,7 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from broken_plugins import CORRECT, NONDETERMINISTIC, WEIGHTS, WRONG_KEY_GRID, WRONG_VALUE
+from broken_plugins import (
+    CORRECT,
+    NONDETERMINISTIC,
+    WEIGHTS,
+    WRONG_KEY_GRID,
+    WRONG_TAIL,
+    WRONG_VALUE,
+)
 
 import plugins
 from rewriting.cli import main
@@ -40,6 +47,8 @@ def test_built_in_family_keeps_every_contract(family):
     for layer in layers:  # each declared layer is checked, not only the default
         assert {f"layer {layer}: grids", f"layer {layer}: rewrite_value",
                 f"layer {layer}: edit"} <= set(names)
+        # The families that resume after a layer have that checked too.
+        assert (f"layer {layer}: tail" in names) == (family in ("dcgan", "proggan"))
     assert {"deterministic", "batch independent", "truncation", "class labels",
             "revert restores the images", "shared network untouched"} <= set(names)
 
@@ -78,6 +87,14 @@ def test_a_rewrite_value_that_disagrees_with_the_forward_pass_fails():
     )
 
 
+def test_a_tail_that_skips_part_of_the_network_fails():
+    failed = failures(WRONG_TAIL)
+    assert list(failed) == ["layer up: tail"]
+    assert failed["layer up: tail"].startswith(
+        "unedited, the render resumed after up by tail() differs from the render from the latents"
+    )
+
+
 def test_the_command_prints_the_table_and_exits_1_on_a_failure(monkeypatch, capsys):
     known = {**registry.all_plugins(), WRONG_VALUE.family: WRONG_VALUE}
     monkeypatch.setattr(registry, "all_plugins", lambda: known)
@@ -88,7 +105,7 @@ def test_the_command_prints_the_table_and_exits_1_on_a_failure(monkeypatch, caps
     assert "2 fail" in out.splitlines()[-1]
 
     assert main(["check-plugin", "dcgan"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "24 of 24 contracts hold"
+    assert capsys.readouterr().out.splitlines()[-1] == "29 of 29 contracts hold"
 
 
 def test_bad_input_is_one_line_and_status_2(capsys, tmp_path):

@@ -2,9 +2,10 @@
 
 `check_plugin` builds the family from a checkpoint (or its first catalog model) and runs every
 contract: sample numbering and determinism, batch independence, each declared layer's grids and
-`rewrite_key` / `rewrite_value` against the real forward pass, an edit and its revert, the
-truncation trick and class labels. Each `Check` says whether it holds and, if not, why, in one
-line. `assert_conforms` is the same for a plugin package's own tests.
+`rewrite_key` / `rewrite_value` against the real forward pass, an edit and its revert, renders
+resumed after a layer (where the family gives a `tail`), the truncation trick and class labels.
+Each `Check` says whether it holds and, if not, why, in one line. `assert_conforms` is the same
+for a plugin package's own tests.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rewriting.errors import RewritingError, one_line
 from rewriting.features import LayerReading, read_layer
 from rewriting.generator import Generator, LayerSpec, layer_value, paper_latents
 from rewriting.limits import MAX_DELTA_NORM_RATIO
+from rewriting.render import midway, render_resumed, render_traced
 
 from . import registry
 from .fetch import resolve
@@ -258,6 +260,21 @@ def _check_edit(subject: _Subject, spec: LayerSpec) -> None:
                      f"(relative difference {error:.2g} > {TOLERANCE:g})")
 
 
+def _check_tail(subject: _Subject, spec: LayerSpec) -> None:
+    """Renders resumed after the layer by the family's `tail`, unedited and edited, equal
+    renders from the latents to the bit (the measures and the gallery mix the two)."""
+    gen = subject.gen
+    start = midway(gen, subject.z, spec.module, subject.truncation)
+    for weights, what in (({}, "unedited"),
+                          (EditStack(gen, [_probe_delta(gen, spec)]).weights(), "edited")):
+        resumed, _ = render_resumed(gen, start, weights)
+        expected, _ = render_traced(gen, subject.z, spec.module, subject.truncation, weights)
+        if not torch.equal(resumed, expected):
+            worst = int((resumed.int() - expected.int()).abs().max())
+            raise Broken(f"{what}, the render resumed after {spec.module} by tail() differs "
+                         f"from the render from the latents (by up to {worst} in 255)")
+
+
 def _layer_checks(subject: _Subject) -> Iterator[Check]:
     gen = subject.gen
     if gen.default_layer not in gen.layers:
@@ -267,6 +284,8 @@ def _layer_checks(subject: _Subject) -> Iterator[Check]:
         yield _run(f"layer {spec.name}: grids", lambda s=spec: _check_grids(subject, s))
         yield _run(f"layer {spec.name}: rewrite_value", lambda s=spec: _check_value(subject, s))
         yield _run(f"layer {spec.name}: edit", lambda s=spec: _check_edit(subject, s))
+        if type(gen).tail is not Generator.tail:  # the family resumes after its layers
+            yield _run(f"layer {spec.name}: tail", lambda s=spec: _check_tail(subject, s))
 
 
 def check_generator(gen: Generator) -> list[Check]:
