@@ -185,27 +185,33 @@ class RuleProbe:
         return Rendered(*render_resumed(self.generator, self._midway(), weights))
 
     def _midway(self) -> Midway:
-        """The held-out and paste samples run up to the edited layer before the edit (the
-        unedited model's from memory), made on first use."""
+        """The held-out and paste samples run up to the edited layer before the edit, made on
+        first use."""
         if self._start is None:
-            numbers = [*self.numbers, *self.paste.numbers]
             problem = self.problem
             module, truncation = problem.spec.module, problem.truncation
-            if self.before or not all(isinstance(n, int) for n in numbers):
-                z = sample_latents(self.generator, numbers, problem.request.latents)
-                self._start = midway(self.generator, z, module, truncation, self.before)
+            if self._unedited_numbered():
+                self._start = base_midway(self.generator, module, self._rows(), truncation)
             else:
-                self._start = base_midway(self.generator, module, numbers, truncation)
+                z = sample_latents(self.generator, self._rows(), problem.request.latents)
+                self._start = midway(self.generator, z, module, truncation, self.before)
         return self._start
 
     def _run_before(self) -> Rendered:
-        """`run` on the weights before the edit: on the unedited model, from memory."""
-        numbers = [*self.numbers, *self.paste.numbers]
-        if self.before or not all(isinstance(n, int) for n in numbers):
+        """`run` on the weights before the edit (the unedited model's from memory)."""
+        if not self._unedited_numbered():
             return self.run(self.before)
-        problem = self.problem
-        return Rendered(*base_traced(self.generator, problem.spec.module, numbers,
-                                     problem.truncation))
+        return Rendered(*base_traced(self.generator, self.problem.spec.module, self._rows(),
+                                     self.problem.truncation))
+
+    def _rows(self) -> list:
+        """The samples every run renders: the held-out ones, then the paste sample."""
+        return [*self.numbers, *self.paste.numbers]
+
+    def _unedited_numbered(self) -> bool:
+        """Whether the edit is on the unedited model and every sample is numbered: then what
+        comes before it is shared with other probes (`readings`)."""
+        return not self.before and all(isinstance(n, int) for n in self._rows())
 
     def _distances(
         self, name: str, rendered: Rendered, pictures: dict[str, torch.Tensor] | None = None

@@ -103,11 +103,11 @@ def render_resumed(
     """`render_traced` of the midway's latents under `weights`, the same to the bit: when the
     weights differ from the midway's only in the module's own tensors, only the module and what
     follows it run."""
-    net = generator.view(weights)
     changed = [name for name in {*weights, *start.weights}
                if not _same(weights.get(name), start.weights.get(name))]
     if not start.batches or any(not n.startswith(f"{start.module}.") for n in changed):
         return render_traced(generator, start.z, start.module, start.truncation, weights)
+    net = generator.view(weights)
     layer, tail = net.get_submodule(start.module), generator.tail(net, start.module)
     images, outputs = [], []
     with torch.no_grad():

@@ -49,9 +49,9 @@ class KeyStats:
     finite: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.finite = bool(torch.isfinite(self.second_moment).all()
-                           and torch.isfinite(self.key_sample).all())
-        if self.whitening is None and bool(torch.isfinite(self.second_moment).all()):
+        c_finite = bool(torch.isfinite(self.second_moment).all())
+        self.finite = c_finite and bool(torch.isfinite(self.key_sample).all())
+        if self.whitening is None and c_finite:
             self.whitening = inverse_sqrt(self.second_moment)
 
     @property
