@@ -138,8 +138,16 @@ def press(tab, elem_id: str, then: str) -> None:
     settled(tab)
 
 
+def shows(tab, pattern: str) -> None:
+    """Wait until the page's visible text (toasts included) matches the regular expression."""
+    tab.wait_for_function(
+        "pattern => new RegExp(pattern).test(document.body.innerText)", arg=pattern
+    )
+
+
 def recorded(page, name: str, steps) -> None:
-    """Run `steps(tab)`; when it fails, keep a screenshot `{name}-failure.png` and the app's log."""
+    """Run `steps(tab)`; when it fails, keep a screenshot `{name}-failure.png` and print the
+    app's log and the page's text."""
     tab, folder = page
     ARTIFACTS.mkdir(exist_ok=True)
     try:
@@ -147,6 +155,7 @@ def recorded(page, name: str, steps) -> None:
     except Exception:
         tab.screenshot(path=str(ARTIFACTS / f"{name}-failure.png"), full_page=True)
         print(app_log(folder))
+        print("The page shows:", tab.inner_text("body"))
         raise
 
 
@@ -162,7 +171,7 @@ def edit_cycle(tab) -> None:
 
     # Bad input: Execute with nothing selected says why and changes nothing.
     tab.click("#execute")
-    tab.get_by_text("nothing to paste").first.wait_for()
+    shows(tab, "nothing to paste")
     assert "No edits yet" in tab.inner_text("#history")
 
     open_sample(tab, 1)
@@ -232,18 +241,18 @@ def bad_numbers(tab) -> None:
     field = tab.locator("#page-start input")
     field.fill("-1")
     field.press("Enter")
-    tab.get_by_text("pages start at samples 0 to").first.wait_for()
+    shows(tab, "pages start at samples 0 to")
     tab.wait_for_function("document.querySelector('#page-start input').value === '0'")
     field = tab.locator("#open-number input")
     field.fill("-5")
     field.press("Enter")
-    tab.get_by_text("samples go from 0 to").first.wait_for()
+    shows(tab, "samples go from 0 to")
     tab.wait_for_function("document.querySelector('#open-number input').value === '0'")
     # Gradio's own bounds check would mark the inputs as errors; the handler's check explains.
     tab.get_by_text("Advanced", exact=True).click()
     tab.locator("#regularization input").fill("-1")
     tab.click("#execute")
-    tab.get_by_text(re.compile("regularization must be zero|nothing to paste")).first.wait_for()
+    shows(tab, "regularization must be zero|nothing to paste")
     tab.screenshot(path=str(ARTIFACTS / "app-bad-numbers.png"), full_page=True)
     for elem_id in ("gallery", "page-start", "open-number", "regularization", "result"):
         assert "Error" not in tab.inner_text(f"#{elem_id}"), elem_id

@@ -49,7 +49,7 @@ def test_portrait_projected_and_shown_under_the_edit(page, tmp_path):
 
         tab.get_by_text("Your photo", exact=True).click()
         tab.click("#photo-project")  # nothing uploaded yet: a message, nothing shown
-        tab.get_by_text("upload a photo first").first.wait_for()
+        test_app_browser.shows(tab, "upload a photo first")
         assert tab.query_selector("#photo-original img") is None
 
         tab.set_input_files("#photo-upload input[type=file]", str(photo_path))
