@@ -145,6 +145,14 @@ def shows(tab, pattern: str) -> None:
     )
 
 
+def warned(tab, pattern: str) -> None:
+    """Wait for a warning matching `pattern`, then close the warnings, as a visitor would:
+    stacked at 1280 px they cover the centre of Execute, and a click there lands on them."""
+    shows(tab, pattern)
+    tab.evaluate("document.querySelectorAll('.toast-close').forEach(b => b.click())")
+    tab.wait_for_function("!document.querySelector('.toast-body')")
+
+
 def recorded(page, name: str, steps) -> None:
     """Run `steps(tab)`; when it fails, keep a screenshot `{name}-failure.png` and print the
     app's log and the page's text."""
@@ -171,7 +179,7 @@ def edit_cycle(tab) -> None:
 
     # Bad input: Execute with nothing selected says why and changes nothing.
     tab.click("#execute")
-    shows(tab, "nothing to paste")
+    warned(tab, "nothing to paste")
     assert "No edits yet" in tab.inner_text("#history")
 
     open_sample(tab, 1)
@@ -238,21 +246,24 @@ def test_bad_numbers_in_the_page_get_a_message_not_error_badges(page):
 
 
 def bad_numbers(tab) -> None:
+    tab.get_by_text("Advanced", exact=True).click()
     field = tab.locator("#page-start input")
     field.fill("-1")
     field.press("Enter")
-    shows(tab, "pages start at samples 0 to")
+    warned(tab, "pages start at samples 0 to")
     tab.wait_for_function("document.querySelector('#page-start input').value === '0'")
     field = tab.locator("#open-number input")
     field.fill("-5")
     field.press("Enter")
-    shows(tab, "samples go from 0 to")
+    warned(tab, "samples go from 0 to")
     tab.wait_for_function("document.querySelector('#open-number input').value === '0'")
+    settled(tab)  # sample 0 is on the canvas
     # Gradio's own bounds check would mark the inputs as errors; the handler's check explains.
-    tab.get_by_text("Advanced", exact=True).click()
     tab.locator("#regularization input").fill("-1")
+    tab.wait_for_function("document.querySelector('#regularization input').value === '-1'")
     tab.click("#execute")
     shows(tab, "regularization must be zero|nothing to paste")
+    tab.wait_for_timeout(400)  # the warning's fade-in, for the screenshot
     tab.screenshot(path=str(ARTIFACTS / "app-bad-numbers.png"), full_page=True)
     for elem_id in ("gallery", "page-start", "open-number", "regularization", "result"):
         assert "Error" not in tab.inner_text(f"#{elem_id}"), elem_id
