@@ -85,8 +85,8 @@ def midway(
     truncation: float | None = None,
     weights: Mapping[str, torch.Tensor] | None = None,
 ) -> Midway:
-    """Run latents `z` as far as `net.<module>` (all the way where the family has no `tail`,
-    which `render_resumed` then renders from the latents)."""
+    """Run latents `z` as far as `net.<module>` (not at all where the family has no `tail`:
+    `render_resumed` then renders from the latents)."""
     net = generator.view(weights)
     batches = []
     if generator.tail(net, module) is not None:
