@@ -7,6 +7,7 @@ wherever it comes from, before any work is done or anything is written.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,51 @@ def check_latents(z: Any, z_dim: int) -> torch.Tensor:
     if not bool(torch.isfinite(z).all()):
         raise RewritingError("latents hold NaN or infinite values")
     return z.float()
+
+
+# Hub names
+
+#: Longest owner or repository name the Hub accepts.
+MAX_REPO_PART = 96
+#: Longest model, family, layer or license name, or digest, read from a file from outside.
+MAX_NAME = 256
+#: Longest branch or tag name accepted as a revision (git allows more; no real one comes close).
+MAX_REVISION = 128
+#: An owner or repository name: ASCII letters, digits, '-', '_', '.', starting and ending with a
+#: letter or digit (the Hub's own rule; `\w` would let other alphabets in).
+_REPO_PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+#: A commit id, a branch or tag name of safe characters, or a pull request's ref.
+_REVISION = re.compile(r"[0-9a-f]{40}|[A-Za-z0-9][A-Za-z0-9._-]*|refs/pr/[1-9][0-9]{0,8}")
+
+
+def check_repo_id(repo_id: Any, what: str = "repository") -> str:
+    """`repo_id` if it is OWNER/NAME in the Hub's ASCII rule (no '..' or '--'), else refused."""
+    parts = repo_id.split("/") if isinstance(repo_id, str) else []
+    if len(parts) != 2 or not all(
+        len(p) <= MAX_REPO_PART and _REPO_PART.fullmatch(p) and ".." not in p and "--" not in p
+        for p in parts
+    ):
+        shown = repr(repo_id)[:120]
+        raise RewritingError(
+            f"bad {what} {shown}: OWNER/NAME takes ASCII letters, digits, '-', '_' and '.' "
+            f"(at most {MAX_REPO_PART} each, no '..' or '--')"
+        )
+    return repo_id
+
+
+def check_revision(revision: Any) -> str:
+    """`revision` if it is a commit id, a safe branch or tag name, or refs/pr/N, else refused.
+
+    Never '..', a leading '/' or any other path: the Hub client names a file after it.
+    """
+    if not (
+        isinstance(revision, str) and len(revision) <= MAX_REVISION
+        and _REVISION.fullmatch(revision) and ".." not in revision
+        and not revision.endswith((".lock", "."))
+    ):
+        shown = repr(revision)[:120]
+        raise RewritingError(
+            f"bad revision {shown}: give a 40-hex commit id or a branch or tag name of at most "
+            f"{MAX_REVISION} ASCII letters, digits, '-', '_' and '.'"
+        )
+    return revision

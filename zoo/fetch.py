@@ -45,6 +45,7 @@ from huggingface_hub.utils import tqdm as hf_tqdm
 from plugins.base import HubFile, LocalFile, PackageFile, Source, UrlFile
 from rewriting.atomic import write_atomically
 from rewriting.errors import RewritingError
+from rewriting.limits import check_repo_id, check_revision
 
 from .checkpoint import file_sha256
 
@@ -94,6 +95,8 @@ def manual_path(source: HubFile | UrlFile) -> Path:
 def cached_path(source: Source) -> Path | None:
     """The local copy of `source` if one is already there, found without any network access."""
     if isinstance(source, HubFile):
+        check_repo_id(source.repo_id)
+        check_revision(source.revision)
         hit = try_to_load_from_cache(source.repo_id, source.filename, revision=source.revision)
         if isinstance(hit, str):
             return Path(hit)
@@ -223,6 +226,8 @@ def _probe(url: str, cached: bool) -> None:
 
 
 def _hub_file(source: HubFile, progress: Progress | None) -> Path:
+    check_repo_id(source.repo_id)  # the Hub client names cache folders and files after both
+    check_revision(source.revision)
     endpoint = hub_endpoint()
     what = f"{source.repo_id}/{source.filename} (revision {source.revision})"
     url = hf_hub_url(source.repo_id, source.filename, revision=source.revision, endpoint=endpoint)

@@ -13,7 +13,6 @@ kinds of repository render the same images, bit for bit, as the edited model the
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import threading
 import weakref
@@ -26,6 +25,7 @@ from rewriting.delta import Delta, EditStack
 from rewriting.editdir import DELTA_FILE
 from rewriting.errors import RewritingError
 from rewriting.generator import Generator
+from rewriting.limits import MAX_NAME, check_repo_id, check_revision, read_json_file
 
 from . import registry
 from .checkpoint import read_checkpoint
@@ -46,9 +46,6 @@ STACK_PICTURE = "edits/{}/before_after.png"
 #: The most edits a published stack may hold.
 MAX_STACK = 64
 
-_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
-#: A base revision recorded in edit.json: a commit id, or a branch or tag name.
-_REVISION = re.compile(r"[\w.-]{1,128}")
 #: How many delta-only repositories may stand on top of one another.
 MAX_BASE_DEPTH = 4
 _SOURCES: dict[str, type] = {cls.__name__: cls for cls in (HubFile, UrlFile, PackageFile)}
@@ -63,13 +60,14 @@ def remember_origin(generator: Generator, origin: dict[str, Any]) -> None:
 
 def parse_spec(spec: str) -> tuple[str, str]:
     """`hub:OWNER/NAME[@REVISION]` as (repo id, revision); the revision defaults to main."""
-    body = spec.removeprefix(HUB_PREFIX)
-    repo_id, _, revision = body.partition("@")
-    if not spec.startswith(HUB_PREFIX) or not _REPO_ID.fullmatch(repo_id) or "@" in revision:
-        raise RewritingError(
-            f"bad Hub model {spec!r}: write hub:OWNER/NAME or hub:OWNER/NAME@REVISION"
-        )
-    return repo_id, revision or "main"
+    usage = "write hub:OWNER/NAME or hub:OWNER/NAME@REVISION"
+    if not isinstance(spec, str) or not spec.startswith(HUB_PREFIX):
+        raise RewritingError(f"bad Hub model {str(spec)[:120]!r}: {usage}")
+    repo_id, at, revision = spec.removeprefix(HUB_PREFIX).partition("@")
+    try:
+        return check_repo_id(repo_id, "Hub model"), check_revision(revision) if at else "main"
+    except RewritingError as err:
+        raise RewritingError(f"{err}; {usage}") from None
 
 
 def source_json(source: Source) -> dict[str, Any] | None:
@@ -96,32 +94,42 @@ def provenance(generator: Generator) -> dict[str, Any]:
 
 
 def read_edit_info(path: Path, spec: str) -> dict[str, Any]:
-    """The edit.json of a published repository, checked for the fields loading needs."""
-    try:
-        info = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise RewritingError(f"{spec}: cannot read its {EDIT_FILE} ({err})") from None
+    """The edit.json of a published repository (size and depth limited before it is parsed),
+    checked field by field for what loading needs."""
+    info = read_json_file(path, f"{spec}: its {EDIT_FILE}")
     if not isinstance(info, dict) or info.get("format") not in (EDIT_FORMAT, STACK_FORMAT):
         raise RewritingError(
             f"{spec} was not published by this tool (its {EDIT_FILE} is neither {EDIT_FORMAT} "
             f"nor {STACK_FORMAT})"
         )
-    base = info.get("base")
-    missing = [k for k in ("family", "edited_weights_sha256") if not isinstance(info.get(k), str)]
-    missing += [] if isinstance(info.get("files"), dict) else ["files"]
-    named = isinstance(base, dict) and isinstance(base.get("model"), str)
-    missing += [] if named else ["base.model"]
+    base, files = info.get("base"), info.get("files")
+    wrong = [k for k in ("family", "edited_weights_sha256") if not _short_text(info.get(k))]
+    wrong += [] if info.get("default_layer") is None or _short_text(info["default_layer"]) else [
+        "default_layer (a layer name)"
+    ]
+    wrong += [] if isinstance(files, dict) else ["files"]
+    if not isinstance(base, dict) or not _short_text(base.get("model")):
+        wrong.append("base.model")
+    elif not all(_short_text(base.get(k, "-")) for k in ("license", "weights_sha256")):
+        wrong.append("base.license and base.weights_sha256 (text)")
+    elif base.get("source") is not None and not isinstance(base["source"], dict):
+        wrong.append("base.source (an object)")
     if info["format"] == STACK_FORMAT:
         edits = info.get("edits")
         if not isinstance(edits, list) or not 1 <= len(edits) <= MAX_STACK:
-            missing.append(f"edits (a list of 1 to {MAX_STACK})")
-        if info.get("files", {}).get("weights") and not isinstance(
-            info.get("base_state_sha256"), str
+            wrong.append(f"edits (a list of 1 to {MAX_STACK})")
+        if isinstance(files, dict) and files.get("weights") and not _short_text(
+            info.get("base_state_sha256")
         ):
-            missing.append("base_state_sha256")
-    if missing:
-        raise RewritingError(f"{spec}: its {EDIT_FILE} lacks {', '.join(missing)}")
+            wrong.append("base_state_sha256")
+    if wrong:
+        raise RewritingError(f"{spec}: its {EDIT_FILE} lacks {', '.join(wrong)}")
     return info
+
+
+def _short_text(value: Any) -> bool:
+    """Whether `value` is a non-empty name or digest of at most MAX_NAME characters."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_NAME
 
 
 def is_stack(info: dict[str, Any]) -> bool:
@@ -143,14 +151,15 @@ def _load_base(
     """
     name, spec = base["model"], chain[-1]
     if name.startswith(HUB_PREFIX):
-        revision = (base.get("source") or {}).get("revision")
-        if not isinstance(revision, str) or not _REVISION.fullmatch(revision):
+        source = base.get("source")
+        revision = source.get("revision") if isinstance(source, dict) else None
+        try:
+            check_revision(revision)
+        except RewritingError as err:
             raise RewritingError(
-                f"{spec}: its base {name} has no valid revision in {EDIT_FILE} (a commit id)"
-            )
-        base_spec = f"{name}@{revision}"
-        parse_spec(base_spec)
-        return load_hub(base_spec, progress, chain)
+                f"{spec}: its base {name[:120]} has no valid revision in {EDIT_FILE} ({err})"
+            ) from None
+        return load_hub(f"{name}@{revision}", progress, chain)
     entry = _catalog_entry(name)
     if entry is None:
         raise RewritingError(
@@ -219,10 +228,11 @@ def build_published(
     catalog = _catalog_entry(info["base"]["model"])
     entry = ModelEntry(
         name=name, family=info["family"], source=source,
-        license=info["base"].get("license", "unknown"), default_layer=info.get("default_layer"),
+        license=info["base"].get("license") or "unknown", default_layer=info.get("default_layer"),
         options=catalog.options if catalog else {},
     )
-    generator = registry.plugin(info["family"]).build(state, entry, digest)
+    generator = registry.build_checked(registry.plugin(info["family"]), state, entry, digest,
+                                       f"{HUB_PREFIX}{source.repo_id} ({source.filename})")
     _origins[generator] = {
         "license": entry.license,
         "source": {"type": "HubRepo", "repo_id": source.repo_id, "revision": source.revision},
@@ -233,7 +243,7 @@ def build_published(
 def _stats_files(info: dict[str, Any], spec: str) -> list[str]:
     """The published statistics files edit.json lists (`stats/LAYER.safetensors`), if any."""
     names = info["files"].get("stats") or []
-    pattern = re.compile(r"[\w.-]+".join(map(re.escape, STATS_FILE.split("{}"))))
+    pattern = re.compile(r"[A-Za-z0-9_.-]{1,128}".join(map(re.escape, STATS_FILE.split("{}"))))
     if not isinstance(names, list) or not all(
         isinstance(n, str) and pattern.fullmatch(n) for n in names
     ):

@@ -29,6 +29,7 @@ from rewriting.delta import Delta, EditStack
 from rewriting.editdir import DELTA_FILE, PICTURE_FILE, REQUEST_FILE, before_after
 from rewriting.errors import RewritingError
 from rewriting.generator import Generator
+from rewriting.limits import read_json_file
 from rewriting.metrics import held_out_samples
 
 from .card import model_card, stack_card
@@ -89,10 +90,7 @@ def _read_edit_dir(edit_dir: Path) -> tuple[Delta, dict[str, Any]]:
                 f"{edit_dir} has no {name}: give the folder that "
                 "`python -m rewriting edit REQUEST --out DIR` wrote"
             )
-    try:
-        request = json.loads((edit_dir / REQUEST_FILE).read_text())
-    except ValueError as err:
-        raise RewritingError(f"{edit_dir / REQUEST_FILE} is not valid JSON: {err}") from None
+    request = read_json_file(edit_dir / REQUEST_FILE, "edit request")
     return Delta.load(edit_dir / DELTA_FILE), request
 
 

@@ -126,13 +126,22 @@ def build_from_file(
         name=name or path.stem, family=family, source=LocalFile(str(path)), license="unknown"
     )
     checkpoint = read_checkpoint(path)
+    return build_checked(builder, checkpoint, entry, checkpoint_sha256(path), str(path))
+
+
+def build_checked(
+    builder: Plugin, checkpoint: dict, entry: ModelEntry, digest: str, what: str
+) -> Generator:
+    """`builder.build(...)` on tensors from outside, any failure of theirs as one clear line."""
     try:
-        return builder.build(checkpoint, entry, checkpoint_sha256(path))
+        return builder.build(checkpoint, entry, digest)
     except RewritingError:
         raise
-    except (LookupError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+    except (LookupError, TypeError, ValueError, AttributeError, RuntimeError,
+            ArithmeticError) as err:
+        first = (str(err).splitlines() or [""])[0][:200]
         raise RewritingError(
-            f"{path} is not a usable {family} checkpoint ({type(err).__name__}: {err})"
+            f"{what} is not a usable {builder.family} checkpoint ({type(err).__name__}: {first})"
         ) from None
 
 
