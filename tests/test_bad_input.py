@@ -12,17 +12,16 @@ import os
 import pickle
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
 from bad_inputs import DELTAS, EXAMPLE, ROOT, masks, requests, write_good_delta
+from refusals import one_line_error, refused
 from safetensors.torch import save_file
 
 from rewriting.cli import main
 from rewriting.delta import Delta, EditStack
-from rewriting.errors import RewritingError
 from rewriting.limits import MAX_SAMPLES_PER_CALL, parse_samples
 from rewriting.masks import mask_image
 from rewriting.request import read_request
@@ -35,14 +34,6 @@ EDIT = ["edit", "good.json", "--out", "out"]
 SAMPLE = ["sample", "--samples", "0-3", "--out", "g.png"]
 
 
-def snapshot(folder: Path) -> dict[str, object]:
-    """Every file and folder under `folder` with its size and modification time."""
-    return {
-        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else 0
-        for p in sorted(folder.rglob("*"))
-    }
-
-
 @pytest.fixture
 def work(tmp_path, monkeypatch) -> Path:
     """The current folder for one case: a file, a folder and a good request, nothing else."""
@@ -53,38 +44,6 @@ def work(tmp_path, monkeypatch) -> Path:
     (folder / "good.json").write_text(json.dumps(EXAMPLE))
     monkeypatch.chdir(folder)
     return folder
-
-
-def says(text: str, message: str) -> bool:
-    """Whether `text` holds `message`, or one of its alternatives separated by '|'."""
-    return any(part in text for part in message.split("|"))
-
-
-def refused(argv: list, message: str, capsys, folder: Path) -> str:
-    """Run the CLI in-process: exit status 2, one `error:` line matching `message`, no trace."""
-    cache = default_cache_dir()
-    before = snapshot(folder), snapshot(cache)
-    with warnings.catch_warnings(record=True) as warned:
-        warnings.simplefilter("always")
-        status = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert not warned, [str(w.message) for w in warned]  # each would be one more line
-    lines = err.strip().splitlines()
-    assert status == 2, err
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert says(lines[0], message), lines[0]
-    assert "Traceback" not in err and not out
-    assert (snapshot(folder), snapshot(cache)) == before, "something was written"
-    return lines[0]
-
-
-def one_line_error(call, message: str) -> str:
-    """A library call that must raise RewritingError with a one-line message matching."""
-    with pytest.raises(RewritingError) as caught:
-        call()
-    text = str(caught.value)
-    assert "\n" not in text and says(text, message), text
-    return text
 
 
 # ---- command-line options --------------------------------------------------------------------
