@@ -27,12 +27,16 @@ def says(text: str, message: str) -> bool:
 
 
 def refused(argv: list, message: str, capsys, folder: Path) -> str:
-    """Run the CLI in-process: exit status 2, one `error:` line matching `message`, no trace."""
+    """Run the CLI in-process: exit status 2, one `error:` line matching `message`, no trace,
+    nothing written, and a peak memory at most REFUSAL_BUDGET_MB above the level before."""
     cache = default_cache_dir()
     before = snapshot(folder), snapshot(cache)
     with warnings.catch_warnings(record=True) as warned:
         warnings.simplefilter("always")
-        status = main([str(a) for a in argv])
+        statuses = []
+        rise, raised = peak_during(lambda: statuses.append(main([str(a) for a in argv])))
+    assert raised is None, repr(raised)
+    status = statuses[0]
     out, err = capsys.readouterr()
     assert not warned, [str(w.message) for w in warned]  # each would be one more line
     lines = err.strip().splitlines()
@@ -41,6 +45,7 @@ def refused(argv: list, message: str, capsys, folder: Path) -> str:
     assert says(lines[0], message), lines[0]
     assert "Traceback" not in err and not out
     assert (snapshot(folder), snapshot(cache)) == before, "something was written"
+    assert rise <= REFUSAL_BUDGET_MB, f"refusing it raised the peak memory by {rise:.0f} MB"
     return lines[0]
 
 
