@@ -110,7 +110,7 @@ def read_edit_info(path: Path, spec: str) -> dict[str, Any]:
     wrong += [] if isinstance(files, dict) else ["files"]
     if not isinstance(base, dict) or not _short_text(base.get("model")):
         wrong.append("base.model")
-    elif not all(_short_text(base.get(k, "-")) for k in ("license", "weights_sha256")):
+    elif not all(base.get(k) is None or _short_text(base[k]) for k in _BASE_TEXT):
         wrong.append("base.license and base.weights_sha256 (text)")
     elif base.get("source") is not None and not isinstance(base["source"], dict):
         wrong.append("base.source (an object)")
@@ -124,7 +124,12 @@ def read_edit_info(path: Path, spec: str) -> dict[str, Any]:
             wrong.append("base_state_sha256")
     if wrong:
         raise RewritingError(f"{spec}: its {EDIT_FILE} lacks {', '.join(wrong)}")
+    _stats_files(info, spec)
     return info
+
+
+#: The fields of edit.json's base that are text when present.
+_BASE_TEXT = ("license", "weights_sha256")
 
 
 def _short_text(value: Any) -> bool:
