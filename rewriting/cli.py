@@ -23,10 +23,18 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .atomic import write_atomically
+from .atomic import (
+    as_json,
+    check_output,
+    new_folders,
+    output_errors,
+    write_atomically,
+    write_each,
+    write_folder,
+)
 from .delta import Delta, EditStack
 from .early import EARLY_SAMPLES, RefiningStats
-from .editdir import before_after_picture, write_edit_dir
+from .editdir import EDIT_FILES, before_after_picture, write_edit_dir
 from .efficacy import RuleProbe
 from .errors import RewritingError, one_line
 from .generator import Generator
@@ -44,11 +52,16 @@ from .project import CANDIDATES, STARTS, STEPS
 from .render import grid, render
 from .request import MAX_STRENGTH, parse_request, read_request
 from .rewrite import DEFAULT_STRENGTH, check_request, execute
-from .stats import default_cache_dir, key_stats
+from .stats import default_cache_dir, key_stats, save_atomic
 from .suggest import SPECIFICITY_TARGET, layer_table, suggest_layer
 
 #: The request set `evaluate` runs by default, kept in the repository.
 EVALUATION_SET = Path(__file__).parent.parent / "examples" / "evaluation"
+#: Samples `render` draws per call: bounds its memory however many --samples asks for.
+FRAMES_PER_CALL = 64
+#: The files `project` writes into its folder.
+PROJECTION_FILES = ("latent.safetensors", "reconstruction.png", "target.png", "crop.png",
+                    "metrics.json")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,23 +86,6 @@ def _count(low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def _check_out(path: str, folder: bool = False) -> Path:
-    """Refuse an output path that cannot be written as asked, before doing any work."""
-    if not path:
-        raise RewritingError("the output path is empty")
-    out = Path(path)
-    if folder and out.exists() and not out.is_dir():
-        raise RewritingError(f"cannot write into {out}: it exists and is not a folder")
-    if not folder and out.is_dir():
-        raise RewritingError(f"cannot write {out}: it is a folder; give a file name")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise RewritingError(f"cannot write {out}: {parent} is a file, not a folder")
-            break
-    return out
 
 
 def _progress(label: str, unit: str = "samples"):
@@ -158,7 +154,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
         if not (args.checkpoint and args.family and args.latents):
             raise RewritingError("--raw needs --checkpoint, --family and --latents")
-        out = _check_out(args.raw)
+        out = check_output(args.raw)
         generator = build_from_file(args.checkpoint, args.family)
         try:
             z = load_file(args.latents)["z"]
@@ -175,7 +171,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         return
     if args.out is None:
         raise RewritingError("give --out grid.png (or --raw with --checkpoint)")
-    out = _check_out(args.out)
+    out = check_output(args.out)
     if args.latents:
         sample_latents(args, out)
         return
@@ -250,7 +246,7 @@ def cmd_project(args: argparse.Namespace) -> None:
     from .photo import check_crop, default_crop, open_photo, parse_crop, prepare, show_crop
     from .project import project
 
-    out = _check_out(args.out, folder=True)
+    out = check_output(args.out, folder=True, names=PROJECTION_FILES)
     photo = open_photo(args.photo)
     generator = load_model(args.model)
     crop, how = ((check_crop(photo, parse_crop(args.crop)), "given") if args.crop
@@ -262,13 +258,12 @@ def cmd_project(args: argparse.Namespace) -> None:
                          or done == total else None, per_layer=not args.single_w)
     metrics = {**projection.metrics, "photo": str(args.photo), "crop": str(crop),
                "crop_chosen": how, "tool_version": __version__}
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomically(out / "latent.safetensors", projection.save)
-    for name, image in (("reconstruction.png", projection.reconstruction),
-                        ("target.png", target), ("crop.png", show_crop(photo, crop))):
-        write_atomically(out / name, lambda tmp, im=image: Image.fromarray(im).save(tmp, "PNG"))
-    write_atomically(out / "metrics.json",
-                     lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2) + "\n"))
+    images = (projection.reconstruction, target, show_crop(photo, crop))
+    write_folder(out, dict(zip(PROJECTION_FILES, (
+        projection.save,
+        *(lambda tmp, im=image: Image.fromarray(im).save(tmp, format="PNG") for image in images),
+        as_json(metrics),
+    ), strict=True)))
     print(f"projected {args.photo} (crop {crop}, {how}) into {generator.name}: PSNR "
           f"{metrics['psnr']:.2f} dB (model's mean image: {metrics['psnr_mean_image']:.2f} dB), "
           f"SSIM {metrics['ssim']:.3f}, {metrics['seconds']:.1f} s; wrote {out}/")
@@ -279,7 +274,7 @@ def cmd_project_eval(args: argparse.Namespace) -> None:
     from .photo import check_crop, default_crop, open_photo, parse_crop, prepare
     from .project import project
 
-    out = _check_out(args.out)
+    out = check_output(args.out)
     photos = [open_photo(path) for path in args.photo]
     generator = load_model(args.model)
     if args.crop and len(args.crop) != len(photos):
@@ -301,7 +296,7 @@ def cmd_project_eval(args: argparse.Namespace) -> None:
     report = {"model": generator.name, "held_out_samples": numbers, **result,
               "tool_version": __version__, **machine(),
               "load_average_after": os.getloadavg()[0]}
-    write_atomically(out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
+    write_atomically(out, as_json(report))
     s = result["summary"]
     print(f"{generator.name}: mean PSNR {s['psnr_mean']:.2f} dB over {s['images']} held-out "
           f"samples (model's mean image {s['psnr_mean_image_mean']:.2f} dB, gain "
@@ -339,9 +334,11 @@ def add_project_commands(sub: argparse._SubParsersAction, default: str) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
-    from zoo.convert import convert
+    from zoo.convert import CONFIG, WEIGHTS, convert
 
-    config = convert(args.network, args.out)
+    out = check_output(args.out, folder=True, names=(WEIGHTS, CONFIG))
+    with output_errors(out), new_folders(out.parent):
+        config = convert(args.network, out)
     print(f"wrote {args.out}/model.safetensors and config.json ({config['family']}, "
           f"source sha256 {config['source_sha256'][:12]}); load it with --checkpoint {args.out}")
 
@@ -355,7 +352,7 @@ def add_convert_command(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
-    out = None if args.out is None else _check_out(args.out)
+    out = None if args.out is None else check_output(args.out)
     generator = load_model(args.model)
     spec = generator.layer(args.layer)
     truncation = generator.check_truncation(args.truncation)
@@ -363,9 +360,7 @@ def cmd_stats(args: argparse.Namespace) -> None:
     progress = _progress("statistics") if is_main() else None
     stats = key_stats(generator, spec, truncation, samples=args.samples, progress=progress)
     if out and is_main():
-        meta = {**stats.meta, "count": str(stats.count)}
-        tensors = {"second_moment": stats.second_moment, "key_sample": stats.key_sample}
-        write_atomically(out, lambda tmp: save_file(tensors, tmp, metadata=meta))
+        save_atomic(out, stats)
     if not is_main():
         return
     print(
@@ -375,20 +370,33 @@ def cmd_stats(args: argparse.Namespace) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> None:
-    out = _check_out(args.out, folder=True)
     numbers = parse_samples(args.samples)
+    out = check_output(args.out, folder=True, names=map(frame_name, numbers))
     generator = load_model(args.model)
     stack = load_stack(generator, args.edit)
     truncation = generator.check_truncation(args.truncation)
     mine = share(numbers)
-    out.mkdir(parents=True, exist_ok=True)
-    weights = stack.weights()
-    for start in range(0, len(mine), 64):
-        numbers = mine[start : start + 64]
-        images = render(generator, numbers, truncation, weights)
-        for number, image in zip(numbers, images, strict=True):
-            Image.fromarray(image.numpy()).save(out / f"{number:06d}.png")
+    write_each(out, frames(generator, mine, truncation, stack.weights()))
     print(f"rank {rank_and_size()[0]}: wrote {len(mine)} images to {out}/")
+
+
+def frame_name(number: int) -> str:
+    """The file `render` writes sample `number` to."""
+    return f"{number:06d}.png"
+
+
+def frames(
+    generator: Generator, numbers: Sequence[int], truncation: float | None,
+    weights: dict[str, torch.Tensor],
+) -> Iterator[tuple[str, Callable[[str], object]]]:
+    """(file name, writer) of each sample's PNG, rendered FRAMES_PER_CALL at a time as they are
+    asked for."""
+    for start in range(0, len(numbers), FRAMES_PER_CALL):
+        chunk = numbers[start : start + FRAMES_PER_CALL]
+        images = render(generator, chunk, truncation, weights)
+        for number, image in zip(chunk, images, strict=True):
+            yield frame_name(number), lambda tmp, im=image: Image.fromarray(im.numpy()).save(
+                tmp, format="PNG")
 
 
 @contextmanager
@@ -404,7 +412,7 @@ def timed(phases: dict[str, float], name: str) -> Iterator[None]:
 def cmd_edit(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     phases: dict[str, float] = {}
-    out = _check_out(args.out, folder=True)
+    out = check_output(args.out, folder=True, names=EDIT_FILES)
     request = read_request(args.request, args.model, args.layer)
     if args.strength is not None:
         request = replace(request, strength=check_strength(args.strength))
@@ -495,7 +503,7 @@ def machine() -> dict[str, str]:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from . import evaluate
 
-    out = _check_out(args.out, folder=True)
+    out = check_output(args.out, folder=True, names=evaluate.RESULT_FILES)
     if not Path(args.requests).is_dir():
         raise RewritingError(f"--requests {args.requests} is not a folder of request files")
     paths = sorted(Path(args.requests).glob("*.json"))
@@ -575,7 +583,7 @@ def versus_reference(checkout: str | None, repeats: int) -> dict:
 def cmd_bench(args: argparse.Namespace) -> None:
     from . import bench
 
-    out = None if args.json is None else _check_out(args.json)
+    out = None if args.json is None else check_output(args.json)
     if args.reference is not None:
         from zoo.reference_stylegan2 import check_checkout
 
@@ -610,13 +618,12 @@ def cmd_bench(args: argparse.Namespace) -> None:
         report["app"] = app_latency(args.app_visitors, args.app_rounds)
     print(bench.table(report))
     if out:
-        write_atomically(out, lambda tmp: Path(tmp).write_text(
-            json.dumps(report, indent=2) + "\n"))
+        write_atomically(out, as_json(report))
         print(f"wrote {args.json}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    out = _check_out(args.out)
+    out = check_output(args.out)
     generator = load_model(args.model)
     stack = load_stack(generator, args.edit)
     state = stack.state_dict()

@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from . import __version__
+from .atomic import write_atomically
 from .errors import RewritingError
 from .generator import Generator
 from .latents import NamedLatent, from_tensors
@@ -84,8 +85,9 @@ class Delta:
         return out
 
     def save(self, path: str | Path) -> None:
-        """Write the delta as safetensors: its tensors and the metadata."""
-        save_file(self.tensors(), str(path), metadata=self.metadata())
+        """Write the delta as safetensors: its tensors and the metadata (atomically)."""
+        tensors, metadata = self.tensors(), self.metadata()
+        write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
     @classmethod
     def load(cls, path: str | Path) -> Delta:
@@ -169,12 +171,12 @@ def _read_safetensors(path: str | Path, what: str) -> tuple[dict, dict[str, torc
 
 
 def save_stack(deltas: Sequence[Delta], path: str | Path) -> None:
-    """Write a stack of edits, oldest first, as one safetensors file."""
+    """Write a stack of edits, oldest first, as one safetensors file (atomically)."""
     tensors = {}
     for i, delta in enumerate(deltas):
         tensors.update(delta.tensors(f"{i}."))
-    edits = json.dumps([delta.metadata() for delta in deltas])
-    save_file(tensors, str(path), metadata={"format": STACK_FORMAT, "edits": edits})
+    metadata = {"format": STACK_FORMAT, "edits": json.dumps([delta.metadata() for delta in deltas])}
+    write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def load_stack(path: str | Path, name: str | None = None) -> list[Delta]:

@@ -15,7 +15,15 @@ from pathlib import Path
 import torch
 
 from .generator import Generator, LayerSpec
-from .stats import STATS_SEED, KeyStats, StatsProgress, cached_key_stats, key_stats
+from .stats import (
+    STATS_SEED,
+    KeyStats,
+    StatsProgress,
+    cache_file,
+    cached_key_stats,
+    check_cache,
+    key_stats,
+)
 
 #: Samples of the early statistics.
 EARLY_SAMPLES = 200
@@ -85,6 +93,8 @@ class RefiningStats:
             self._current = full or key_stats(generator, spec, truncation, samples, seed,
                                               cache_dir)
             return
+        # Refused now, not once the background thread finds that the cache cannot keep them.
+        check_cache(cache_file(generator, spec, truncation, samples, seed, cache_dir)[1])
         self._current = early_key_stats(generator, spec, truncation, early, shrinkage, seed,
                                         cache_dir)
         self._thread.start()

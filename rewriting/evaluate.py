@@ -12,7 +12,6 @@ curve at its default regularisation (rank one's pick is `rewrite.DEFAULT_STRENGT
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import as_json, write_folder
 from .baselines import finetune_all, paper_procedure, scaled_lr
 from .delta import EditStack
 from .efficacy import RuleProbe, strengthen
@@ -35,6 +35,8 @@ from .stats import key_stats
 from .suggest import SPECIFICITY_TARGET
 
 FINETUNE_STEPS = 100
+#: The files `write_results` writes into its folder.
+RESULT_FILES = ("results.json", "results.md", "rule_change.png")
 METHODS = ("rank-1", "rank-3", "dense", "finetune-all", "paper", "paper-scaled")
 #: Rank of each method's update for its random floor (None: every entry of the changed tensors).
 FLOOR_RANK = {"rank-1": 1, "rank-3": 3, "dense": None, "finetune-all": None, "paper": 1,
@@ -325,8 +327,7 @@ def rule_change_plot(rows: list[dict], means: dict[str, list[dict]], path: Path)
 
 
 def write_results(rows: list[dict], points: list[dict], out: Path, context: dict) -> None:
-    """results.json, results.md and rule_change.png in `out`."""
-    out.mkdir(parents=True, exist_ok=True)
+    """results.json, results.md and rule_change.png in `out` (all at once)."""
     means = curve_means(points)
     picks = recommended(means)
     comparison = {}
@@ -340,10 +341,14 @@ def write_results(rows: list[dict], points: list[dict], out: Path, context: dict
                     means["rank-1"], target["specificity"], DEFAULT_REGULARIZATION
                 ),
             }
-    (out / "results.json").write_text(json.dumps({
+    results = {
         **context, "summary": summary(rows), "recommended": picks,
         "rank1_vs_paper_at_equal_specificity": comparison, "curves": means, "rows": rows,
         "curve_points": points,
-    }, indent=2) + "\n")
-    (out / "results.md").write_text(markdown_table(rows))
-    rule_change_plot(rows, means, out / "rule_change.png")
+    }
+    table = markdown_table(rows)
+    write_folder(out, dict(zip(RESULT_FILES, (
+        as_json(results),
+        lambda path: Path(path).write_text(table),
+        lambda path: rule_change_plot(rows, means, Path(path)),
+    ), strict=True)))

@@ -189,3 +189,137 @@ def check_revision(revision: Any) -> str:
             f"{MAX_REVISION} ASCII letters, digits, '-', '_' and '.'"
         )
     return revision
+
+
+# Output paths
+
+#: Most bytes of one file name (NAME_MAX of Linux's file systems: ext4, xfs, btrfs, tmpfs).
+MAX_NAME_BYTES = 255
+#: Most bytes of a path handed to the kernel (PATH_MAX, 4096, less the terminating NUL).
+MAX_PATH_BYTES = 4095
+#: Kernel pseudo-file systems: their files are switches and views of the kernel, never outputs.
+SYSTEM_FOLDERS = ("/proc", "/sys")
+#: A temporary safetensors left in the statistics cache is removed once unchanged this long (a
+#: live writer changes it every moment; writing even a large one takes seconds).
+STALE_TEMPORARY_SECONDS = 600
+
+
+# App state
+
+#: Longest session a visitor's browser may hand back, in characters of JSON text: its edits and
+#: its photo latents (each at most MAX_REQUEST_BYTES) and its selections.
+MAX_SNAPSHOT_CHARS = 3 * MAX_REQUEST_BYTES
+
+
+def _text_length(item: Any) -> int:
+    """About how many characters `item` itself adds to JSON text (a container: its brackets and
+    keys, not its values; a scalar other than text: at least 2, with its comma)."""
+    if isinstance(item, str):
+        return len(item) + 3
+    if isinstance(item, dict):
+        return 2 + sum(len(str(key)) + 4 for key in item)
+    return 2
+
+
+def check_decoded(data: Any, what: str, limit: int) -> None:
+    """Refuse JSON data decoded elsewhere (sent by a browser) that is nested more than
+    MAX_JSON_DEPTH levels deep or longer than `limit` characters as text: walked without
+    recursion or copies, stopping at the first excess."""
+    size, walking = 0, [iter((data,))]
+    while walking:
+        item = next(walking[-1], walking)
+        if item is walking:  # that container is done
+            walking.pop()
+            continue
+        size += _text_length(item)
+        if size > limit:
+            raise RewritingError(f"{what} is longer than {limit} characters")
+        if isinstance(item, (dict, list)):
+            if len(walking) > MAX_JSON_DEPTH:
+                raise RewritingError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
+            walking.append(iter(item.values() if isinstance(item, dict) else item))
+
+
+# Network sizes
+
+#: Most numbers (parameters and buffers) a network built from a file may hold: the largest
+#: released model of these families (StyleGAN2 or StyleGAN3 at 1024 px) holds about 35 million.
+MAX_NETWORK_PARAMETERS = 200_000_000
+#: Most channels of one layer: StyleGAN3-R's 1024 are the most any released model uses.
+MAX_CHANNELS = 4096
+#: Widest latent vector (z, w or style) or input of a network: released models use 512.
+MAX_LATENT_DIM = 4096
+#: Most class labels of a conditional model (ImageNet's 1,000 ten times over).
+MAX_LABELS = 10_000
+#: Largest image side a network may draw, in pixels: released models reach 1024.
+MAX_RESOLUTION = 2048
+#: Most layers one stack may declare (StyleGAN's 8 mapping layers, StyleGAN3's 14 synthesis
+#: layers, a file's layer numbers).
+MAX_LAYERS = 64
+#: Most taps of a resampling filter, or the widest convolution kernel (NVIDIA's: 4 to 12 taps,
+#: 3x3 kernels).
+MAX_TAPS = 16
+#: Most tensors one safetensors checkpoint may hold: a 1024-px generator holds about 300.
+MAX_CHECKPOINT_TENSORS = 10_000
+#: Largest safetensors header, in bytes (MAX_CHECKPOINT_TENSORS entries of about 100 bytes, x4).
+MAX_HEADER_BYTES = 4 * 2**20
+#: Largest `config_json` buffer (a network's constructor kwargs as JSON take under 1 KB).
+MAX_CONFIG_BYTES = 2**16
+#: Most pickle operations reading one NVIDIA network file may take: a 1024-px training snapshot
+#: (G, D and G_ema) takes about 100,000.
+MAX_PICKLE_OPS = 1_000_000
+#: Most networks (persistent modules) one NVIDIA file may hold: a 1024-px snapshot has about 250.
+MAX_PICKLE_MODULES = 10_000
+#: Deepest nesting of modules in an NVIDIA file: NVIDIA's deepest (G, synthesis, block, layer,
+#: affine) has 5 levels.
+MAX_MODULE_DEPTH = 16
+#: Most values all constructor kwargs of one NVIDIA file may expand to, a value the pickle shares
+#: counted at each place it appears (a snapshot's kwargs hold about 1,500).
+MAX_KWARGS_VALUES = 100_000
+#: Deepest nesting of constructor kwargs (NVIDIA's: a list in a dict in a dict, 3 levels).
+MAX_KWARGS_DEPTH = 8
+#: Most dimensions of a stored tensor or array (convolution weights have 4, rosinality's 5).
+MAX_TENSOR_DIMS = 8
+#: Largest object pickle in a torch.save zip checkpoint, in bytes: a 1024-px StyleGAN2 training
+#: checkpoint (generators, discriminator, optimisers) needs about 100 KB, and unpickling costs up
+#: to 80 bytes of memory a byte (one-byte opcodes that each make an empty dict).
+MAX_TORCH_PICKLE_BYTES = 2**20
+
+
+def _shown(value: Any) -> str:
+    """A short description of an untrusted value for a message (never its full repr)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a {value.bit_length()}-bit number"
+    if isinstance(value, (str, int, float, type(None))):
+        return repr(value)[:40]
+    return f"a {type(value).__name__}"
+
+
+def check_count(value: Any, what: str, low: int, high: int) -> int:
+    """`value` if it is an int (not a bool, float or text) from `low` to `high`, else refused."""
+    if type(value) is not int or not low <= value <= high:
+        raise RewritingError(f"{what} must be a whole number from {low} to {high}, "
+                             f"got {_shown(value)}")
+    return value
+
+
+def check_real(value: Any, what: str, low: float, high: float) -> float:
+    """`value` as a float if it is a finite int or float (not a bool) from `low` to `high`."""
+    if type(value) not in (int, float) or not low <= value <= high:  # NaN fails the range too
+        raise RewritingError(f"{what} must be a number from {low:g} to {high:g}, "
+                             f"got {_shown(value)}")
+    return float(value)
+
+
+def check_flag(value: Any, what: str) -> bool:
+    """`value` if it is true or false (not a number or text), else refused."""
+    if not isinstance(value, bool):
+        raise RewritingError(f"{what} must be true or false, got {_shown(value)}")
+    return value
+
+
+def check_choice(value: Any, what: str, choices: tuple[str, ...]) -> str:
+    """`value` if it is one of the names `choices`, else refused."""
+    if not isinstance(value, str) or value not in choices:
+        raise RewritingError(f"{what} must be one of {', '.join(choices)}, got {_shown(value)}")
+    return value

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from . import __version__
+from .atomic import write_atomically
 from .errors import RewritingError
 from .generator import Generator
 from .latents import LATENT_FORMAT, NamedLatent, check_latent, read_latent_file
@@ -67,11 +68,12 @@ class Projection:
         return NamedLatent(self.latent, self.model, self.weights_sha256, dict(self.noise))
 
     def save(self, path: str | Path) -> None:
-        """Write the latent and noise maps as safetensors, with the model they belong to."""
-        save_file(self.named().tensors(), str(path), metadata={
-            "format": LATENT_FORMAT, "kind": self.kind, "model": self.model,
-            "weights_sha256": self.weights_sha256, "tool_version": __version__,
-        })
+        """Write the latent and noise maps as safetensors, with the model they belong to
+        (atomically)."""
+        tensors = self.named().tensors()
+        metadata = {"format": LATENT_FORMAT, "kind": self.kind, "model": self.model,
+                    "weights_sha256": self.weights_sha256, "tool_version": __version__}
+        write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def to_unit(images: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -2,9 +2,12 @@
 
 C is the uncentered second moment over every spatial location of the keys of `samples` images
 (rows 0..samples-1 of the latent seed). It is accumulated in float64 and cached as safetensors
-whose metadata records everything it depends on and a sha256 of the tensors; a cache file is
-reused only when all of it matches and its contents are sound (finite, of the layer's shape,
-not all zero, a plausible count), and is otherwise computed again and replaced.
+whose metadata records everything it depends on, the key count and a sha256 of the tensors and
+of that metadata; a cache file is reused only when all of it matches and its contents are sound
+(finite, of the layer's shape, not all zero, a plausible count), and is otherwise computed again
+and replaced. Only a regular file (or a link to one) is ever read; a cache that could not
+keep new statistics (an entry of another kind where a file or folder belongs) is refused before
+they are computed.
 A fixed subsample of keys is kept beside C to give response quantiles over the same images.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +25,19 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .atomic import safe_name, write_atomically
+from .atomic import (
+    check_output,
+    fit_name,
+    remove_stale_safetensors_temporaries,
+    safe_name,
+    write_atomically,
+)
 from .checksum import state_digest
 from .directions import inverse_sqrt
+from .errors import RewritingError
 from .features import read_layer
 from .generator import Generator, LayerSpec
+from .limits import MAX_NAME_BYTES
 from .parallel import concat_over_ranks, is_main, share, sum_over_ranks
 from .render import RENDER_BATCH, fixed_batches
 
@@ -117,17 +129,35 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("REWRITING_CACHE", Path.home() / ".cache" / "rewriting")) / "stats"
 
 
+def cache_file(
+    generator: Generator, spec: LayerSpec, truncation: float | None, samples: int, seed: int,
+    cache_dir: Path | None,
+) -> tuple[dict[str, str], Path]:
+    """These statistics' identity, and the cache file that holds them."""
+    meta = stats_identity(generator, spec, truncation, samples, seed)
+    return meta, cache_path(cache_dir or default_cache_dir(), meta)
+
+
 def cache_path(cache_dir: Path, meta: dict[str, str]) -> Path:
     """One file per identity; its metadata, not its name, decides whether it is reused."""
-    safe = safe_name(f"{meta['model']}-{meta['layer']}")
     digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
-    return cache_dir / f"{safe}-{digest}.safetensors"
+    suffix = f"-{digest}.safetensors"
+    safe = fit_name(safe_name(f"{meta['model']}-{meta['layer']}"), MAX_NAME_BYTES - len(suffix))
+    return cache_dir / f"{safe}{suffix}"
+
+
+def stats_digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    """sha256 over the tensors and every metadata entry but this digest (the count included)."""
+    fields = json.dumps({k: v for k, v in metadata.items() if k != "sha256"}, sort_keys=True)
+    return hashlib.sha256(f"{state_digest(tensors)}\0{fields}".encode()).hexdigest()
 
 
 def load_cached(path: Path, meta: dict[str, str], channels: int) -> KeyStats | None:
     """The statistics cached at `path`, or None unless it reads, its metadata matches `meta`
     exactly, its checksum holds and its tensors are sound for a layer of `channels` keys."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a link to a file (the Hub's) is read
+            return None  # never opened: a FIFO would block, a folder or device is no cache
         with safe_open(path, "pt") as cached:
             stored = cached.metadata() or {}
             tensors = {name: cached.get_tensor(name) for name in cached.keys()}
@@ -137,7 +167,7 @@ def load_cached(path: Path, meta: dict[str, str], channels: int) -> KeyStats | N
         return None
     if set(tensors) != {"second_moment", "key_sample"}:
         return None
-    if stored.get("sha256") != state_digest(tensors):
+    if stored.get("sha256") != stats_digest(tensors, stored):
         return None
     moment, sample = tensors["second_moment"], tensors["key_sample"]
     count = stored.get("count", "")
@@ -154,7 +184,8 @@ def load_cached(path: Path, meta: dict[str, str], channels: int) -> KeyStats | N
 def save_atomic(path: Path, stats: KeyStats) -> None:
     """Write the statistics and their checksum so that a reader never sees a half-written file."""
     tensors = {"second_moment": stats.second_moment, "key_sample": stats.key_sample}
-    metadata = {**stats.meta, "count": str(stats.count), "sha256": state_digest(tensors)}
+    metadata = {**stats.meta, "count": str(stats.count)}
+    metadata["sha256"] = stats_digest(tensors, metadata)
     write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
@@ -167,15 +198,28 @@ def key_stats(
     cache_dir: Path | None = None,
     progress: StatsProgress | None = None,
 ) -> KeyStats:
-    """C for a layer: from the cache when every identifying key matches, else computed."""
-    cached = cached_key_stats(generator, spec, truncation, samples, seed, cache_dir)
+    """C for a layer: from the cache when every identifying key matches, else computed (after
+    checking that the cache can keep it)."""
+    meta, path = cache_file(generator, spec, truncation, samples, seed, cache_dir)
+    cached = load_cached(path, meta, spec.key_channels)
     if cached is not None:
         return cached
+    check_cache(path)
     stats = compute_key_stats(generator, spec, truncation, samples, seed, progress=progress)
     if is_main():
-        meta = stats_identity(generator, spec, truncation, samples, seed)
-        save_atomic(cache_path(cache_dir or default_cache_dir(), meta), stats)
+        remove_stale_safetensors_temporaries(path.parent)
+        save_atomic(path, stats)
     return stats
+
+
+def check_cache(path: Path) -> None:
+    """Refuse, with one line, a cache file `path` that could not be written."""
+    try:
+        check_output(path)
+    except RewritingError as err:
+        raise RewritingError(f"the statistics cache cannot keep new statistics ({err}): remove "
+                             "what is in the way or set REWRITING_CACHE to another folder"
+                             ) from None
 
 
 def cached_key_stats(
@@ -187,6 +231,5 @@ def cached_key_stats(
     cache_dir: Path | None = None,
 ) -> KeyStats | None:
     """C for a layer from the cache when every identifying key matches, else None."""
-    meta = stats_identity(generator, spec, truncation, samples, seed)
-    path = cache_path(cache_dir or default_cache_dir(), meta)
+    meta, path = cache_file(generator, spec, truncation, samples, seed, cache_dir)
     return load_cached(path, meta, spec.key_channels)

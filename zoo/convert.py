@@ -7,21 +7,19 @@ model loads without ever unpickling again.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from plugins.stylegan2 import NVIDIA_NC
+from rewriting.atomic import as_json, write_folder
 from rewriting.errors import RewritingError
+from rewriting.limits import MAX_NAME, read_json_file
 
-from .checkpoint import file_sha256
+from .checkpoint import file_sha256, read_safetensors
 from .nvidia_pickle import read_network_pickle
 
 #: NVIDIA network pickles embed NVIDIA's source code, under its non-commercial license; so do
@@ -30,6 +28,8 @@ NVIDIA_LICENSE = NVIDIA_NC
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 FORMAT = "nvidia-network"
+#: The families a converted folder may name.
+NVIDIA_FAMILIES = ("stylegan2-ada", "stylegan3")
 
 
 def nvidia_family(checkpoint: dict[str, Any]) -> str:
@@ -47,31 +47,28 @@ def read_converted(folder: str | Path) -> dict[str, Any]:
             f"{folder} is a folder but not a converted model ({' and '.join(missing)} missing; "
             "`python -m rewriting convert` writes them)"
         )
+    config = read_json_file(folder / CONFIG, "converted model config")
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise RewritingError(f"{folder / CONFIG} is not a config written by `convert`")
+    classes, family, license = (config.get(k) for k in ("classes", "family", "license"))
+    if not (
+        isinstance(classes, dict) and all(isinstance(c, str) for c in classes.values())
+        and family in (None, *NVIDIA_FAMILIES) and isinstance(license, (str, type(None)))
+        and len(license or "") <= MAX_NAME
+    ):
+        raise RewritingError(
+            f"{folder / CONFIG}: 'classes' must map module paths to class names, 'family' be "
+            f"one of {', '.join(NVIDIA_FAMILIES)} and 'license' a name"
+        )
     try:
-        config = json.loads((folder / CONFIG).read_text())
-        state = load_file(folder / WEIGHTS)
-    except (OSError, ValueError, SafetensorError) as err:
+        state = read_safetensors(folder / WEIGHTS)
+    except (OSError, SafetensorError) as err:
         raise RewritingError(
             f"{folder} is not a converted model folder ({CONFIG} + {WEIGHTS}): "
             f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"
         ) from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise RewritingError(f"{folder / CONFIG} is not a config written by `convert`")
-    return {
-        "nvidia_kwargs": config.get("init_kwargs"),
-        "nvidia_classes": config.get("classes") or {},
-        "nvidia_state": state,
-        "family": config.get("family"),
-        "license": config.get("license"),
-    }
-
-
-def folder_family(folder: str | Path) -> str | None:
-    """The family a converted folder's config names (None if it names none)."""
-    try:
-        return json.loads((Path(folder) / CONFIG).read_text()).get("family")
-    except (OSError, ValueError, AttributeError):
-        return None
+    return {"nvidia_kwargs": config.get("init_kwargs"), "nvidia_classes": classes,
+            "nvidia_state": state, "family": family, "license": license}
 
 
 def convert(source: str | Path, out: str | Path) -> dict[str, Any]:
@@ -82,7 +79,7 @@ def convert(source: str | Path, out: str | Path) -> dict[str, Any]:
     """
     from plugins.base import LocalFile, ModelEntry
 
-    from .registry import plugin
+    from .registry import build_checked, plugin
 
     source, out = Path(source), Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -90,7 +87,7 @@ def convert(source: str | Path, out: str | Path) -> dict[str, Any]:
     checkpoint = read_network_pickle(source)
     family = nvidia_family(checkpoint)
     entry = ModelEntry(source.stem, family, LocalFile(str(source)), "unknown")
-    plugin(family).build(checkpoint, entry, "unchecked")
+    build_checked(plugin(family), checkpoint, entry, "unchecked", str(source))
     config = {
         "format": FORMAT,
         "family": family,
@@ -102,19 +99,9 @@ def convert(source: str | Path, out: str | Path) -> dict[str, Any]:
         "license": NVIDIA_LICENSE,
     }
     state = {k: v.contiguous() for k, v in checkpoint["nvidia_state"].items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        save_file(state, tmp / WEIGHTS, metadata={"format": FORMAT, "family": family})
-        (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-        for path, mode in ((tmp / WEIGHTS, 0o644), (tmp / CONFIG, 0o644), (tmp, 0o755)):
-            path.chmod(mode)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    metadata = {"format": FORMAT, "family": family}
+    write_folder(out, {WEIGHTS: lambda path: save_file(state, path, metadata=metadata),
+                       CONFIG: as_json(config)})
     return config
 
 
@@ -149,7 +136,7 @@ def load_local(name: str) -> Any:
 
     from .checkpoint import checkpoint_sha256, read_checkpoint
     from .hub import remember_origin
-    from .registry import plugin
+    from .registry import build_checked, plugin
 
     sha256 = checkpoint_sha256(name)
     key = (str(Path(name).resolve()), sha256)
@@ -158,7 +145,7 @@ def load_local(name: str) -> Any:
             checkpoint = read_checkpoint(name)
             family = local_family(checkpoint, name)
             entry = ModelEntry(name, family, LocalFile(name), local_license(checkpoint))
-            _local[key] = plugin(family).build(checkpoint, entry, sha256)
+            _local[key] = build_checked(plugin(family), checkpoint, entry, sha256, name)
             remember_origin(_local[key], {"license": entry.license, "source": None})
         return _local[key]
 
