@@ -16,9 +16,20 @@ from torch import nn
 
 from rewriting.errors import RewritingError
 from rewriting.generator import Generator, LayerSpec
+from rewriting.limits import MAX_LATENT_DIM
 from rewriting.photo import FaceFraming
 
-from .base import ModelEntry, PackageFile, Plugin, load_strict
+from .base import (
+    ModelEntry,
+    PackageFile,
+    Plugin,
+    build_matching,
+    check_doublings,
+    declared_size,
+    layer_indices,
+)
+
+TITLE = "DCGAN"
 
 
 class DCGANNet(nn.Module):
@@ -65,23 +76,21 @@ class DCGAN(Generator):
 
 
 def build(checkpoint: Any, entry: ModelEntry, sha256: str) -> DCGAN:
-    """Build the network from the checkpoint's shapes and load its weights (BatchNorm in eval)."""
+    """Build the network from the checkpoint's shapes (each checked, and the network's whole
+    layout compared with the file's, before anything is allocated) and load its weights
+    (BatchNorm in eval)."""
     state = _state_dict(checkpoint)
-    conv_ids = sorted(
-        int(m.group(1))
-        for k, v in state.items()
-        if (m := re.fullmatch(r"main\.(\d+)\.weight", str(k))) and v.dim() == 4
-    )
-    channels = [state[f"main.{conv_ids[0]}.weight"].shape[0]]
-    channels += [state[f"main.{i}.weight"].shape[1] for i in conv_ids]
-    net = DCGANNet(channels)
-    expected = [n for n, m in net.main.named_children() if isinstance(m, nn.ConvTranspose2d)]
-    if [f"{i}" for i in conv_ids] != expected:
-        raise RewritingError(
-            f"DCGAN checkpoint has transposed convolutions at main.{conv_ids}, "
-            f"but the tutorial layout puts them at main.{expected}"
-        )
-    load_strict(net, state, "DCGAN")
+    conv_ids = [
+        i for i in layer_indices(state, r"main\.(\d+)\.weight")
+        if isinstance(weight := state.get(f"main.{i}.weight"), torch.Tensor) and weight.dim() == 4
+    ]
+    if not conv_ids:
+        raise RewritingError("DCGAN checkpoint has no transposed convolution (no 'main.N.weight' "
+                             "with 4 dimensions)")
+    check_doublings(len(conv_ids) - 1, TITLE)
+    channels = [declared_size(state, f"main.{conv_ids[0]}.weight", 0, TITLE, MAX_LATENT_DIM)]
+    channels += [declared_size(state, f"main.{i}.weight", 1, TITLE) for i in conv_ids]
+    net = build_matching(lambda: DCGANNet(channels), state, TITLE)
     layers = []
     grid = 1
     for i in conv_ids:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,8 +21,20 @@ from torch import nn
 
 from rewriting.errors import RewritingError
 from rewriting.generator import Generator, LatentSpace, LayerSpec, paper_latents
+from rewriting.limits import (
+    MAX_CONFIG_BYTES,
+    MAX_LABELS,
+    MAX_LATENT_DIM,
+    MAX_LAYERS,
+    MAX_RESOLUTION,
+    MAX_TAPS,
+    check_choice,
+    check_count,
+    check_real,
+    parse_json,
+)
 
-from .base import ModelEntry, load_strict
+from .base import ModelEntry
 
 #: Activation functions of NVIDIA's `bias_act`, with their default gains.
 ACTIVATION_GAINS = {"linear": 1.0, "relu": math.sqrt(2.0), "lrelu": math.sqrt(2.0)}
@@ -41,13 +54,82 @@ def activate(x: torch.Tensor, activation: str, gain: float = 1.0, slope: float =
     return x
 
 
-def check_activation(activation: str, where: str) -> str:
-    if activation not in ACTIVATION_GAINS:
-        raise RewritingError(
-            f"{where}: activation {activation!r} is not supported "
-            f"(supported: {', '.join(ACTIVATION_GAINS)})"
-        )
-    return activation
+#: A check of one constructor argument: given the value and its name for the message, the
+#: value to use, or a one-line refusal.
+Check = Callable[[Any, str], Any]
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A constructor argument of NVIDIA's code: its default and the check its value must pass."""
+
+    default: Any
+    check: Check
+
+
+def whole(low: int, high: int) -> Check:
+    """Check: an int from `low` to `high`."""
+    return lambda value, what: check_count(value, what, low, high)
+
+
+def real(low: float, high: float) -> Check:
+    """Check: a finite int or float from `low` to `high`."""
+    return lambda value, what: check_real(value, what, low, high)
+
+
+def optional(check: Check) -> Check:
+    """Check: None, or a value that passes `check`."""
+    return lambda value, what: None if value is None else check(value, what)
+
+
+def choice(*names: str) -> Check:
+    """Check: one of `names`."""
+    return lambda value, what: check_choice(value, what, names)
+
+
+def resolution(value: Any, what: str) -> int:
+    """Check: an image side, a power of two from 4 to MAX_RESOLUTION."""
+    if check_count(value, what, 4, MAX_RESOLUTION) & (value - 1):
+        raise RewritingError(f"{what} must be a power of 2, got {value}")
+    return value
+
+
+def taps(value: Any, what: str) -> list[float]:
+    """Check: a resampling filter, 1 to MAX_TAPS finite numbers (only its length shapes the
+    network; the stored, normalised filter is loaded)."""
+    if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_TAPS:
+        raise RewritingError(f"{what} must be a list of 1 to {MAX_TAPS} numbers")
+    return [check_real(tap, f"{what} tap", -(2.0**16), 2.0**16)  # NVIDIA's: [1, 3, 3, 1]
+            for tap in value]
+
+
+def nested(value: Any, what: str) -> dict[str, Any]:
+    """Check: nested constructor arguments, a dict (None: none); each is checked by `take`."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise RewritingError(f"{what} must be a dict of constructor arguments")
+    return dict(value)
+
+
+#: The generator's own constructor arguments, the same in both families.
+GENERATOR_ARGS = {
+    "z_dim": Arg(None, whole(1, MAX_LATENT_DIM)),
+    "c_dim": Arg(0, whole(0, MAX_LABELS)),
+    "w_dim": Arg(None, whole(1, MAX_LATENT_DIM)),
+    "img_resolution": Arg(None, resolution),
+    "img_channels": Arg(3, whole(1, 4)),  # grey, RGB or RGBA
+    "mapping_kwargs": Arg({}, nested),
+}
+#: The mapping network's arguments (`num_layers` gets each family's default).
+MAPPING_ARGS = {
+    "num_layers": Arg(8, whole(1, MAX_LAYERS)),
+    "embed_features": Arg(None, optional(whole(1, MAX_LATENT_DIM))),
+    "layer_features": Arg(None, optional(whole(1, MAX_LATENT_DIM))),
+    "activation": Arg("lrelu", choice(*ACTIVATION_GAINS)),
+    "lr_multiplier": Arg(0.01, real(1e-4, 100.0)),  # NVIDIA's: 0.01
+    "w_avg_beta": Arg(None, optional(real(0.0, 1.0))),  # training only
+}
 
 
 def upfirdn2d(
@@ -219,11 +301,12 @@ def encode_config(kwargs: Mapping[str, Any]) -> torch.Tensor:
 
 
 def decode_config(tensor: torch.Tensor, title: str) -> dict[str, Any]:
-    """The kwargs `encode_config` stored."""
-    try:
-        kwargs = json.loads(bytes(tensor.to(torch.uint8).tolist()).decode())
-    except (ValueError, UnicodeDecodeError):
-        kwargs = None
+    """The kwargs `encode_config` stored: a uint8 vector of at most MAX_CONFIG_BYTES bytes of
+    JSON, read under the JSON limits."""
+    if tensor.dtype != torch.uint8 or tensor.dim() != 1 or tensor.numel() > MAX_CONFIG_BYTES:
+        raise RewritingError(f"{title} weights: 'config_json' is not a vector of at most "
+                             f"{MAX_CONFIG_BYTES} bytes")
+    kwargs = parse_json(tensor.numpy().tobytes(), f"{title} weights' config_json")
     if not isinstance(kwargs, dict):
         raise RewritingError(f"{title} weights: 'config_json' does not hold constructor kwargs")
     return kwargs
@@ -250,48 +333,46 @@ def checkpoint_parts(checkpoint: Any, title: str) -> tuple[dict, dict[str, torch
             f"not a {title} checkpoint: expected an NVIDIA network pickle (.pkl) or a folder "
             "made by `python -m rewriting convert`"
         )
-    kwargs = checkpoint.get("nvidia_kwargs")
+    kwargs, state = checkpoint.get("nvidia_kwargs"), checkpoint["nvidia_state"]
+    classes = checkpoint.get("nvidia_classes") or {}
     if not isinstance(kwargs, Mapping):
         raise RewritingError(f"{title} checkpoint lacks the generator's constructor kwargs")
-    classes = dict(checkpoint.get("nvidia_classes") or {})
-    return dict(kwargs), dict(checkpoint["nvidia_state"]), classes
+    if not isinstance(state, Mapping) or not isinstance(classes, Mapping):
+        raise RewritingError(f"{title} checkpoint: its tensors or class names are not a dict")
+    return dict(kwargs), dict(state), dict(classes)
 
 
 def assemble(
-    cls: type[NvidiaGenerator], net: NvidiaNet, layers: list[LayerSpec], state: dict,
-    kwargs: Mapping[str, Any], entry: ModelEntry, sha256: str, title: str,
+    cls: type[NvidiaGenerator], net: NvidiaNet, layers: list[LayerSpec], kwargs: Mapping[str, Any],
+    entry: ModelEntry, sha256: str, title: str,
 ) -> NvidiaGenerator:
-    """Load the stored tensors into `net` and wrap it as a generator of class `cls`."""
-    load_strict(net, {**state, "config_json": net.config_json}, title)
+    """Wrap `net` (built and loaded by `build_matching`) as a generator of class `cls`."""
     default = entry.default_layer or layers[len(layers) // 2].name
     if default not in {spec.name for spec in layers}:
         raise RewritingError(f"{title} model {entry.name!r} has no layer {default!r}")
-    size = int(kwargs["img_resolution"])
+    size = kwargs["img_resolution"]
     return cls(
-        entry.name, net, layers, default, int(kwargs["z_dim"]), sha256, (size, size),
-        c_dim=int(kwargs.get("c_dim", 0)), label=int(entry.options.get("label", 0)),
+        entry.name, net, layers, default, kwargs["z_dim"], sha256, (size, size),
+        c_dim=kwargs.get("c_dim", 0), label=int(entry.options.get("label", 0)),
     )
 
 
-def take(options: dict[str, Any], allowed: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """`allowed` (names and defaults) filled from `options`; an unknown option is an error."""
-    unknown = sorted(set(options) - set(allowed))
+def take(options: Any, allowed: Mapping[str, Arg], where: str) -> dict[str, Any]:
+    """The arguments `allowed` names, each from `options` or its default, checked; an unknown
+    argument is an error."""
+    options = nested(options, where)
+    unknown = sorted(str(name)[:40] for name in options if name not in allowed)
     if unknown:
-        raise RewritingError(f"{where}: unsupported constructor arguments {unknown}")
-    return {name: options.get(name, default) for name, default in allowed.items()}
+        raise RewritingError(f"{where}: unsupported constructor arguments {unknown[:6]}")
+    return {name: arg.check(options.get(name, arg.default), f"{where} {name}")
+            for name, arg in allowed.items()}
 
 
-def mapping_network(
-    kwargs: Mapping[str, Any], num_ws: int, title: str, num_layers: int
-) -> MappingNetwork:
-    """The mapping network a generator's kwargs describe (`num_layers`: the code's default)."""
-    options = take(
-        dict(kwargs.get("mapping_kwargs") or {}),
-        {"num_layers": num_layers, "embed_features": None, "layer_features": None,
-         "activation": "lrelu", "lr_multiplier": 0.01, "w_avg_beta": None},
-        f"{title} mapping_kwargs",
-    )
+def mapping_network(top: Mapping[str, Any], num_ws: int, title: str, num_layers: int
+                    ) -> MappingNetwork:
+    """The mapping network of a generator's checked arguments `top` (`num_layers`: the code's
+    default)."""
+    allowed = {**MAPPING_ARGS, "num_layers": Arg(num_layers, MAPPING_ARGS["num_layers"].check)}
+    options = take(top["mapping_kwargs"], allowed, f"{title} mapping_kwargs")
     options.pop("w_avg_beta")  # training only
-    check_activation(options["activation"], f"{title} mapping")
-    return MappingNetwork(int(kwargs["z_dim"]), int(kwargs.get("c_dim", 0)),
-                          int(kwargs["w_dim"]), num_ws, **options)
+    return MappingNetwork(top["z_dim"], top["c_dim"], top["w_dim"], num_ws, **options)

@@ -11,7 +11,6 @@ scale, bias and activation: the built-in nn.Conv2d key/value with key axis 1.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,8 +20,19 @@ from torch import nn
 
 from rewriting.errors import RewritingError
 from rewriting.generator import Generator, LayerSpec
+from rewriting.limits import MAX_LATENT_DIM
 
-from .base import ModelEntry, Plugin, UrlFile, load_strict
+from .base import (
+    ModelEntry,
+    Plugin,
+    UrlFile,
+    build_matching,
+    check_doublings,
+    declared_size,
+    layer_indices,
+)
+
+TITLE = "Progressive GAN"
 
 
 class WScale(nn.Module):
@@ -116,23 +126,20 @@ def _state_dict(checkpoint: Any) -> dict[str, torch.Tensor]:
 
 
 def build(checkpoint: Any, entry: ModelEntry, sha256: str) -> ProgressiveGAN:
-    """Build the network from the checkpoint's shapes and load its weights."""
+    """Build the network from the checkpoint's shapes (each checked, and the network's whole
+    layout compared with the file's, before anything is allocated) and load its weights."""
     state = _state_dict(checkpoint)
-    pattern = re.compile(r"layer(\d+)\.conv\.weight")
-    n_layers = max(int(m.group(1)) for k in state if (m := pattern.fullmatch(str(k))))
+    n_layers = max(layer_indices(state, r"layer(\d+)\.conv\.weight"))
     if n_layers % 2:
         raise RewritingError(
             f"Progressive GAN checkpoint lacks the tensor 'layer{n_layers + 1}.conv.weight' "
             "(conv blocks come in pairs)"
         )
-    depths = [state["layer1.conv.weight"].shape[1]]
-    for i in range(1, n_layers, 2):
-        key = f"layer{i}.conv.weight"
-        if key not in state:
-            raise RewritingError(f"Progressive GAN checkpoint lacks the tensor {key!r}")
-        depths.append(state[key].shape[0])
-    net = ProgressiveGANNet(depths)
-    load_strict(net, state, "Progressive GAN")
+    check_doublings(n_layers // 2 - 1, TITLE)
+    depths = [declared_size(state, "layer1.conv.weight", 1, TITLE, MAX_LATENT_DIM)]
+    depths += [declared_size(state, f"layer{i}.conv.weight", 0, TITLE)
+               for i in range(1, n_layers, 2)]
+    net = build_matching(lambda: ProgressiveGANNet(depths), state, TITLE)
     layers, side = [], 1
     for i in range(1, n_layers + 1):
         block = net.get_submodule(f"layer{i}")

@@ -14,7 +14,6 @@ layer's output after convolution, demodulation, blur, noise, bias and activation
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,9 +23,20 @@ from torch import nn
 
 from rewriting.errors import RewritingError
 from rewriting.generator import Generator, LatentSpace, LayerSpec
+from rewriting.limits import MAX_LATENT_DIM, MAX_LAYERS, check_count
 
-from .base import HubFile, ModelEntry, Plugin, UrlFile, load_strict
+from .base import (
+    HubFile,
+    ModelEntry,
+    Plugin,
+    UrlFile,
+    build_matching,
+    check_doublings,
+    declared_size,
+    layer_indices,
+)
 
+TITLE = "StyleGAN2"
 #: Learning-rate multiplier of the mapping network (rosinality's `lr_mlp`; not in the weights).
 LR_MLP = 0.01
 #: Latents averaged to estimate `latent_avg` when a checkpoint lacks it.
@@ -316,38 +326,41 @@ def _split(checkpoint: Any) -> tuple[dict[str, torch.Tensor], torch.Tensor | Non
 
 def _last_index(state: Mapping[str, Any], pattern: str) -> int:
     """The largest N of the keys matching `pattern` (-1 if none); gaps fail when loading."""
-    return max((int(m.group(1)) for k in state if (m := re.fullmatch(pattern, str(k)))), default=-1)
+    return max(layer_indices(state, pattern), default=-1)
 
 
-def _shape(state: Mapping[str, Any], key: str) -> torch.Size:
-    if key not in state or not isinstance(state[key], torch.Tensor):
-        raise RewritingError(f"StyleGAN2 checkpoint lacks the tensor {key!r}")
-    return state[key].shape
+def _latent_avg(avg: Any, style_dim: int) -> torch.Tensor:
+    """The stored latent_avg as a vector of `style_dim` numbers."""
+    if not isinstance(avg, torch.Tensor) or avg.numel() != style_dim:
+        raise RewritingError(f"StyleGAN2 latent_avg must hold {style_dim} numbers")
+    return avg.reshape(style_dim)
 
 
 def build(checkpoint: Any, entry: ModelEntry, sha256: str) -> StyleGAN2:
-    """Build the network from the checkpoint's shapes and load its weights."""
+    """Build the network from the checkpoint's shapes (each checked, and the network's whole
+    layout compared with the file's, before anything is allocated) and load its weights."""
     state, avg = _split(checkpoint)
-    n_mlp = _last_index(state, r"style\.(\d+)\.weight")
-    style_dim = _shape(state, "style.1.weight")[1]
+    style_dim = declared_size(state, "style.1.weight", 1, TITLE, MAX_LATENT_DIM)
+    n_mlp = check_count(_last_index(state, r"style\.(\d+)\.weight"),
+                        f"{TITLE} mapping layers (style.N.weight)", 1, MAX_LAYERS)
     n_convs = _last_index(state, r"convs\.(\d+)\.conv\.weight") + 1
     if n_convs % 2:
         raise RewritingError(
             f"StyleGAN2 checkpoint lacks the tensor 'convs.{n_convs}.conv.weight' "
             "(styled convolutions come in pairs)"
         )
-    channels = [_shape(state, "conv1.conv.weight")[1]]
-    channels += [_shape(state, f"convs.{2 * j}.conv.weight")[1] for j in range(n_convs // 2)]
-    net = StyleGAN2Net(style_dim, n_mlp, channels)
+    check_doublings(n_convs // 2, TITLE)
+    channels = [declared_size(state, "conv1.conv.weight", 1, TITLE)]
+    channels += [declared_size(state, f"convs.{2 * j}.conv.weight", 1, TITLE)
+                 for j in range(n_convs // 2)]
+    own = ("latent_avg",) if avg is None else ()
+    if avg is not None:
+        state["latent_avg"] = _latent_avg(avg, style_dim)
+    net = build_matching(lambda: StyleGAN2Net(style_dim, n_mlp, channels), state, TITLE, own)
     if avg is None:
-        load_strict(net, {**state, "latent_avg": net.latent_avg}, "StyleGAN2")
         with torch.no_grad():
             z = torch.randn(AVG_SAMPLES, style_dim, generator=torch.Generator().manual_seed(0))
             net.latent_avg.copy_(net.style(z).mean(dim=0))
-    else:
-        if not isinstance(avg, torch.Tensor) or avg.numel() != style_dim:
-            raise RewritingError(f"StyleGAN2 latent_avg must hold {style_dim} numbers")
-        load_strict(net, {**state, "latent_avg": avg.reshape(style_dim)}, "StyleGAN2")
     layers = []
     for n in range(2, n_convs + 3):
         module = "conv1" if n == 2 else f"convs.{n - 3}"

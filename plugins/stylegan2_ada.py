@@ -23,29 +23,45 @@ from torch import nn
 
 from rewriting.errors import RewritingError
 from rewriting.generator import LayerSpec
+from rewriting.limits import MAX_CHANNELS, MAX_LAYERS, MAX_RESOLUTION, MAX_TAPS, check_flag
 
-from .base import ModelEntry, Plugin
+from .base import ModelEntry, Plugin, build_matching
 from .nvidia import (
     ACTIVATION_GAINS,
+    GENERATOR_ARGS,
+    Arg,
     FullyConnectedLayer,
     NvidiaGenerator,
     NvidiaNet,
     activate,
     assemble,
-    check_activation,
     checkpoint_parts,
+    choice,
     mapping_network,
+    nested,
+    optional,
+    real,
     take,
+    taps,
     upfirdn2d,
+    whole,
 )
 from .nvidia_catalog import STYLEGAN2_ADA_MODELS
 
 TITLE = "StyleGAN2-ADA"
-#: Constructor arguments of the synthesis network and its blocks/layers, with NVIDIA's defaults.
-SYNTHESIS_DEFAULTS = {
-    "channel_base": 32768, "channel_max": 512, "num_fp16_res": 0, "architecture": "skip",
-    "resample_filter": [1, 3, 3, 1], "conv_clamp": None, "fp16_channels_last": False,
-    "kernel_size": 3, "use_noise": True, "activation": "lrelu",
+#: Constructor arguments of the synthesis network and its blocks/layers: NVIDIA's defaults, and
+#: what each may be.
+SYNTHESIS_ARGS = {
+    "channel_base": Arg(32768, whole(1, MAX_CHANNELS * MAX_RESOLUTION)),  # more: all at the max
+    "channel_max": Arg(512, whole(1, MAX_CHANNELS)),
+    "num_fp16_res": Arg(0, whole(0, MAX_LAYERS)),  # a GPU speed choice only
+    "architecture": Arg("skip", choice("orig", "skip", "resnet")),
+    "resample_filter": Arg([1, 3, 3, 1], taps),
+    "conv_clamp": Arg(None, optional(real(0.0, 2.0**16))),  # NVIDIA's: 256
+    "fp16_channels_last": Arg(False, check_flag),
+    "kernel_size": Arg(3, whole(1, MAX_TAPS)),  # odd, checked below
+    "use_noise": Arg(True, check_flag),
+    "activation": Arg("lrelu", choice(*ACTIVATION_GAINS)),
 }
 
 
@@ -185,8 +201,6 @@ class SynthesisNetwork(nn.Module):
                  options: dict[str, Any]) -> None:
         super().__init__()
         log2 = int(math.log2(img_resolution))
-        if img_resolution < 4 or 2**log2 != img_resolution:
-            raise RewritingError(f"{TITLE}: img_resolution {img_resolution} is not a power of 2")
         self.resolutions = [2**i for i in range(2, log2 + 1)]
         base, cap = options["channel_base"], options["channel_max"]
         channels = {res: min(base // res, cap) for res in self.resolutions}
@@ -216,18 +230,18 @@ class StyleGAN2ADA(NvidiaGenerator):
 
 
 def build_net(kwargs: dict[str, Any]) -> NvidiaNet:
-    """The network NVIDIA's constructor kwargs describe (weights not yet loaded)."""
-    top = take(kwargs, {"z_dim": None, "c_dim": 0, "w_dim": None, "img_resolution": None,
-                        "img_channels": 3, "mapping_kwargs": {}, "synthesis_kwargs": {}}, TITLE)
-    if any(top[k] is None for k in ("z_dim", "w_dim", "img_resolution")):
-        raise RewritingError(f"{TITLE}: constructor kwargs lack z_dim, w_dim or img_resolution")
-    options = take(dict(top["synthesis_kwargs"] or {}), SYNTHESIS_DEFAULTS,
-                   f"{TITLE} synthesis_kwargs")
-    check_activation(options["activation"], TITLE)
-    if options["architecture"] not in ("orig", "skip", "resnet"):
-        raise RewritingError(f"{TITLE}: unknown architecture {options['architecture']!r}")
-    synthesis = SynthesisNetwork(int(top["w_dim"]), int(top["img_resolution"]),
-                                 int(top["img_channels"]), options)
+    """The network NVIDIA's constructor kwargs describe (weights not yet loaded), once every
+    argument is checked."""
+    top = take(kwargs, {**GENERATOR_ARGS, "synthesis_kwargs": Arg({}, nested)}, TITLE)
+    options = take(top["synthesis_kwargs"], SYNTHESIS_ARGS, f"{TITLE} synthesis_kwargs")
+    if options["kernel_size"] % 2 == 0:
+        raise RewritingError(f"{TITLE} synthesis_kwargs kernel_size must be odd, "
+                             f"got {options['kernel_size']}")
+    if options["channel_base"] < top["img_resolution"]:
+        raise RewritingError(f"{TITLE} synthesis_kwargs channel_base {options['channel_base']} "
+                             f"leaves the {top['img_resolution']}-px block no channels")
+    synthesis = SynthesisNetwork(top["w_dim"], top["img_resolution"], top["img_channels"],
+                                 options)
     return NvidiaNet(mapping_network(top, synthesis.num_ws, TITLE, 8), synthesis, kwargs)
 
 
@@ -260,8 +274,8 @@ def build(checkpoint: Any, entry: ModelEntry, sha256: str) -> StyleGAN2ADA:
     if is_stylegan3(classes) or "channel_base" in kwargs:
         raise RewritingError(f"not a {TITLE} checkpoint: this is a StyleGAN3 network "
                              "(use --family stylegan3)")
-    net = build_net(kwargs)
-    return assemble(StyleGAN2ADA, net, layer_specs(net), state, kwargs, entry, sha256, TITLE)
+    net = build_matching(lambda: build_net(kwargs), state, TITLE, own=("config_json",))
+    return assemble(StyleGAN2ADA, net, layer_specs(net), kwargs, entry, sha256, TITLE)
 
 
 PLUGIN = Plugin(

@@ -26,9 +26,12 @@ from torch import nn
 
 from rewriting.errors import RewritingError
 from rewriting.generator import LayerSpec
+from rewriting.limits import MAX_CHANNELS, MAX_LAYERS, MAX_RESOLUTION, MAX_TAPS, check_flag
 
-from .base import ModelEntry, Plugin
+from .base import ModelEntry, Plugin, build_matching
 from .nvidia import (
+    GENERATOR_ARGS,
+    Arg,
     FullyConnectedLayer,
     NvidiaGenerator,
     NvidiaNet,
@@ -36,19 +39,34 @@ from .nvidia import (
     assemble,
     checkpoint_parts,
     mapping_network,
+    optional,
+    real,
     take,
     upfirdn2d,
+    whole,
 )
 from .nvidia_catalog import STYLEGAN3_MODELS
 
 TITLE = "StyleGAN3"
-#: Constructor arguments of the synthesis network and its layers, with NVIDIA's defaults.
-SYNTHESIS_DEFAULTS = {
-    "channel_base": 32768, "channel_max": 512, "num_layers": 14, "num_critical": 2,
-    "first_cutoff": 2, "first_stopband": 2**2.1, "last_stopband_rel": 2**0.3,
-    "margin_size": 10, "output_scale": 0.25, "num_fp16_res": 4,
-    "conv_kernel": 3, "filter_size": 6, "lrelu_upsampling": 2, "use_radial_filters": False,
-    "conv_clamp": 256, "magnitude_ema_beta": 0.999,
+#: Constructor arguments of the synthesis network and its layers: NVIDIA's defaults, and what
+#: each may be (cutoffs and stopbands of at least half a cycle keep every sampling rate >= 1).
+SYNTHESIS_ARGS = {
+    "channel_base": Arg(32768, whole(1, MAX_CHANNELS * MAX_RESOLUTION)),  # more: all at the max
+    "channel_max": Arg(512, whole(1, MAX_CHANNELS)),
+    "num_layers": Arg(14, whole(1, MAX_LAYERS)),
+    "num_critical": Arg(2, whole(0, MAX_LAYERS)),  # fewer than num_layers, checked below
+    "first_cutoff": Arg(2, real(0.5, MAX_RESOLUTION)),
+    "first_stopband": Arg(2**2.1, real(0.5, MAX_RESOLUTION)),
+    "last_stopband_rel": Arg(2**0.3, real(1.0, 4.0)),  # NVIDIA's: 2**0.3
+    "margin_size": Arg(10, whole(0, MAX_RESOLUTION // 8)),  # NVIDIA's: 10
+    "output_scale": Arg(0.25, real(1e-3, 1e3)),  # NVIDIA's: 0.25
+    "num_fp16_res": Arg(4, whole(0, MAX_LAYERS)),  # a GPU speed choice only
+    "conv_kernel": Arg(3, whole(1, MAX_TAPS)),
+    "filter_size": Arg(6, whole(1, MAX_TAPS)),
+    "lrelu_upsampling": Arg(2, whole(1, 8)),  # NVIDIA's: 2
+    "use_radial_filters": Arg(False, check_flag),
+    "conv_clamp": Arg(256, optional(real(0.0, 2.0**16))),  # NVIDIA's: 256
+    "magnitude_ema_beta": Arg(0.999, real(0.0, 1.0)),  # training only
 }
 
 
@@ -233,16 +251,15 @@ class StyleGAN3(NvidiaGenerator):
 
 
 def build_net(kwargs: dict[str, Any]) -> NvidiaNet:
-    """The network NVIDIA's constructor kwargs describe (weights not yet loaded)."""
-    top_names = {"z_dim": None, "c_dim": 0, "w_dim": None, "img_resolution": None,
-                 "img_channels": 3, "mapping_kwargs": {}}
-    top = {k: kwargs.get(k, d) for k, d in top_names.items()}
-    if any(top[k] is None for k in ("z_dim", "w_dim", "img_resolution")):
-        raise RewritingError(f"{TITLE}: constructor kwargs lack z_dim, w_dim or img_resolution")
-    options = take({k: v for k, v in kwargs.items() if k not in top_names}, SYNTHESIS_DEFAULTS,
-                   f"{TITLE} constructor")
-    synthesis = SynthesisNetwork(int(top["w_dim"]), int(top["img_resolution"]),
-                                 int(top["img_channels"]), options)
+    """The network NVIDIA's constructor kwargs describe (weights not yet loaded), once every
+    argument is checked."""
+    top = take(kwargs, {**GENERATOR_ARGS, **SYNTHESIS_ARGS}, TITLE)
+    options = {name: top[name] for name in SYNTHESIS_ARGS}
+    if options["num_critical"] >= options["num_layers"]:
+        raise RewritingError(f"{TITLE} num_critical must be below num_layers "
+                             f"({options['num_layers']}), got {options['num_critical']}")
+    synthesis = SynthesisNetwork(top["w_dim"], top["img_resolution"], top["img_channels"],
+                                 options)
     return NvidiaNet(mapping_network(top, synthesis.num_ws, TITLE, 2), synthesis, kwargs)
 
 
@@ -269,8 +286,8 @@ def build(checkpoint: Any, entry: ModelEntry, sha256: str) -> StyleGAN3:
     if classes and "SynthesisInput" not in classes.values() or "synthesis_kwargs" in kwargs:
         raise RewritingError(f"not a {TITLE} checkpoint: this is a StyleGAN2-ADA network "
                              "(use --family stylegan2-ada)")
-    net = build_net(kwargs)
-    return assemble(StyleGAN3, net, layer_specs(net), state, kwargs, entry, sha256, TITLE)
+    net = build_matching(lambda: build_net(kwargs), state, TITLE, own=("config_json",))
+    return assemble(StyleGAN3, net, layer_specs(net), kwargs, entry, sha256, TITLE)
 
 
 PLUGIN = Plugin(

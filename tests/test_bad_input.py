@@ -337,7 +337,8 @@ def test_bad_checkpoints(name, work, capsys):
 
 
 DCGAN_CHECKPOINTS = {
-    "dcgan checkpoint 1-D weights": ({"main.0.weight": torch.zeros(3)}, "not a usable dcgan"),
+    "dcgan checkpoint 1-D weights": ({"main.0.weight": torch.zeros(3)},
+                                     "no transposed convolution"),
     "dcgan checkpoint empty safetensors": ({}, "not a DCGAN checkpoint"),
 }
 

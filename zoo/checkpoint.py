@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from rewriting.errors import RewritingError
+from rewriting.limits import (
+    MAX_CHECKPOINT_TENSORS,
+    MAX_HEADER_BYTES,
+    MAX_NETWORK_PARAMETERS,
+    MAX_TORCH_PICKLE_BYTES,
+)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -58,10 +65,13 @@ def read_checkpoint(path: str | Path) -> Any:
         raise RewritingError(f"checkpoint {path} does not exist")
     try:
         if path.suffix == ".safetensors":
-            return load_file(path)
+            return read_safetensors(path)
+        _check_torch_pickle(path)
         with warnings.catch_warnings():  # the verdict below is the one line the user needs
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
+    except RewritingError:
+        raise
     except (SafetensorError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise RewritingError(
             f"cannot read checkpoint {path}: the file is corrupt, truncated or not a "
@@ -72,6 +82,39 @@ def read_checkpoint(path: str | Path) -> Any:
             f"refusing to load {path}: it is not a plain tensor checkpoint (unpickling it would "
             f"build objects other than tensors: {type(err).__name__})"
         ) from None
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, once its header (read alone) shows at most
+    MAX_CHECKPOINT_TENSORS tensors of MAX_NETWORK_PARAMETERS numbers in all."""
+    with open(path, "rb") as handle:
+        header_bytes = int.from_bytes(handle.read(8), "little")
+    if header_bytes > MAX_HEADER_BYTES:
+        raise RewritingError(f"refusing {path}: its header is {header_bytes} bytes; the limit "
+                             f"is {MAX_HEADER_BYTES}")
+    with safe_open(path, "pt") as weights:
+        names = list(weights.keys())
+        if len(names) > MAX_CHECKPOINT_TENSORS:
+            raise RewritingError(f"refusing {path}: it holds {len(names)} tensors; the limit "
+                                 f"is {MAX_CHECKPOINT_TENSORS}")
+        numbers = sum(math.prod(weights.get_slice(name).get_shape()) for name in names)
+    if numbers > MAX_NETWORK_PARAMETERS:
+        raise RewritingError(f"refusing {path}: its tensors hold {numbers} numbers; the limit "
+                             f"is {MAX_NETWORK_PARAMETERS}")
+    return load_file(path)
+
+
+def _check_torch_pickle(path: Path) -> None:
+    """Refuse a torch.save zip whose object pickle is over MAX_TORCH_PICKLE_BYTES, read from the
+    zip's directory alone (a legacy, non-zip file has no directory to read it from)."""
+    if not zipfile.is_zipfile(path):
+        return
+    with zipfile.ZipFile(path) as archive:
+        size = max((i.file_size for i in archive.infolist() if i.filename.endswith(".pkl")),
+                   default=0)
+    if size > MAX_TORCH_PICKLE_BYTES:
+        raise RewritingError(f"refusing {path}: its object pickle is {size} bytes; the limit is "
+                             f"{MAX_TORCH_PICKLE_BYTES}")
 
 
 def _first_line(err: BaseException) -> str:

@@ -166,9 +166,8 @@ def load_model(name: str, progress: Progress | None = None) -> Generator:
                 raise RewritingError(f"model {name!r} is listed but not supported yet: "
                                      f"{entry.unsupported}")
             path = resolve(entry.source, progress)
-            generator = plugin(entry.family).build(
-                read_checkpoint(path), entry, checkpoint_sha256(path)
-            )
+            generator = build_checked(plugin(entry.family), read_checkpoint(path), entry,
+                                      checkpoint_sha256(path), str(path))
             generator.face_framing = entry.face_framing
             _loaded[name] = generator
         return _loaded[name]
