@@ -11,6 +11,8 @@ from typing import Any
 
 #: What a refused input may add to the process's peak memory (the issue's bound).
 REFUSAL_BUDGET_MB = 200
+#: Writing 5 here resets the process's peak resident memory to its current one (Linux).
+PEAK_RESET = "/proc/self/clear_refs"
 
 
 def _status_mb(field: str) -> float:
@@ -21,7 +23,7 @@ def _status_mb(field: str) -> float:
 def peak_during(call: Callable[[], Any]) -> tuple[float, Exception | None]:
     """(MB the peak resident memory rose above the level before `call`, what it raised)."""
     gc.collect()
-    Path("/proc/self/clear_refs").write_text("5")  # the high-water mark := current RSS
+    Path(PEAK_RESET).write_text("5")  # the high-water mark := current RSS
     before = _status_mb("VmRSS")
     raised = None
     try:
