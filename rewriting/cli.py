@@ -150,7 +150,7 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 def cmd_sample(args: argparse.Namespace) -> None:
     if args.raw:
-        from zoo.registry import build_from_file
+        from zoo.loader import build_from_file
 
         if not (args.checkpoint and args.family and args.latents):
             raise RewritingError("--raw needs --checkpoint, --family and --latents")
@@ -334,7 +334,8 @@ def add_project_commands(sub: argparse._SubParsersAction, default: str) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
-    from zoo.convert import CONFIG, WEIGHTS, convert
+    from zoo.checkpoint import CONFIG, WEIGHTS
+    from zoo.convert import convert
 
     out = check_output(args.out, folder=True, names=(WEIGHTS, CONFIG))
     with output_errors(out), new_folders(out.parent):

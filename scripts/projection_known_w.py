@@ -14,7 +14,7 @@ import torch
 
 from rewriting.metrics import held_out_samples
 from rewriting.project import project
-from zoo.registry import build_from_file
+from zoo.loader import build_from_file
 
 
 def main() -> None:

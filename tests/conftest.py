@@ -14,7 +14,7 @@ os.environ.setdefault("REWRITING_CACHE", tempfile.mkdtemp(prefix="rewriting-test
 @pytest.fixture(scope="session")
 def dcgan():
     """The real pretrained DCGAN of gan-face-generate (loaded once, shared read-only)."""
-    from zoo.registry import load_model
+    from zoo.loader import load_model
 
     return load_model("dcgan-digiface")
 

@@ -15,7 +15,7 @@ from app_server import running_app
 from PIL import Image
 
 from rewriting.render import render
-from zoo.registry import load_model
+from zoo.loader import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOWN = "1000-1005"

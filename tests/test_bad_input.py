@@ -27,7 +27,7 @@ from rewriting.masks import mask_image
 from rewriting.request import read_request
 from rewriting.stats import STATS_SEED, cache_path, default_cache_dir, stats_identity
 from zoo.checkpoint import read_checkpoint
-from zoo.registry import build_from_file
+from zoo.loader import build_from_file
 
 DATA = ROOT / "tests" / "data"
 EDIT = ["edit", "good.json", "--out", "out"]

@@ -23,8 +23,9 @@ from safetensors.torch import save_file
 
 from plugins.nvidia import encode_config
 from rewriting.limits import MAX_CHECKPOINT_TENSORS, MAX_CONFIG_BYTES, MAX_TORCH_PICKLE_BYTES
-from zoo.convert import CONFIG, WEIGHTS, convert
-from zoo.registry import build_from_file, load_model
+from zoo.checkpoint import CONFIG, WEIGHTS
+from zoo.convert import convert
+from zoo.loader import build_from_file, load_model
 
 DATA = Path(__file__).parent / "data"
 NAN, INF = float("nan"), float("inf")

@@ -21,8 +21,8 @@ from nvidia_writer import Call, Ref, Shape, SnapshotWriter, dumps, storage_blob
 from refusals import cheap_refusal, refused
 
 from rewriting.limits import MAX_MODULE_DEPTH, MAX_PICKLE_MODULES, MAX_PICKLE_OPS
+from zoo.loader import build_from_file
 from zoo.nvidia_pickle import load_snapshot, read_network_pickle
-from zoo.registry import build_from_file
 
 DATA = Path(__file__).parent / "data"
 RECONSTRUCT = ("torch_utils.persistence", "_reconstruct_persistent_obj")

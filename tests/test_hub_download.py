@@ -22,8 +22,8 @@ from rewriting.errors import RewritingError
 from zoo.checkpoint import file_sha256
 from zoo.fetch import manual_path, resolve
 from zoo.hub import load_any, parse_spec
+from zoo.loader import build_from_file
 from zoo.publish import publish
-from zoo.registry import build_from_file
 
 ROOT = Path(__file__).parents[1]
 TINY = ROOT / "tests" / "data" / "stylegan2_tiny_g_ema.pt"

@@ -9,7 +9,8 @@ import pytest
 from plugins.base import HubFile
 from rewriting.cli import main
 from rewriting.errors import RewritingError
-from zoo.registry import list_models, load_model
+from zoo.loader import load_model
+from zoo.registry import list_models
 
 
 def test_the_hub_collections_are_listed_with_their_files_and_license():

@@ -12,7 +12,7 @@ import torch
 from rewriting.cli import main
 from rewriting.delta import Delta, EditStack
 from rewriting.errors import RewritingError
-from zoo.registry import load_model
+from zoo.loader import load_model
 
 ROOT = Path(__file__).parent.parent
 # family: the fixture (named by its path, relative to the repository) and a middle layer.

@@ -15,8 +15,8 @@ from rewriting.cli import main
 from rewriting.errors import RewritingError
 from rewriting.generator import layer_key, layer_value, paper_latents
 from zoo.conformance import check_generator
+from zoo.loader import build_from_file
 from zoo.nvidia_pickle import PersistentNet
-from zoo.registry import build_from_file
 
 DATA = Path(__file__).parent / "data"
 TOL = 1e-4
@@ -110,7 +110,7 @@ def test_convert_then_sample_equals_the_pickle(tmp_path, case, capsys):
     assert config["family"] == family and config["init_kwargs"] == gen_kwargs(stem)
     assert config["source_sha256"] == gen.weights_sha256
     converted = build_from_file(out, family)
-    from zoo.registry import load_model
+    from zoo.loader import load_model
 
     assert load_model(str(out)).family == family  # a converted folder loads by its path
     from zoo.hub import provenance
@@ -249,7 +249,7 @@ def test_other_configurations_load_from_their_kwargs(tmp_path, architecture):
 
 
 def test_local_checkpoints_load_by_path(tmp_path):
-    from zoo.registry import load_model
+    from zoo.loader import load_model
 
     rosinality = load_model(str(DATA / "stylegan2_tiny_g_ema.pt"))
     assert rosinality.family == "stylegan2" and rosinality.name.endswith("stylegan2_tiny_g_ema.pt")

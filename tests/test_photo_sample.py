@@ -21,7 +21,7 @@ from rewriting.project import load_latent, project, render_latent
 from rewriting.request import Selection, parse_request
 from rewriting.rewrite import execute
 from rewriting.stats import key_stats
-from zoo.registry import build_from_file
+from zoo.loader import build_from_file
 
 MOUTH = [40, 16, 56, 48]
 EYES = [24, 16, 40, 48]

@@ -12,7 +12,7 @@ from rewriting.features import read_layer
 from rewriting.request import EditRequest, Selection
 from rewriting.rewrite import execute
 from rewriting.stats import compute_key_stats
-from zoo.registry import build_from_file
+from zoo.loader import build_from_file
 
 DATA = Path(__file__).parent / "data"
 SAMPLES = [0, 1, 7]

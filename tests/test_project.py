@@ -25,7 +25,7 @@ from rewriting.photo import Crop, centred_crop, prepare
 from rewriting.project import load_latent, mean_image, project, render_latent
 from rewriting.quality import psnr, ssim
 from rewriting.render import render
-from zoo.registry import build_from_file
+from zoo.loader import build_from_file
 
 DATA = Path(__file__).parent / "data"
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from rewriting.errors import RewritingError
-from zoo.registry import list_models, load_model, model_entry
+from zoo.loader import load_model
+from zoo.registry import list_models, model_entry
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent

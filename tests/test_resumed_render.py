@@ -17,7 +17,7 @@ from rewriting.render import midway, render_resumed, render_traced
 from rewriting.request import parse_request
 from rewriting.rewrite import execute
 from rewriting.transfer import SampleGoals, goal_images
-from zoo.registry import build_from_file
+from zoo.loader import build_from_file
 
 #: 23 samples: two full render batches and a padded one.
 NUMBERS = [3, 5, 8, *range(20, 40)]

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from plugins.dcgan import DCGANNet
 from rewriting.errors import RewritingError
 from rewriting.generator import layer_key, layer_value
-from zoo.registry import build_from_file
+from zoo.loader import build_from_file
 
 DATA = Path(__file__).parent / "data"
 CHECKPOINT = DATA / "stylegan2_tiny_g_ema.pt"

@@ -22,7 +22,7 @@ from write_guard import outside, recording
 
 from rewriting.cli import main
 from rewriting.stats import default_cache_dir
-from zoo.registry import load_model
+from zoo.loader import load_model
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from rewriting.generator import Generator, LayerSpec, layer_value, paper_latents
 from rewriting.limits import MAX_DELTA_NORM_RATIO
 from rewriting.render import midway, render_resumed, render_traced
 
-from . import registry
+from . import loader, registry
 from .fetch import resolve
 
 #: Samples the checks render (small numbers keep them fast on large models too).
@@ -313,15 +313,15 @@ def build(family: str | Plugin, checkpoint: str | Path | None = None) -> Generat
     first catalog model."""
     plugin = family if isinstance(family, Plugin) else registry.plugin(family)
     if checkpoint is not None:
-        return registry.build_from_file(checkpoint, plugin)
+        return loader.build_from_file(checkpoint, plugin)
     usable = [m for m in plugin.models if m.unsupported is None]
     if not usable:
         raise RewritingError(
             f"family {plugin.family!r} lists no loadable model: give a checkpoint (--checkpoint)"
         )
     if isinstance(family, str):
-        return registry.load_model(usable[0].name)
-    return registry.build_from_file(resolve(usable[0].source), plugin, usable[0].name)
+        return loader.load_model(usable[0].name)
+    return loader.build_from_file(resolve(usable[0].source), plugin, usable[0].name)
 
 
 def check_plugin(family: str | Plugin, checkpoint: str | Path | None = None) -> list[Check]:

@@ -42,7 +42,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import cached_assets_path
 from huggingface_hub.utils import tqdm as hf_tqdm
 
-from plugins.base import HubFile, LocalFile, PackageFile, Source, UrlFile
+from plugins.base import HubFile, LocalFile, ModelEntry, PackageFile, Source, UrlFile
 from rewriting.atomic import write_atomically
 from rewriting.errors import RewritingError
 from rewriting.limits import check_repo_id, check_revision
@@ -107,6 +107,18 @@ def cached_path(source: Source) -> Path | None:
         return resolve(source)
     except RewritingError:
         return None
+
+
+def availability(entry: ModelEntry) -> str:
+    """Whether a model's weights are on this machine (no network used): "installed" (a package
+    or local file), "downloaded" (in the cache), or "download" with the size when known."""
+    here = cached_path(entry.source) is not None
+    if isinstance(entry.source, PackageFile | LocalFile):
+        return "installed" if here else "not installed"
+    if here:
+        return "downloaded"
+    size = f", {entry.size_bytes / 2**20:.0f} MB" if entry.size_bytes else ", size unknown"
+    return f"download{size}"
 
 
 def resolve(source: Source, progress: Progress | None = None) -> Path:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import threading
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from rewriting.errors import RewritingError
 from rewriting.generator import Generator
 from rewriting.limits import MAX_NAME, check_repo_id, check_revision, read_json_file
 
-from . import registry
+from . import loader, registry
 from .checkpoint import read_checkpoint
 from .fetch import Progress, hub_endpoint, hub_is_anonymous, resolve
 from .hub_stats import STATS_FILE, adopt_stats
@@ -49,15 +47,6 @@ MAX_STACK = 64
 #: How many delta-only repositories may stand on top of one another.
 MAX_BASE_DEPTH = 4
 _SOURCES: dict[str, type] = {cls.__name__: cls for cls in (HubFile, UrlFile, PackageFile)}
-#: Where each generator loaded from the Hub or a local file came from (license, source).
-_origins: weakref.WeakKeyDictionary[Generator, dict[str, Any]] = weakref.WeakKeyDictionary()
-
-
-def remember_origin(generator: Generator, origin: dict[str, Any]) -> None:
-    """Record where a generator not in the catalog came from (license, source) for publishing."""
-    _origins[generator] = origin
-
-
 def parse_spec(spec: str) -> tuple[str, str]:
     """`hub:OWNER/NAME[@REVISION]` as (repo id, revision); the revision defaults to main."""
     usage = "write hub:OWNER/NAME or hub:OWNER/NAME@REVISION"
@@ -86,8 +75,8 @@ def provenance(generator: Generator) -> dict[str, Any]:
         "license": "unknown",
         "source": None,
     }
-    if generator in _origins:
-        record.update(_origins[generator])
+    if (origin := loader.origin_of(generator)) is not None:
+        record.update(origin)
     elif (entry := _catalog_entry(generator.name)) is not None:
         record.update(license=entry.license, source=source_json(entry.source))
     return record
@@ -177,7 +166,7 @@ def _load_base(
             f"{spec}: its {EDIT_FILE} says family {family!r}, but the catalog's {name} is "
             f"{entry.family!r}"
         )
-    generator = registry.load_model(name, progress)
+    generator = loader.load_model(name, progress)
     recorded = base.get("weights_sha256")
     if recorded is not None and recorded != generator.weights_sha256:
         raise RewritingError(
@@ -185,12 +174,6 @@ def _load_base(
             f"({str(recorded)[:12]} != {generator.weights_sha256[:12]})"
         )
     return generator
-
-
-#: Published models loaded in this process, by Hub, repository, commit and whether loaded
-#: without a token (shared, read-only).
-_loaded: dict[tuple[str, str, str], Generator] = {}
-_lock = threading.Lock()
 
 
 def load_hub(
@@ -207,10 +190,21 @@ def load_hub(
         )
     info_path = resolve(HubFile(repo_id, EDIT_FILE, revision), progress)
     commit = _commit(info_path, revision)
-    key = (hub_endpoint(), repo_id, commit, hub_is_anonymous())
-    with _lock:
-        if key in _loaded:
-            return _loaded[key]
+    return loader.shared(_key("model", repo_id, commit),
+                         lambda: _edited(spec, info_path, repo_id, commit, chain, progress))
+
+
+def _key(kind: str, repo_id: str, commit: str) -> tuple[str, ...]:
+    """The shared cache's key of a repository's model or stack: by Hub, repository, commit and
+    whether it was loaded without a token."""
+    return (f"hub-{kind}", hub_endpoint(), repo_id, commit, str(hub_is_anonymous()))
+
+
+def _edited(
+    spec: str, info_path: Path, repo_id: str, commit: str, chain: tuple[str, ...],
+    progress: Progress | None,
+) -> Generator:
+    """The edited generator of a repository, from its full weights or its base and deltas."""
     info = read_edit_info(info_path, spec)
     if info["files"].get("weights"):
         state = read_checkpoint(resolve(HubFile(repo_id, WEIGHTS_FILE, commit), progress))
@@ -221,8 +215,7 @@ def load_hub(
     generator = build_published(info, state, digest, HUB_PREFIX + repo_id,
                                 HubFile(repo_id, WEIGHTS_FILE, commit))
     adopt_stats(generator, _stats_files(info, spec), repo_id, commit, progress)
-    with _lock:
-        return _loaded.setdefault(key, generator)
+    return generator
 
 
 def build_published(
@@ -236,12 +229,12 @@ def build_published(
         license=info["base"].get("license") or "unknown", default_layer=info.get("default_layer"),
         options=catalog.options if catalog else {},
     )
-    generator = registry.build_checked(registry.plugin(info["family"]), state, entry, digest,
+    generator = loader.build_checked(registry.plugin(info["family"]), state, entry, digest,
                                        f"{HUB_PREFIX}{source.repo_id} ({source.filename})")
-    _origins[generator] = {
+    loader.remember_origin(generator, {
         "license": entry.license,
         "source": {"type": "HubRepo", "repo_id": source.repo_id, "revision": source.revision},
-    }
+    })
     return generator
 
 
@@ -293,10 +286,6 @@ def _deltas(
     return [Delta.load(resolve(HubFile(repo_id, name, commit), progress)) for name in names]
 
 
-#: Stacks restored from published repositories, by the same keys as `_loaded`.
-_stacks: dict[tuple[str, str, str], tuple[Generator, list[Delta]]] = {}
-
-
 def load_hub_stack(spec: str, progress: Progress | None = None) -> EditStack:
     """The edits of `hub:OWNER/NAME[@REVISION]` as a stack on its base model, each revertible.
 
@@ -312,22 +301,27 @@ def load_hub_stack(spec: str, progress: Progress | None = None) -> EditStack:
         return EditStack(load_hub(spec, progress))
     edited = load_hub(spec, progress)
     commit = _commit(info_path, revision)
-    key = (hub_endpoint(), repo_id, commit, hub_is_anonymous())
-    with _lock:
-        found = _stacks.get(key)
-    if found is None:
-        deltas = _deltas(info, repo_id, commit, progress)
-        if info["files"].get("weights"):
-            found = _rebuilt_base(info, spec, edited, repo_id, commit, deltas, progress)
-        else:
-            base = _load_base(info["base"], info["family"], _link((), repo_id, commit), progress)
-            found = (base, deltas)
-        stack = EditStack(*found)
-        _check_digest(stack.state_dict(), info["edited_weights_sha256"], spec,
-                      "weights its edits give")
-        with _lock:
-            found = _stacks.setdefault(key, found)
-    return EditStack(found[0], list(found[1]))
+    base, deltas = loader.shared(
+        _key("stack", repo_id, commit),
+        lambda: _stack(info, spec, edited, repo_id, commit, progress),
+    )
+    return EditStack(base, list(deltas))
+
+
+def _stack(
+    info: dict[str, Any], spec: str, edited: Generator, repo_id: str, commit: str,
+    progress: Progress | None,
+) -> tuple[Generator, list[Delta]]:
+    """The base and deltas of a published stack, checked to give its published weights."""
+    deltas = _deltas(info, repo_id, commit, progress)
+    if info["files"].get("weights"):
+        found = _rebuilt_base(info, spec, edited, repo_id, commit, deltas, progress)
+    else:
+        base = _load_base(info["base"], info["family"], _link((), repo_id, commit), progress)
+        found = (base, deltas)
+    _check_digest(EditStack(*found).state_dict(), info["edited_weights_sha256"], spec,
+                  "weights its edits give")
+    return found
 
 
 def _rebuilt_base(
@@ -359,11 +353,11 @@ def load_any(name: str, progress: Progress | None = None) -> Generator:
     """A catalog model by name, or an edited model published on the Hub (`hub:OWNER/NAME`)."""
     if name.startswith(HUB_PREFIX):
         return load_hub(name, progress)
-    return registry.load_model(name, progress)
+    return loader.load_model(name, progress)
 
 
 def load_any_stack(name: str, progress: Progress | None = None) -> EditStack:
     """A model with its edits: a published stack restored (`load_hub_stack`), or no edits."""
     if name.startswith(HUB_PREFIX):
         return load_hub_stack(name, progress)
-    return EditStack(registry.load_model(name, progress))
+    return EditStack(loader.load_model(name, progress))

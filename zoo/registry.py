@@ -1,4 +1,5 @@
-"""The registry: every generator family and pretrained model the tool knows, found by plugin.
+"""The registry names things, and only that: every generator family and pretrained model the
+tool knows, found by plugin. Loading them is `zoo.loader`'s job.
 
 Built-in plugins are the modules of the `plugins` package that define `PLUGIN`; third-party
 packages add theirs under the entry-point group `rewriting.generators` (the entry point names a
@@ -12,19 +13,13 @@ import fnmatch
 import importlib
 import pkgutil
 import re
-import threading
 from functools import cache
 from importlib.metadata import entry_points
-from pathlib import Path
 from types import ModuleType
 
 import plugins
-from plugins.base import HubFile, LocalFile, ModelEntry, PackageFile, Plugin, Source
+from plugins.base import HubFile, LocalFile, ModelEntry, Plugin, Source
 from rewriting.errors import RewritingError
-from rewriting.generator import Generator
-
-from .checkpoint import checkpoint_sha256, read_checkpoint
-from .fetch import Progress, cached_path, resolve
 
 ENTRY_POINT_GROUP = "rewriting.generators"
 
@@ -73,18 +68,6 @@ def list_models(pattern: str = "*") -> list[ModelEntry]:
     return [m for m in entries if fnmatch.fnmatchcase(m.name, pattern)]
 
 
-def availability(entry: ModelEntry) -> str:
-    """Whether a model's weights are on this machine (no network used): "installed" (a package
-    or local file), "downloaded" (in the cache), or "download" with the size when known."""
-    here = cached_path(entry.source) is not None
-    if isinstance(entry.source, PackageFile | LocalFile):
-        return "installed" if here else "not installed"
-    if here:
-        return "downloaded"
-    size = f", {entry.size_bytes / 2**20:.0f} MB" if entry.size_bytes else ", size unknown"
-    return f"download{size}"
-
-
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
@@ -113,61 +96,3 @@ def model_entry(name: str) -> ModelEntry:
             "(`python -m rewriting models` lists them)"
         )
     return entries[name]
-
-
-def build_from_file(
-    path: str | Path, family: str | Plugin, name: str | None = None
-) -> Generator:
-    """Build a generator of `family` (a family name, or a plugin) from a local checkpoint file."""
-    path = Path(path)
-    builder = family if isinstance(family, Plugin) else plugin(family)
-    family = builder.family
-    entry = ModelEntry(
-        name=name or path.stem, family=family, source=LocalFile(str(path)), license="unknown"
-    )
-    checkpoint = read_checkpoint(path)
-    return build_checked(builder, checkpoint, entry, checkpoint_sha256(path), str(path))
-
-
-def build_checked(
-    builder: Plugin, checkpoint: dict, entry: ModelEntry, digest: str, what: str
-) -> Generator:
-    """`builder.build(...)` on tensors from outside, any failure of theirs as one clear line."""
-    try:
-        return builder.build(checkpoint, entry, digest)
-    except RewritingError:
-        raise
-    except (LookupError, TypeError, ValueError, AttributeError, RuntimeError,
-            ArithmeticError) as err:
-        first = (str(err).splitlines() or [""])[0][:200]
-        raise RewritingError(
-            f"{what} is not a usable {builder.family} checkpoint ({type(err).__name__}: {first})"
-        ) from None
-
-
-_loaded: dict[str, Generator] = {}
-_lock = threading.Lock()
-
-
-def load_model(name: str, progress: Progress | None = None) -> Generator:
-    """Load a catalog model once per process; the result is shared and must not be modified.
-
-    A name that is the path of an NVIDIA network pickle (.pkl), a converted folder or a
-    rosinality StyleGAN2 checkpoint (.pt) loads that file.
-    """
-    from .convert import is_local_model, load_local
-
-    if name not in {m.name for m in list_models()} and is_local_model(name):
-        return load_local(name)
-    with _lock:
-        if name not in _loaded:
-            entry = model_entry(name)
-            if entry.unsupported:
-                raise RewritingError(f"model {name!r} is listed but not supported yet: "
-                                     f"{entry.unsupported}")
-            path = resolve(entry.source, progress)
-            generator = build_checked(plugin(entry.family), read_checkpoint(path), entry,
-                                      checkpoint_sha256(path), str(path))
-            generator.face_framing = entry.face_framing
-            _loaded[name] = generator
-        return _loaded[name]
