@@ -33,6 +33,7 @@ from rewriting.delta import load_stack
 from rewriting.errors import RewritingError, one_line
 from rewriting.limits import (
     MAX_APP_SAMPLES,
+    MAX_JSON_DEPTH,
     MAX_SAMPLE_NUMBER,
     parse_json,
     parse_samples,
@@ -50,7 +51,8 @@ from rewriting.solve import DEFAULT_REGULARIZATION
 from rewriting.suggest import layer_table
 from rewriting.threads import one_thread
 from zoo import session as ss
-from zoo.registry import availability, list_models, model_entry
+from zoo.fetch import availability
+from zoo.registry import list_models, model_entry
 
 try:  # Hugging Face's ZeroGPU helper: installed on Spaces, absent elsewhere.
     import spaces
@@ -105,13 +107,10 @@ PUBLISH_OFF = (
     f"token for any visitor; whoever starts the app can allow it with {ALLOW_PUBLISH}=1"
 )
 
-#: Example requests for the embedded model, chosen for a rule change visible at a glance.
-EXAMPLES = {
-    "Try: glasses onto eyes": "glasses-onto-eyes.json",
-    "Try: open mouths": "open-mouth.json",
-    "Try: eyes onto the mouth": "eye-to-mouth.json",
-}
 EXAMPLES_DIR = Path(__file__).parent / "examples"
+#: Example requests for the embedded model, chosen for a rule change visible at a glance:
+#: button label -> request file, in the page's order (the app benchmark clicks the same).
+EXAMPLES = json.loads((EXAMPLES_DIR / "buttons.json").read_text())
 NO_RESULT = "Execute or Erase to change the model; what the edit did is reported here."
 
 CSS = """
@@ -178,13 +177,14 @@ def page_start(start: float | None) -> int:
     return min(max(0, int(start or 0)), MAX_SAMPLE_NUMBER + 1 - PAGE)
 
 
-def whole_number(value: object, what: str) -> int:
-    """An integer from an API call (a number or its text), or a clear error."""
+def as_number(value: object, what: str, kind: type[int] | type[float] = int) -> int | float:
+    """A number of `kind` (whole by default) from a page or an API call (a number or its text),
+    or a clear error."""
     try:
-        number = int(str(value).strip())
+        return kind(str(value).strip())
     except ValueError:
-        raise RewritingError(f"{what} must be a whole number, got {value!r}") from None
-    return number
+        words = "a whole number" if kind is int else "a number"
+        raise RewritingError(f"{what} must be {words}, got {value!r}") from None
 
 
 def current(state: ss.Session | None) -> ss.Session:
@@ -316,10 +316,11 @@ def model_choices() -> list[tuple[str, str]]:
             for m in list_models() if m.unsupported is None]
 
 
-def load_failure(name: str, err: RewritingError) -> str:
+def load_failure(name: str, err: Exception) -> str:
     """What a visitor reads when a model does not load: the cause in their terms, without the
-    server's paths or commands meant for whoever runs it."""
-    message = one_line(err)
+    server's paths or commands meant for whoever runs it (an error not the engine's, from a
+    hostile repository's files, as just that)."""
+    message = one_line(err) if isinstance(err, RewritingError) else "its files could not be used"
     try:
         entry = model_entry(name)
     except RewritingError:
@@ -451,8 +452,9 @@ class Page:
         """What `everything` updates."""
         return [self.state, self.model_dd, self.layer_dd, self.trunc, self.note, self.gallery,
                 self.view, self.highlight, self.number, self.canvas_key,
-                *self.chosen.outputs()[1:], self.history, self.revert_dd, self.result,
-                self.comparison_img, self.compared, self.pending, self.search_gal, self.found]
+                *self.chosen.outputs()[1:], self.history, self.revert_dd, self.strength,
+                self.result, self.comparison_img, self.compared, self.pending, self.search_gal,
+                self.found]
 
     def run_outputs(self) -> list:
         """What `executed` updates."""
@@ -476,13 +478,16 @@ class Page:
         return tiles(numbers, images)
 
     def edits(self, session: ss.Session) -> dict:
-        """The edit history and the revert picker (on the latest edit)."""
+        """The edit history, the revert picker (on the latest edit) and the latest edit's
+        strength."""
         lines = ss.history(session)
         latest = len(lines) - 1 if lines else None
         empty = "No edits yet: you are looking at the original model."
+        deltas = session.stack.deltas
         return {
             self.history: "\n".join(lines) or empty,
             self.revert_dd: gr.update(choices=[(t, i) for i, t in enumerate(lines)], value=latest),
+            self.strength: deltas[-1].strength if deltas else DEFAULT_STRENGTH,
         }
 
     def opened(self, session: ss.Session, n) -> dict:
@@ -510,20 +515,22 @@ class Page:
         """The gallery page from `start` of the session's edited model (after an Execute)."""
         return self.page(current(st), start, "Edited", False, 1)
 
-    def after_executing(self, event: gr.events.Dependency) -> None:
+    def after_executing(self, event: gr.events.Dependency) -> list[gr.events.Dependency]:
         """Once an Execute's result is on screen, draw the gallery behind its tab and measure
-        how far the rule reaches."""
+        how far the rule reaches; the steps from the event to its measures kept."""
         event.success(self.edited_page, [self.state, self.first], self.gallery, **PRIVATE,
                       **AFTER)
-        self.after_changing(event)
+        return [event, *self.after_changing(event)]
 
-    def after_changing(self, event: gr.events.Dependency) -> None:
+    def after_changing(self, event: gr.events.Dependency) -> list[gr.events.Dependency]:
         """Once an edit (or its strength) is on screen, measure it: the figures fill the result
-        text, then join the edit's metrics in the session if it still holds that edit."""
-        event.success(measure_pending, [self.pending, self.compared],
-                      [self.result, self.measured], show_progress_on=self.result,
-                      **PRIVATE, **AFTER).success(
-            keep_measures, [self.state, self.measured], self.state, **PRIVATE)
+        text, then join the edit's metrics in the session if it still holds that edit (the
+        steps that measure and keep)."""
+        measure = event.success(measure_pending, [self.pending, self.compared],
+                                [self.result, self.measured], show_progress_on=self.result,
+                                **PRIVATE, **AFTER)
+        return [measure, measure.success(keep_measures, [self.state, self.measured],
+                                         self.state, **PRIVATE)]
 
     def loaded(self, session: ss.Session, request) -> dict:
         """A loaded request's selections and settings, ready to Execute."""
@@ -554,9 +561,44 @@ class Page:
             self.pending: pending,
             self.canvas_key: next(CANVAS_TICKETS),
             self.comparison_img: gr.update(value=image_file(np.asarray(picture)), visible=True),
-            self.strength: done.stack.deltas[-1].strength, self.compared: shown,
+            self.compared: shown,
             self.tabs: gr.Tabs(selected="result"), self.search_gal: None, self.found: [],
         }
+
+
+#: JavaScript run in the page as it opens: a session kept in this browser nested more than
+#: MAX_JSON_DEPTH levels deep is handed over as a note instead, which the server refuses with a
+#: warning (too deep for the server to read at all, it would fail the whole call and every
+#: component would show an error).
+SHALLOW_KEPT = f"""(st, start, n, kept) => {{
+  const open = [[kept, 1]];
+  while (open.length) {{
+    const [item, depth] = open.pop();
+    if (item === null || typeof item !== 'object') continue;
+    if (depth > {MAX_JSON_DEPTH}) return [st, start, n, 'nested too deep'];
+    for (const value of Object.values(item)) open.push([value, depth + 1]);
+  }}
+  return [st, start, n, kept];
+}}"""
+#: Most characters of a reason quoted in a warning (it may quote an untrusted value).
+REASON_CHARS = 240
+
+
+def restored(kept: object) -> ss.Session | None:
+    """The session kept in this browser, or None (a fresh one) with a warning that says what
+    was dropped: whatever the browser handed back, and whatever its model now is, the page
+    opens."""
+    try:
+        session = ss.restore(kept)
+    except Exception as err:  # untrusted, and its model may have changed since: start afresh
+        why = (one_line(err)[:REASON_CHARS] if isinstance(err, RewritingError)
+               else "they could not be used")
+        gr.Warning(f"The edits and selections kept in this browser were dropped ({why}); "
+                   "you start afresh on the original model.")
+        return None
+    if session.stack.deltas:
+        gr.Info(f"Restored your {len(session.stack.deltas)} edit(s) from this browser.")
+    return session
 
 
 def session_events(demo: gr.Blocks, p: Page, saved: gr.BrowserState) -> None:
@@ -565,19 +607,14 @@ def session_events(demo: gr.Blocks, p: Page, saved: gr.BrowserState) -> None:
     @friendly
     def on_load(st, start, n, kept):
         if st is None and kept:
-            try:
-                st = ss.restore(kept)
-                if st.stack.deltas:
-                    gr.Info(f"Restored your {len(st.stack.deltas)} edit(s) from this browser.")
-            except RewritingError as err:
-                gr.Warning(f"your edits kept in this browser could not be restored: "
-                           f"{one_line(err)}; starting afresh")
+            st = restored(kept)
         return p.everything(current(st), start, n)
 
     def keep(st):
         return gr.skip() if st is None else ss.snapshot(st)
 
-    demo.load(on_load, [p.state, p.first, p.number, saved], p.every(), **PRIVATE)
+    demo.load(on_load, [p.state, p.first, p.number, saved], p.every(), js=SHALLOW_KEPT,
+              **PRIVATE)
     p.state.change(keep, p.state, saved, **PRIVATE)
 
 
@@ -651,7 +688,7 @@ def picker_events(p: Page) -> None:
         try:
             session = ss.Session.start(name, lambda f, msg: progress(f, desc=msg))
             return p.everything(session, 0, 0)
-        except RewritingError as err:
+        except Exception as err:  # a Hub repository is untrusted: the page stays as it was
             gr.Warning(load_failure(name, err))
             return {p.model_dd: current(st).generator.name}
 
@@ -928,8 +965,30 @@ def advanced_settings() -> tuple[gr.Slider, gr.Radio, gr.Number, gr.Slider]:
     return rank, method, reg, erase_n
 
 
-def execute_events(p: Page, execute_b: gr.Button, erase_b: gr.Button) -> None:
-    """Execute the selections' rule, or erase what is under Paste."""
+def edit_lock(buttons: Sequence[gr.Button], locked: bool) -> str:
+    """JavaScript that disables (or enables again) the buttons that make an edit, in the page
+    itself and at once: a second press while an edit runs would apply it twice. The event's
+    inputs pass through unchanged."""
+    selector = json.dumps(", ".join(f"#{b.elem_id}" for b in buttons))
+    return (f"(...inputs) => {{ document.querySelectorAll({selector}).forEach("
+            f"b => {{ b.disabled = {json.dumps(locked)}; }}); return inputs; }}")
+
+
+def unlock_after(edits: Sequence[Sequence[gr.events.Dependency]],
+                 buttons: Sequence[gr.Button]) -> None:
+    """Enable the edit buttons again once an edit is done, its measures kept, or one of its
+    steps failed (the page follows `then` only after a success)."""
+    unlock = edit_lock(buttons, False)
+    for steps in edits:
+        for step in steps:
+            step.failure(None, None, None, js=unlock, **PRIVATE)
+        steps[-1].then(None, None, None, js=unlock, **PRIVATE)
+
+
+def execute_events(p: Page, execute_b: gr.Button, erase_b: gr.Button,
+                   buttons: Sequence[gr.Button]) -> list[list[gr.events.Dependency]]:
+    """Execute the selections' rule, or erase what is under Paste; the `buttons` that edit are
+    locked meanwhile (each edit's steps returned, for `unlock_after`)."""
 
     def run(erase: bool):
         @on_gpu
@@ -942,13 +1001,16 @@ def execute_events(p: Page, execute_b: gr.Button, erase_b: gr.Button) -> None:
         return go
 
     settings = [p.state, p.rank, p.method, p.reg, p.erase_n]
-    for button, erase in ((execute_b, False), (erase_b, True)):
-        p.after_executing(button.click(run(erase), settings, p.run_outputs(),
-                                       show_progress_on=p.result, **PRIVATE, **EDIT))
+    return [p.after_executing(button.click(run(erase), settings, p.run_outputs(),
+                                           show_progress_on=p.result,
+                                           js=edit_lock(buttons, True), **PRIVATE, **EDIT))
+            for button, erase in ((execute_b, False), (erase_b, True))]
 
 
-def example_events(p: Page, example_bs: list[gr.Button]) -> None:
-    """Each example button loads its request (on the embedded model) and executes it."""
+def example_events(p: Page, example_bs: list[gr.Button],
+                   buttons: Sequence[gr.Button]) -> list[list[gr.events.Dependency]]:
+    """Each example button loads its request (on the embedded model) and executes it; the
+    `buttons` that edit are locked meanwhile (each edit's steps returned)."""
 
     def example(name: str):
         @on_gpu
@@ -970,9 +1032,10 @@ def example_events(p: Page, example_bs: list[gr.Button]) -> None:
 
     outputs = distinct([*p.every(), *p.loaded_outputs(), *p.run_outputs(), p.search_gal,
                         p.found])
-    for name, button in zip(EXAMPLES, example_bs, strict=True):
-        p.after_executing(button.click(example(name), [p.state, p.first], outputs,
-                                       show_progress_on=p.comparison_img, **PRIVATE, **EDIT))
+    return [p.after_executing(button.click(example(name), [p.state, p.first], outputs,
+                                           show_progress_on=p.comparison_img,
+                                           js=edit_lock(buttons, True), **PRIVATE, **EDIT))
+            for name, button in zip(EXAMPLES, example_bs, strict=True)]
 
 
 def strength_events(p: Page) -> None:
@@ -981,17 +1044,20 @@ def strength_events(p: Page) -> None:
     @friendly
     def rescale(st, s, start, shown, pending):
         before = current(st)
-        session = before.with_strength(float(s))
-        edited = {p.comparison_img: image_file(np.asarray(ss.comparison(session, shown)))}
+        strength = as_number(s, "the strength", float)
+        session = before.with_strength(strength)
         latest = pending is not None and pending.holds(before.stack.deltas[-1])
+        # The before/after picture shows only right after an Execute (not after a reload or a
+        # revert): then the gallery alone shows the new strength.
+        picture = ({p.comparison_img: image_file(np.asarray(ss.comparison(session, shown)))}
+                   if shown else {})
         return {
             p.state: session, p.gallery: p.page(session, start, "Edited", False, 1),
             p.view: "Edited", p.highlight: False, p.canvas_key: next(CANVAS_TICKETS),
-            p.result: f"Edit {len(session.stack.deltas)} now at strength {float(s):g} "
+            p.result: f"Edit {len(session.stack.deltas)} now at strength {strength:g} "
             "(the solved update times the strength; nothing solved again)"
             + (": measuring it again." if latest else "."),
-            p.pending: pending.rescaled(session) if latest else None,
-            **(edited if shown else {}),
+            p.pending: pending.rescaled(session) if latest else None, **picture,
         }
 
     p.after_changing(p.strength.release(
@@ -1021,20 +1087,21 @@ def revert_events(p: Page, revert_b: gr.Button) -> None:
     def revert_picked(st, index, start, shown):
         if index is None:
             raise RewritingError("there is no edit to revert")
-        session = current(st).reverted(int(index))
+        index = as_number(index, "the edit to revert")
+        session = current(st).reverted(index)
         return {
             p.state: session, **p.edits(session),
             p.gallery: p.page(session, start, shown, False, 1),
-            p.highlight: False, p.result: f"Edit {int(index) + 1} reverted.",
+            p.highlight: False, p.result: f"Edit {index + 1} reverted.",
             p.canvas_key: next(CANVAS_TICKETS),
             p.comparison_img: gr.update(value=None, visible=False), p.compared: None,
             p.pending: None, p.search_gal: None, p.found: [],
         }
 
     revert_b.click(revert_picked, [p.state, p.revert_dd, p.first, p.view],
-                   [p.state, p.history, p.revert_dd, p.gallery, p.highlight, p.result,
-                    p.comparison_img, p.canvas_key, p.compared, p.pending, p.search_gal,
-                    p.found],
+                   [p.state, p.history, p.revert_dd, p.strength, p.gallery, p.highlight,
+                    p.result, p.comparison_img, p.canvas_key, p.compared, p.pending,
+                    p.search_gal, p.found],
                    **PRIVATE)
 
 
@@ -1256,7 +1323,7 @@ def photo_panel(state: gr.State) -> PhotoBrush:
             photo = open_photo(path)
             crop, how = ((check_crop(photo, parse_crop(crop_text)), "given") if crop_text
                          else default_crop(photo, session.generator.face_framing))
-            count = whole_number(n, "the number of steps")
+            count = as_number(n, "the number of steps")
             if not 1 <= count <= 2000:
                 raise RewritingError(f"steps must be from 1 to 2000, got {count}")
 
@@ -1359,7 +1426,7 @@ def api_endpoints(state: gr.State) -> None:
     @api_errors
     def api_revert(index, st):
         """Revert this session's edit number `index` (0-based)."""
-        session = current(st).reverted(whole_number(index, "the edit number"))
+        session = current(st).reverted(as_number(index, "the edit number"))
         return session, {"edits": ss.history(session)}
 
     api_sample_b.click(api_sample, [api_samples, api_edited, state],
@@ -1410,18 +1477,21 @@ def build() -> gr.Blocks:
         paging_events(p, samples.prev_b, samples.next_b)
         opening_events(p)
         tray_events(p, brush.remove_b, brush.clear_b)
-        execute_events(p, execute_b, erase_b)
+        edit_buttons = [*example_bs, execute_b, erase_b]
+        edits = execute_events(p, execute_b, erase_b, edit_buttons)
         revert_events(p, revert_b)
         search_events(p, brush.search_b)
         strength_events(p)
         suggest_events(p, brush.suggest_b)
         request_file_events(p, files)
-        example_events(p, example_bs)
+        edits += example_events(p, example_bs, edit_buttons)
         canvas_follows_view(p)
         download_events(p, files)
         publish_events(p, publish)
         api_endpoints(state)
         photo_brush_events(photo, brush.chosen)
+        # Last, so that every event above keeps its position (`fn_index`).
+        unlock_after(edits, edit_buttons)
     return demo
 
 

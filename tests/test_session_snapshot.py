@@ -48,7 +48,7 @@ def test_snapshot_round_trip_gives_the_same_model_and_selections(edited):
     ({"model": "no-such-model"}, "unknown model"),
     ({"layer": "main.77"}, "main.77"),
     ({"context": [{"sample": -1, "mask": [0, 0, 8, 8]}]}, "non-negative"),
-    ({"context": "all"}, "context selections are malformed"),
+    ({"context": "all"}, "\"context\" is not a list"),
 ])
 def test_a_tampered_snapshot_is_refused_with_a_clear_message(edited, change, message):
     with pytest.raises(RewritingError, match=message):

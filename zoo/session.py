@@ -13,7 +13,8 @@ import json
 import math
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -43,7 +44,13 @@ from rewriting.latents import (
     from_tensors,
     sample_latents,
 )
-from rewriting.limits import MAX_CONTEXT, MAX_REQUEST_BYTES
+from rewriting.limits import (
+    MAX_CONTEXT,
+    MAX_NAME,
+    MAX_REQUEST_BYTES,
+    MAX_SNAPSHOT_CHARS,
+    check_decoded,
+)
 from rewriting.masks import mask_image, to_grid
 from rewriting.metrics import firing_masks, held_out_samples
 from rewriting.nethook import replace_output
@@ -56,13 +63,13 @@ from rewriting.request import (
     parse_selection,
     selection_json,
 )
-from rewriting.rewrite import context_keys, context_rule, execute
+from rewriting.rewrite import check_request, context_keys, context_rule, execute
 from rewriting.stats import KeyStats, key_stats
 from rewriting.suggest import LayerSuggestion, suggest_layer
 from rewriting.threads import one_thread
 
 from .fetch import anonymous_hub
-from .hub import HUB_PREFIX, load_any_stack
+from .hub import HUB_PREFIX, MAX_STACK, load_any_stack
 from .publish import check_repo_id, publish
 from .registry import list_models, model_entry
 from .renders import keep, rendered, stack_digest
@@ -114,11 +121,16 @@ class Session:
         a model named by a file path on this machine loads only where `allow_local` says so.
         """
         if not allow_local and not model.startswith(HUB_PREFIX):
-            model_entry(model)  # an unknown name is refused, a server path included
+            try:  # an unknown name is refused, a server path included
+                model_entry(model)
+            except RewritingError:
+                raise RewritingError(f"unknown model {model!r}: the model list names those "
+                                     "this app offers") from None
         with anonymous_hub():
             stack = load_any_stack(model, progress)
         generator = stack.generator
-        return cls(stack, generator.default_layer, generator.check_truncation(None))
+        return cls(checked_stack(generator, stack.deltas), generator.default_layer,
+                   generator.check_truncation(None))
 
     @property
     def generator(self) -> Generator:
@@ -181,10 +193,13 @@ class Session:
 
     def with_edits(self, deltas: Sequence[Delta]) -> Session:
         """The session with these edits instead of its own (each checked against the model)."""
-        return replace(self, stack=EditStack(self.generator, deltas))
+        return replace(self, stack=checked_stack(self.generator, deltas))
 
     def with_edit(self, delta: Delta) -> Session:
         """The session with one more executed edit on top of its others."""
+        if len(self.stack.deltas) >= MAX_STACK:
+            raise RewritingError(f"this session holds {MAX_STACK} edits, the most it may: "
+                                 "revert one first")
         return replace(self, stack=EditStack(self.generator, [*self.stack.deltas, delta]))
 
     def with_strength(self, strength: float) -> Session:
@@ -247,15 +262,41 @@ class Session:
         return session, request
 
 
+def check_stack_size(count: int) -> None:
+    """Refuse more edits than MAX_STACK, the most a published stack holds."""
+    if count > MAX_STACK:
+        raise RewritingError(f"{count} edits are more than the {MAX_STACK} a session holds")
+
+
+def checked_stack(generator: Generator, deltas: Sequence[Delta]) -> EditStack:
+    """The edits as a stack on `generator`: at most MAX_STACK, each made for its weights and
+    with a request that is valid for it, checked like a request file."""
+    check_stack_size(len(deltas))
+    stack = EditStack(generator, deltas)
+    for number, delta in enumerate(deltas, 1):
+        try:
+            check_request(generator, parse_request(delta.request, latents=delta.latents))
+        except RewritingError as err:
+            raise RewritingError(f"edit {number} has a malformed request: {err}") from None
+    return stack
+
+
 #: Format tag of a session kept in the visitor's browser.
 SNAPSHOT_FORMAT = "rewriting-session/1"
+
+
+@contextmanager
+def stack_file() -> Iterator[Path]:
+    """A new file in the temp folder for a stack of edits on its way to or from a browser,
+    removed afterwards."""
+    with tempfile.NamedTemporaryFile(prefix="rewriting-snapshot-", suffix=".safetensors") as file:
+        yield Path(file.name)
 
 
 def snapshot(session: Session) -> dict:
     """The session as JSON for the visitor's browser: model, layer, truncation, selections and
     the edits (a stack file, base64: a few KB an edit)."""
-    with tempfile.TemporaryDirectory(prefix="rewriting-snapshot-") as folder:
-        path = Path(folder) / "edits.safetensors"
+    with stack_file() as path:
         save_stack(session.stack.deltas, path)
         edits = base64.b64encode(path.read_bytes()).decode()
     return {
@@ -269,32 +310,74 @@ def snapshot(session: Session) -> dict:
     }
 
 
-def restore(data: object) -> Session:
-    """A session from `snapshot`'s JSON (untrusted: it comes back from a browser)."""
+def _name(value: object) -> bool:
+    """Whether `value` is a name of 1 to MAX_NAME characters."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_NAME
+
+
+def _number(value: object) -> bool:
+    """Whether `value` is a finite JSON number (not true or false)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+#: What each field of a snapshot but its format must hold (a test, and its words in the
+#: visitor's message).
+SNAPSHOT_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "model": (_name, f"a model name of at most {MAX_NAME} characters"),
+    "layer": (_name, f"a layer name of at most {MAX_NAME} characters"),
+    "truncation": (lambda v: v is None or _number(v), "empty or a number"),
+    "edits": (lambda v: isinstance(v, str) and len(v) <= MAX_REQUEST_BYTES,
+              f"text of at most {MAX_REQUEST_BYTES} characters"),
+    "copy": (lambda v: v is None or isinstance(v, dict), "empty or a selection"),
+    "paste": (lambda v: v is None or isinstance(v, dict), "empty or a selection"),
+    "context": (lambda v: isinstance(v, list) and len(v) <= MAX_CONTEXT,
+                f"a list of at most {MAX_CONTEXT} selections"),
+    "latents": (lambda v: isinstance(v, dict), "photo latents by name"),
+}
+
+
+def checked_snapshot(data: object) -> dict:
+    """`snapshot`'s JSON as a browser handed it back, if it has its size, depth, fields and
+    their types; refused otherwise, before anything is loaded."""
     if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
         raise RewritingError("the saved session is not one this version of the app wrote")
-    edits = data.get("edits")
-    if not isinstance(edits, str) or len(edits) > MAX_REQUEST_BYTES:
-        raise RewritingError("the saved session's edits are missing or too large")
-    context = data.get("context")
-    if not isinstance(context, list) or len(context) > MAX_CONTEXT:
-        raise RewritingError("the saved session's context selections are malformed")
-    session = Session.start(str(data.get("model")))
-    with tempfile.TemporaryDirectory(prefix="rewriting-snapshot-") as folder:
-        path = Path(folder) / "edits.safetensors"
+    check_decoded(data, "the saved session", MAX_SNAPSHOT_CHARS)
+    unknown = sorted(set(data) - {"format", *SNAPSHOT_FIELDS})
+    if unknown:
+        raise RewritingError(f"the saved session has unknown fields ({', '.join(unknown)[:80]})")
+    for key, (valid, words) in SNAPSHOT_FIELDS.items():
+        if key not in data or not valid(data[key]):
+            raise RewritingError(f'the saved session\'s "{key}" is not {words}')
+    return data
+
+
+def snapshot_edits(text: str) -> list[Delta]:
+    """The edits of a snapshot (a stack file as base64 text), at most MAX_STACK."""
+    with stack_file() as path:
         try:
-            path.write_bytes(base64.b64decode(edits, validate=True))
+            path.write_bytes(base64.b64decode(text, validate=True))
         except ValueError:
             raise RewritingError("the saved session's edits are not base64") from None
-        session = session.with_edits(load_stack(path, "the saved session's edits"))
-    session = session.with_layer(str(data.get("layer"))).with_truncation(data.get("truncation"))
-    session = replace(session, latents=restored_latents(data.get("latents", {}),
-                                                        session.generator))
-    for role in ("copy", "paste"):
-        if data.get(role) is not None:
-            session = session.with_selection(role, parse_selection(data[role], role))
-    for i, item in enumerate(context):
-        session = session.with_selection("context", parse_selection(item, f"context[{i}]"))
+        deltas = load_stack(path, "the saved session's edits")
+    check_stack_size(len(deltas))  # before the model loads
+    return deltas
+
+
+def restore(data: object) -> Session:
+    """A session from `snapshot`'s JSON (untrusted: it comes back from a browser), checked field
+    by field under the limits of a loaded file before its model is loaded."""
+    kept = checked_snapshot(data)
+    deltas = snapshot_edits(kept["edits"])
+    chosen = [(role, parse_selection(kept[role], role)) for role in ("copy", "paste")
+              if kept[role] is not None]
+    chosen += [("context", parse_selection(item, f"context[{i}]"))
+               for i, item in enumerate(kept["context"])]
+    session = Session.start(kept["model"]).with_edits(deltas)
+    session = session.with_layer(kept["layer"]).with_truncation(kept["truncation"])
+    session = replace(session, latents=restored_latents(kept["latents"], session.generator))
+    for role, selection in chosen:
+        session = session.with_selection(role, selection)
     return session
 
 
@@ -664,14 +747,15 @@ def history(session: Session) -> list[str]:
 
 
 def edit_label(delta: Delta) -> str:
-    """One line describing an executed edit."""
-    request = delta.request
-    if request.get("erase"):
-        what = f"erase on #{request['paste']['sample']}"
+    """One line describing an executed edit (its request, in either format, was checked when
+    the edit joined a session)."""
+    request = parse_request(delta.request, latents=delta.latents)
+    if request.copy is None:
+        what = f"erase on #{request.paste.sample}"
     else:
-        what = f"copy #{request['copy']['sample']} → paste #{request['paste']['sample']}"
-    context = len(request.get("context", []))
-    return f"{what}, {context} context, layer {delta.layer}, rank {delta.rank} ({delta.method})"
+        what = f"copy #{request.copy.sample} → paste #{request.paste.sample}"
+    return (f"{what}, {len(request.context)} context, layer {delta.layer}, rank {delta.rank} "
+            f"({delta.method})")
 
 
 def save_delta(session: Session, index: int, folder: Path) -> Path:
