@@ -24,9 +24,9 @@ import torch
 
 from .latents import sample_latents
 from .metrics import change_summary, fired_pixels, strongest
+from .problem import EditProblem
 from .readings import base_midway, base_readings, base_traced
 from .render import Midway, midway, render_resumed
-from .rewrite import EditProblem
 from .solve import expand
 from .transfer import SampleGoals, goal_images, transfer_goals
 

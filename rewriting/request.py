@@ -103,10 +103,11 @@ class EditRequest:
         return [s.sample for s in chosen]
 
 
-def check_strength(strength: float) -> float:
-    """The strength if it lies between 0 and MAX_STRENGTH, else a clear error."""
+def check_strength(strength: float, name: str = "strength") -> float:
+    """The strength if it lies between 0 and MAX_STRENGTH, else a clear error naming it as
+    `name` (a request's field, a command-line option)."""
     if not 0.0 <= strength <= MAX_STRENGTH:
-        raise RewritingError(f"strength must be between 0 and {MAX_STRENGTH:g}, got {strength!r}")
+        raise RewritingError(f"{name} must be between 0 and {MAX_STRENGTH:g}, got {strength!r}")
     return strength
 
 

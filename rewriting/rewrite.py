@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from .baselines import PAPER_LR, projected_adam, scaled_lr
 from .delta import Delta, EditStack
 from .directions import context_directions, context_key
 from .errors import RewritingError
@@ -23,10 +21,12 @@ from .goal import Goal, erase_channels, erase_goal, paste_goal, place_object
 from .latents import Sample, check_sample_latent, distinct, sample_latents
 from .masks import bounding_box, grid_mask, mask_image
 from .metrics import firing_threshold
+from .paper import paper_solution
+from .problem import EditProblem
 from .readings import base_readings
 from .render import RENDER_BATCH
 from .request import PAPER_METHODS, EditRequest, Selection
-from .solve import DEFAULT_REGULARIZATION, Solution, measured, solve
+from .solve import Solution, solve
 from .stats import STATS_SEED, KeyStats, default_cache_dir, key_stats
 from .threads import one_thread
 from .transfer import transfer_goals
@@ -36,9 +36,6 @@ MAX_DELTA_RATIO = 1.0
 #: Loss weight that holds the rest of the paste sample's value map as it was (our guard
 #: against leaking; the `dense` baseline is the paper's: goal box only, no such term).
 DEFAULT_KEEP = 1.0
-#: The dense baseline's isotropic ridge, relative to the mean key energy: just enough to pick
-#: the minimum-norm update among the many that fit the goal, as gradient descent would.
-DENSE_REGULARIZATION = 1e-3
 #: The factor on the solved update when a request gives none (W1 = W0 + s Lambda D): the peak
 #: of rank one's mean generalisation along its strength curve in `evaluate` (docs/evaluation,
 #: `recommended`); the least-squares update, met at the layer, undershoots the goal in pixels.
@@ -46,35 +43,6 @@ DEFAULT_STRENGTH = 2.0
 #: A "rule" goal is also rebuilt wherever the context key fires on this many samples of the
 #: statistics' latent stream (never a numbered sample, so never a held-out one).
 RULE_SAMPLES = 128
-
-
-@dataclass
-class EditProblem:
-    """Everything an edit solves for, prepared once from a request (the ROME-style key/value
-    step): the layer and its current weight W0, the paste sample's keys and module inputs, the
-    goal, the context's directions D and key, and the firing threshold of that key."""
-
-    request: EditRequest
-    spec: LayerSpec
-    truncation: float | None
-    module: nn.Module
-    weight: torch.Tensor
-    keys: torch.Tensor
-    inputs: tuple
-    goal: Goal
-    rule_directions: torch.Tensor
-    context_key: torch.Tensor
-    threshold: float
-    stats: KeyStats
-    base_weights: dict[str, torch.Tensor]
-    context_goals: list[tuple[torch.Tensor, tuple, list[Goal]]] = field(default_factory=list)
-
-    @property
-    def directions(self) -> torch.Tensor:
-        """D for the request's method: the context's directions, or I for `dense`."""
-        if self.request.method == "dense":
-            return torch.eye(self.spec.key_channels, dtype=torch.float64)
-        return self.rule_directions
 
 
 @dataclass
@@ -193,7 +161,7 @@ def check_stats(stats: KeyStats, channels: int) -> None:
         )
 
 
-def prepare(
+def prepare_problem(
     generator: Generator,
     request: EditRequest,
     stack: EditStack | None = None,
@@ -347,6 +315,25 @@ def statistics_used(stats: KeyStats) -> dict[str, str | int]:
     return used
 
 
+def least_squares(problem: EditProblem) -> Solution:
+    """`execute`'s solver for ours (`rank`) and the unconstrained baseline (`dense`): Lambda in
+    closed form, or iterated for a layer nonlinear in W (`solve`)."""
+    return solve(
+        problem.module, problem.spec, problem.weight, problem.directions, problem.keys,
+        problem.inputs, problem.goal, problem.stats.second_moment, problem.regularization,
+        dense=problem.request.method == "dense", others=problem.context_goals,
+    )
+
+
+#: The solver each request method runs (as ROME's ALG_DICT names each algorithm's).
+SOLVERS: dict[str, Callable[[EditProblem], Solution]] = {
+    "rank": least_squares,
+    "dense": least_squares,
+    "paper": paper_solution,
+    "paper-scaled": paper_solution,
+}
+
+
 def execute(
     generator: Generator,
     request: EditRequest,
@@ -360,28 +347,10 @@ def execute(
 
     The layer readings run on the caller's threads; the linear algebra runs on one."""
     started = time.perf_counter()
-    problem = prepare(generator, request, stack, stats, stats_progress, keep)
-    dense = request.method == "dense"
-    regularization = request.regularization
-    if regularization is None:
-        regularization = DENSE_REGULARIZATION if dense else DEFAULT_REGULARIZATION
+    problem = prepare_problem(generator, request, stack, stats, stats_progress, keep)
     strength = DEFAULT_STRENGTH if request.strength is None else request.strength
     directions = problem.directions
-    extra: dict[str, float] = {}
-    if request.method in PAPER_METHODS:
-        args = (problem.module, problem.spec, problem.weight, directions, problem.keys,
-                problem.inputs, problem.goal)
-        lr = PAPER_LR if request.method == "paper" else scaled_lr(problem.weight)
-        run = projected_adam(*args, lr=lr)
-        solution = measured(*args[:3], run.lam, *args[3:], run.seconds, "adam-projected")
-        extra = {"lr": run.lr, "l1_before": run.l1_before, "l1_after": run.l1_after}
-        regularization = 0.0
-    else:
-        solution = solve(
-            problem.module, problem.spec, problem.weight, directions, problem.keys,
-            problem.inputs, problem.goal, problem.stats.second_moment, regularization,
-            dense=dense, others=problem.context_goals,
-        )
+    solution = SOLVERS[request.method](problem)
     if not solution.delta_norm_ratio <= max_delta_ratio:
         raise RewritingError(
             f"ill-conditioned edit: ||dW|| / ||W0|| = {solution.delta_norm_ratio:.2f} exceeds "
@@ -395,7 +364,7 @@ def execute(
         "rank": int(directions.shape[0]),
         "method": request.method,
         "solver": solution.solver,
-        "regularization": regularization,
+        "regularization": problem.regularization,
         "strength": strength,
         "seconds_solve": solution.seconds,
         "seconds_execute": time.perf_counter() - started,
@@ -403,7 +372,7 @@ def execute(
         "goal": request.goal,
         "goal_samples": 1 + sum(len(goals) for _, _, goals in problem.context_goals),
         "statistics": statistics_used(problem.stats),
-        **extra,
+        **solution.figures,
     }
     delta = Delta(
         layer=spec.name,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -42,13 +42,15 @@ def expand(lam: torch.Tensor, directions: torch.Tensor, key_axis: int) -> torch.
 
 @dataclass
 class Solution:
-    """Lambda [r, *rest], and how well it meets the goal."""
+    """Lambda [r, *rest], how well it meets the goal, and the solver's own figures (reported
+    with the edit's metrics)."""
 
     lam: torch.Tensor
     residual: float
     delta_norm_ratio: float
     seconds: float
     solver: str
+    figures: dict[str, float] = field(default_factory=dict)
 
 
 def value_axis(spec: LayerSpec, weight: torch.Tensor) -> int:

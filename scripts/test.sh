@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs, then run it: ruff, then pytest (which fails on no tests).
+# Install everything the test suite needs, then run it: ruff, the import layers (import-linter),
+# then pytest (which fails on no tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q -r requirements.txt -r requirements-test.txt
@@ -9,4 +10,5 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt-get update -q && apt-get install -y -q chromium
 fi
 ruff check .
+lint-imports
 python -m pytest -q "$@"

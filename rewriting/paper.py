@@ -1,34 +1,25 @@
-"""The methods the paper compares against, re-implemented to measure ours against them.
+"""The authors' own procedure, which `execute` runs for the methods `paper` and `paper-scaled`.
 
-- `paper_procedure`: the authors' own optimisation, as their reference code runs it
-  (rewrite/ganrewrite.py): the layer evaluated on the key map cropped to the goal box, mean L1
-  between its output and the goal values there, Adam on the full layer weight (lr 0.05, 2001
-  steps), and after step 0, every 10th step and the last, W reset to W0 + P(W - W0), P the
-  projection of each weight row onto span(D) along the key axis.
-- `finetune_all`: fine-tune every generator weight on the pasted image: pixel L1 on the pasted
-  box plus 0.01 x a feature term, Adam. The paper's feature term is VGG16's MSE; this tool runs
-  offline without VGG weights, so it uses the edited layer's own values on the goal box.
+As their reference code runs it (rewrite/ganrewrite.py): the layer evaluated on the key map
+cropped to the goal box, mean L1 between its output and the goal values there, Adam on the full
+layer weight (lr 0.05, 2001 steps), and after step 0, every 10th step and the last, W reset to
+W0 + P(W - W0), P the projection of each weight row onto span(D) along the key axis.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from .errors import RewritingError
-from .generator import Generator, LayerSpec, layer_value
+from .generator import LayerSpec, layer_value
 from .goal import Goal
-from .latents import sample_latents
-from .nethook import replace_output, trace
-from .solve import expand
+from .problem import EditProblem
+from .solve import Solution, expand, measured
 from .threads import one_thread
-
-if TYPE_CHECKING:
-    from .rewrite import EditProblem
 
 #: The authors' learning rate, step count and projection interval.
 PAPER_LR = 0.05
@@ -44,6 +35,10 @@ PAPER_WEIGHT_STD = 1.0
 def scaled_lr(weight: torch.Tensor) -> float:
     """The authors' learning rate scaled to this weight: 0.05 x std(W0) / 1 (see above)."""
     return PAPER_LR * float(weight.detach().float().std()) / PAPER_WEIGHT_STD
+
+
+#: The learning rate of each of the authors' methods, from the layer's weight W0.
+LEARNING_RATES = {"paper": lambda weight: PAPER_LR, "paper-scaled": scaled_lr}
 
 
 @dataclass
@@ -132,52 +127,23 @@ def projected_adam(
     return PaperRun(lam, before, after, lr, time.perf_counter() - started)
 
 
-def paper_procedure(
-    problem: EditProblem,
-    steps: int = PAPER_STEPS,
-    lr: float | None = None,
-    project_every: int = PAPER_PROJECT_EVERY,
-) -> tuple[torch.Tensor, float]:
-    """Lambda [r, *rest] the authors' optimisation reaches on a prepared problem (lr None: the
-    paper's 0.05), and the seconds it took. Prepare with method "paper" for their goal."""
-    run = projected_adam(
+def paper_procedure(problem: EditProblem) -> PaperRun:
+    """The authors' optimisation on a problem prepared for `paper` or `paper-scaled` (their
+    goal), at that method's learning rate."""
+    lr = LEARNING_RATES[problem.request.method](problem.weight)
+    return projected_adam(
         problem.module, problem.spec, problem.weight, problem.rule_directions, problem.keys,
-        problem.inputs, problem.goal, steps, PAPER_LR if lr is None else lr, project_every,
+        problem.inputs, problem.goal, lr=lr,
     )
-    return run.lam, run.seconds
 
 
-def finetune_all(
-    generator: Generator,
-    problem: EditProblem,
-    steps: int = 200,
-    lr: float = 0.01,
-    feature_weight: float = 0.01,
-) -> tuple[dict[str, torch.Tensor], float]:
-    """All generator weights after fine-tuning on the pasted image, and the seconds it took."""
-    started = time.perf_counter()
-    spec, goal, truncation = problem.spec, problem.goal, problem.truncation
-    z = sample_latents(generator, [problem.request.paste.sample], problem.request.latents)
-    base = {**dict(generator.net.named_parameters()), **problem.base_weights}
-    target_net = generator.view(problem.base_weights)
-    with replace_output(target_net, spec.module, lambda _inputs, _out: goal.target[None]):
-        target_image = generator.synthesize(z, truncation, net=target_net)[0]
-    scale = generator.image_size[0] // spec.value_grid[0]
-    top, left, bottom, right = (v * scale for v in goal.box)
-    region = goal.region()
-    params = {k: v.detach().clone().requires_grad_(True) for k, v in base.items()}
-    optimizer = torch.optim.Adam(params.values(), lr=lr)
-    with torch.enable_grad():
-        for _ in range(steps):
-            net = generator.view(params)
-            with trace(net, spec.module) as record:
-                image = net(z, truncation=truncation)
-            pixels = (image[0] - target_image)[:, top:bottom, left:right].abs().mean()
-            feature = ((record.output[0] - goal.target)[:, region] ** 2).mean()
-            loss = pixels + feature_weight * feature
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    tuned = {k: v.detach() for k, v in params.items()}
-    return tuned, time.perf_counter() - started
-
+def paper_solution(problem: EditProblem) -> Solution:
+    """`execute`'s solver for the authors' methods: their Lambda, measured as ours is, with
+    its learning rate and L1 loss before and after."""
+    run = paper_procedure(problem)
+    solution = measured(
+        problem.module, problem.spec, problem.weight, run.lam, problem.rule_directions,
+        problem.keys, problem.inputs, problem.goal, run.seconds, "adam-projected",
+    )
+    return replace(solution, figures={"lr": run.lr, "l1_before": run.l1_before,
+                                      "l1_after": run.l1_after})

@@ -20,19 +20,22 @@ from pathlib import Path
 
 import torch
 
-from .atomic import as_json, write_folder
-from .baselines import finetune_all, paper_procedure, scaled_lr
-from .delta import EditStack
-from .efficacy import RuleProbe, strengthen
-from .features import read_layer
-from .generator import Generator
-from .latents import sample_latents
-from .metrics import held_out_samples
-from .request import EditRequest
-from .rewrite import DEFAULT_STRENGTH, DENSE_REGULARIZATION, EditProblem, execute, prepare
-from .solve import DEFAULT_REGULARIZATION, expand
-from .stats import key_stats
-from .suggest import SPECIFICITY_TARGET
+from rewriting.atomic import as_json, write_folder
+from rewriting.delta import EditStack
+from rewriting.efficacy import RuleProbe, strengthen
+from rewriting.features import read_layer
+from rewriting.generator import Generator
+from rewriting.latents import sample_latents
+from rewriting.metrics import held_out_samples
+from rewriting.paper import paper_procedure
+from rewriting.problem import DENSE_REGULARIZATION, EditProblem
+from rewriting.request import EditRequest
+from rewriting.rewrite import DEFAULT_STRENGTH, execute, prepare_problem
+from rewriting.solve import DEFAULT_REGULARIZATION, expand
+from rewriting.stats import key_stats
+from rewriting.suggest import SPECIFICITY_TARGET
+
+from .baselines import finetune_all
 
 FINETUNE_STEPS = 100
 #: The files `write_results` writes into its folder.
@@ -101,13 +104,12 @@ def edited_weights(
     if method in ("paper", "paper-scaled"):
         # The authors' procedure on their own goal and mask-to-grid rule, at their learning
         # rate or one scaled to the weight.
-        paper = prepare(
+        paper = prepare_problem(
             generator, replace(request, rank=1, method=method, grid="paper"), stats=problem.stats
         )
-        lr = None if method == "paper" else scaled_lr(paper.weight)
-        lam, seconds = paper_procedure(paper, lr=lr)
-        delta = expand(lam, paper.rule_directions.float(), paper.spec.key_axis)
-        return {paper.spec.weight: paper.weight + delta}, seconds
+        run = paper_procedure(paper)
+        delta = expand(run.lam, paper.rule_directions.float(), paper.spec.key_axis)
+        return {paper.spec.weight: paper.weight + delta}, run.seconds
     if method == "finetune-all":
         return finetune_all(generator, problem, steps=finetune_steps)
     raise ValueError(f"unknown method {method!r}")
@@ -129,7 +131,7 @@ def evaluate(
         spec = generator.layer(request.layer)
         truncation = generator.check_truncation(request.truncation)
         stats = key_stats(generator, spec, truncation)
-        problem = prepare(generator, replace(request, rank=1, method="rank"), stats=stats)
+        problem = prepare_problem(generator, replace(request, rank=1, method="rank"), stats=stats)
         probe = RuleProbe(generator, problem, held_out_samples(held_out, request.samples()))
         for method in methods:
             started = time.perf_counter()

@@ -8,7 +8,7 @@ load event and the brush canvas's render; Execute is a click on an example butto
 before/after picture is on screen, and its measures are the events the page then fires until
 the figures are in the result text. Opening a sample and Revert go through the app's API with
 gradio_client, in the same session. `python -m rewriting bench` calls `app_latency`; the
-engine never imports gradio.
+app runs in a child process, so nothing here imports app.py or gradio.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from app import EXAMPLES, EXAMPLES_DIR
-from app_process import TLS, queue_calls, running_app
+from .app_process import ROOT, TLS, queue_calls, running_app
 
+EXAMPLES_DIR = ROOT / "examples"
+#: The app's example buttons (label -> request file in EXAMPLES_DIR), in the page's order.
+EXAMPLES = json.loads((EXAMPLES_DIR / "buttons.json").read_text())
 #: The example buttons each visitor clicks in turn (elem_id, paste sample), on the default model.
 BUTTONS = tuple((f"example-{i}", json.loads((EXAMPLES_DIR / name).read_text())["paste"]["sample"])
                 for i, name in enumerate(EXAMPLES.values()))
@@ -90,11 +92,12 @@ class Browser:
                 for i in self.deps[fn_index]["inputs"]]
 
     def followers(self, fn_index: int, done: dict) -> list[int]:
-        """The events the page fires once event `fn_index` completed with message `done`."""
+        """The server events the page fires once event `fn_index` completed with message `done`
+        (one that only runs JavaScript, such as unlocking the edit buttons, stays in the page)."""
         changed = set(done["output"].get("changed_state_ids") or ())
-        return [i for i, d in enumerate(self.deps)
-                if d.get("trigger_after") == fn_index
-                or any(t[0] in changed and t[1] == "change" for t in d["targets"])]
+        return [i for i, d in enumerate(self.deps) if d.get("backend_fn", True) and (
+                d.get("trigger_after") == fn_index
+                or any(t[0] in changed and t[1] == "change" for t in d["targets"]))]
 
     def run(self, fn_index: int, data: list | None = None) -> dict[int, float]:
         """Fire event `fn_index` and everything that follows it; seconds from the start to each

@@ -8,9 +8,9 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .generator import Generator
-from .project import STEPS, Projection, project, render_latent
-from .render import render
+from rewriting.generator import Generator
+from rewriting.project import STEPS, Projection, project, render_latent
+from rewriting.render import render
 
 
 def summary(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:

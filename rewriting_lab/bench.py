@@ -15,17 +15,20 @@ from pathlib import Path
 
 import torch
 
-from .directions import directions_cosine
-from .early import EARLY_SHRINKAGE, RefiningStats
-from .errors import RewritingError
+from rewriting.directions import directions_cosine
+from rewriting.early import EARLY_SHRINKAGE, RefiningStats
+from rewriting.errors import RewritingError
+from rewriting.features import read_layer
+from rewriting.generator import Generator
+from rewriting.metrics import held_out_samples
+from rewriting.render import fixed_batches
+from rewriting.request import EditRequest
+from rewriting.rewrite import execute, prepare_problem
+from rewriting.solve import solve
+from rewriting.stats import STATS_SEED, compute_key_stats
+
 from .evaluate import edited_weights, goal_residual
-from .features import read_layer
-from .generator import Generator
-from .render import fixed_batches
-from .request import EditRequest
-from .rewrite import execute, prepare
-from .solve import solve
-from .stats import STATS_SEED, compute_key_stats
+from .project_eval import on_samples
 
 
 def timed(run: Callable[[], object], repeats: int) -> dict[str, float]:
@@ -97,7 +100,7 @@ def edit_cost(generator: Generator, request: EditRequest, repeats: int) -> dict[
     grid, L1 loss, Adam with projection, 2001 steps) runs at their learning rate and at one
     scaled to the weight; its residual is measured on our goal, like the others'.
     """
-    problem = prepare(generator, request)
+    problem = prepare_problem(generator, request)
     args = (problem.module, problem.spec, problem.weight, problem.directions, problem.keys,
             problem.inputs)
     moment = problem.stats.second_moment
@@ -152,9 +155,6 @@ def first_edit(generator: Generator, request: EditRequest, early: int, samples: 
 
 def projection_cost(generator: Generator, samples: int, steps: int) -> dict[str, float]:
     """Seconds per image and PSNR of projecting held-out samples back into the model."""
-    from .metrics import held_out_samples
-    from .project_eval import on_samples
-
     result = on_samples(generator, held_out_samples(samples), steps)
     return {**result["summary"], "steps": steps}
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent
+#: The checkout, where app.py is.
+ROOT = Path(__file__).resolve().parents[1]
 #: One TLS context for every client: building one (loading the CA bundle) costs about 30 ms,
 #: which a browser never pays per request.
 TLS = ssl.create_default_context()

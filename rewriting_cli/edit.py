@@ -1,0 +1,164 @@
+"""`edit` (a request executed, measured and written out) and `stats` (a layer's key statistics)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+from rewriting import __version__
+from rewriting.atomic import check_output
+from rewriting.delta import EditStack
+from rewriting.early import RefiningStats
+from rewriting.editdir import EDIT_FILES, before_after_picture, write_edit_dir
+from rewriting.efficacy import RuleProbe
+from rewriting.limits import MAX_APP_SAMPLES, MAX_SAMPLES_PER_CALL, MAX_SCALE, check_picture
+from rewriting.metrics import held_out_samples
+from rewriting.parallel import is_main
+from rewriting.request import check_strength, read_request
+from rewriting.rewrite import DEFAULT_STRENGTH, check_request, execute
+from rewriting.stats import key_stats, save_atomic
+from rewriting.suggest import SPECIFICITY_TARGET, layer_table, suggest_layer
+from zoo.hub import load_any
+
+from .common import DEFAULT_MODEL, int_range, open_edits, progress
+
+
+def add_stats(sub: argparse._SubParsersAction) -> None:
+    """`stats [--layer L]`: compute the key statistics C, or find them cached."""
+    p = sub.add_parser("stats", help="compute (or reuse) the key statistics C of a layer")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--layer")
+    p.add_argument("--samples", type=int_range(1, MAX_SAMPLES_PER_CALL), default=1000)
+    p.add_argument("--truncation", type=float)
+    p.add_argument("--out", help="also write C and the key sample to this safetensors file")
+    p.set_defaults(run=cmd_stats)
+
+
+def add_edit(sub: argparse._SubParsersAction) -> None:
+    """`edit REQUEST --out DIR`: the delta, the request, the metrics and a before/after picture."""
+    p = sub.add_parser("edit", help="execute an edit request, write its delta and pictures")
+    p.add_argument("request", help="edit request JSON (this tool's or the paper's format)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--model", help="model (required for the paper's format)")
+    p.add_argument("--layer", help="layer (required for the paper's format); 'auto' solves at "
+                   "every layer, prints the table and uses the suggested one")
+    p.add_argument("--strength", type=float,
+                   help="factor on the solved update (default: the request's, else "
+                   f"{DEFAULT_STRENGTH:g})")
+    p.add_argument("--edit", action="append", default=[], metavar="DELTA",
+                   help="earlier edits to apply first")
+    p.add_argument("--stats-samples", type=int_range(1, MAX_SAMPLES_PER_CALL), default=1000)
+    p.add_argument("--early-stats", type=int_range(1, MAX_SAMPLES_PER_CALL), metavar="N",
+                   help="when the statistics are not cached, solve with N samples' statistics "
+                   "shrunk towards their diagonal while the full ones are computed alongside")
+    p.add_argument("--held-out", type=int_range(1, MAX_SAMPLES_PER_CALL), default=64)
+    p.add_argument("--show", type=int_range(1, MAX_APP_SAMPLES), default=12,
+                   help="held-out samples in the picture: those where the context fires most")
+    p.add_argument("--scale", type=int_range(1, MAX_SCALE), default=2)
+    p.set_defaults(run=cmd_edit)
+
+
+def cmd_stats(args: argparse.Namespace) -> None:
+    """C over this rank's share of the samples, summed over ranks; the main rank reports."""
+    out = None if args.out is None else check_output(args.out)
+    generator = load_any(args.model)
+    spec = generator.layer(args.layer)
+    truncation = generator.check_truncation(args.truncation)
+    started = time.perf_counter()
+    report = progress("statistics") if is_main() else None
+    stats = key_stats(generator, spec, truncation, samples=args.samples, progress=report)
+    if out and is_main():
+        save_atomic(out, stats)
+    if not is_main():
+        return
+    print(
+        f"C for {generator.name} {spec.name}: {stats.second_moment.shape[0]} key channels, "
+        f"{stats.count} keys from {args.samples} samples, {time.perf_counter() - started:.1f} s"
+    )
+
+
+@contextmanager
+def timed(phases: dict[str, float], name: str) -> Iterator[None]:
+    """Record the seconds the block takes as `phases[name]`."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] = time.perf_counter() - start
+
+
+def cmd_edit(args: argparse.Namespace) -> None:
+    """Execute the request on top of --edit's deltas, measure it on held-out samples and write
+    the edit's folder; one line of figures."""
+    started = time.perf_counter()
+    phases: dict[str, float] = {}
+    out = check_output(args.out, folder=True, names=EDIT_FILES)
+    request = read_request(args.request, args.model, args.layer)
+    if args.strength is not None:
+        request = replace(request, strength=check_strength(args.strength, "--strength"))
+    with timed(phases, "load"):
+        generator = load_any(request.model)
+        stack = open_edits(generator, args.edit)
+    held_out = held_out_samples(args.held_out, request.samples())
+    if request.layer == "auto":
+        with timed(phases, "suggest_layer"):
+            suggestion = suggest_layer(generator, request, held_out, stack, args.stats_samples,
+                                       log=lambda line: print(line, file=sys.stderr))
+        print(f"layers for this request (* suggested, specificity >= {SPECIFICITY_TARGET}):")
+        print(layer_table(suggestion))
+        request = replace(request, layer=suggestion.layer)
+    spec = check_request(generator, request)
+    check_picture(3, args.show, generator.image_size, args.scale)
+    truncation = generator.check_truncation(request.truncation)
+    with timed(phases, "statistics"):
+        if args.early_stats:
+            refining = RefiningStats(generator, spec, truncation, args.stats_samples,
+                                     args.early_stats)
+            stats = refining.current()
+        else:
+            stats = key_stats(generator, spec, truncation, samples=args.stats_samples,
+                              progress=progress("statistics"))
+    with timed(phases, "execute"):
+        result = execute(generator, request, stack, stats)
+    edited = EditStack(generator, [*stack.deltas, result.delta])
+    after = edited.weights()
+    with timed(phases, "measure"):
+        probe = RuleProbe(generator, result.problem, held_out)
+        passes = probe.run(after)
+        change = {**probe.measure(after, passes),
+                  "random_floor": probe.floor(after, result.delta.rank)}
+    with timed(phases, "picture"):
+        # Show the held-out samples where the rule applies most (chosen by the context key
+        # alone, before the edit, not by how much they changed), from the measure's renders.
+        shown = probe.strongest(args.show)
+        rows = [probe.numbers.index(n) for n in shown]
+        picture = before_after_picture(probe.original[rows], passes.held_out[rows], args.scale,
+                                       [probe.goal_box(n) for n in shown])
+    if args.early_stats:
+        with timed(phases, "refine_statistics"):
+            refining.wait()  # so that the next edit finds the full statistics cached
+    metrics = {
+        **result.delta.metrics,
+        **change,
+        "layer": spec.name,
+        "model": generator.name,
+        "stacked_on": len(stack.deltas),
+        "seconds_phases": phases,
+        "seconds_total": time.perf_counter() - started,
+        "tool_version": __version__,
+    }
+    result.delta.metrics = metrics
+    write_edit_dir(out, result.delta, request.to_json(), picture, metrics)
+    floor = change["random_floor"]
+    print(
+        f"edited {generator.name} {spec.name} at strength {result.delta.strength:g}: efficacy "
+        f"{change['efficacy']:.2f} (random {floor['efficacy']:.2f}), generalization "
+        f"{change['generalization']:.2f} (random {floor['generalization']:.2f}), specificity "
+        f"{change['specificity']:.2f} (random {floor['specificity']:.2f}), selectivity "
+        f"{change['selectivity']:.1f}, ||dW||/||W0|| {metrics['delta_norm_ratio']:.3f}, "
+        f"solve {metrics['seconds_solve'] * 1000:.1f} ms; wrote {out}/"
+    )
