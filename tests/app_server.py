@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app_process import ROOT, free_port, running_app
+from rewriting_lab.app_process import ROOT, free_port, running_app
 
 __all__ = ["ROOT", "app_log", "free_port", "running_app"]
 

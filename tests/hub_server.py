@@ -339,7 +339,7 @@ def use_hub(monkeypatch: pytest.MonkeyPatch, endpoint: str, home: Path) -> None:
 
 def make_edit(out: Path, model: str | None = None) -> Path:
     """The folder `edit` writes for the example request (quick settings), on `model` if given."""
-    from rewriting.cli import main
+    from rewriting_cli.main import main
 
     example = Path(__file__).parents[1] / "examples" / "eye-to-mouth.json"
     args = ["edit", str(example), "--out", str(out), "--stats-samples", "100",

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from memory import REFUSAL_BUDGET_MB, peak_during
 
-from rewriting.cli import main
 from rewriting.errors import RewritingError
 from rewriting.stats import default_cache_dir
+from rewriting_cli.main import main
 
 
 def snapshot(folder: Path) -> dict[str, object]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import app_bench
-from rewriting.bench import table
+from rewriting_lab import app_bench
+from rewriting_lab.bench import table
 
 
 def test_app_bench_reports_every_action_from_real_edits():

@@ -15,13 +15,13 @@ from hub_server import HubServer, use_hub
 from PIL import Image
 from safetensors.torch import load_file
 
-import app
 from rewriting.checksum import state_digest
 from rewriting.errors import RewritingError
 from rewriting.render import render
 from rewriting.request import parse_request
 from rewriting.stats import key_stats
-from zoo import session as ss
+from rewriting_app import publish_policy as app
+from rewriting_app import session as ss
 from zoo.hub import load_any, load_hub_stack
 
 TOKEN = "hf_app_publish_secret"
@@ -158,7 +158,7 @@ def test_the_running_apps_publish_panel_pushes_the_visitors_stack(monkeypatch, t
     holds the stack, which loads back with the same requests and renders what the app showed."""
     from test_app_security import dependency
 
-    from app_process import queue_call
+    from rewriting_lab.app_process import queue_call
 
     with HubServer({TOKEN: "alice"}) as hub:
         env = {"HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HOME": str(tmp_path / "home"),

@@ -14,8 +14,8 @@ import pytest
 from app_server import app_log, running_app
 from hub_server import HubServer
 
-import app
-from app_process import queue_call
+from rewriting_app import file_cache as app
+from rewriting_lab.app_process import queue_call
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_the_servers_own_token"

@@ -20,12 +20,12 @@ from bad_inputs import DELTAS, EXAMPLE, ROOT, masks, requests, write_good_delta
 from refusals import one_line_error, refused
 from safetensors.torch import save_file
 
-from rewriting.cli import main
 from rewriting.delta import Delta, EditStack
 from rewriting.limits import MAX_SAMPLES_PER_CALL, parse_samples
 from rewriting.masks import mask_image
 from rewriting.request import read_request
 from rewriting.stats import STATS_SEED, cache_path, default_cache_dir, stats_identity
+from rewriting_cli.main import main
 from zoo.checkpoint import read_checkpoint
 from zoo.loader import build_from_file
 

@@ -80,8 +80,8 @@ def _setting(reg: float, strength: float, generalization: float) -> dict:
 
 
 def test_pick_is_the_generalisation_peak_at_the_default_regularisation():
-    from rewriting.evaluate import recommended
     from rewriting.solve import DEFAULT_REGULARIZATION
+    from rewriting_lab.evaluate import recommended
 
     points = ((1.0, 0.1), (2.0, 0.3), (3.0, 0.2))
     curve = [_setting(DEFAULT_REGULARIZATION, s, g) for s, g in points]

@@ -8,27 +8,15 @@ import threading
 from collections.abc import Callable
 
 import torch
+from edits import random_delta
 
-from rewriting.delta import Delta, EditStack
+from rewriting.delta import EditStack
 from rewriting.features import read_layer
 from rewriting.nethook import replace_output
 from rewriting.render import render
 
 NUMBERS = list(range(1000, 1006))
 ROUNDS = 12
-
-
-def random_delta(generator, layer: str, seed: int, rank: int = 2) -> Delta:
-    """A delta of rank `rank` on `layer` large enough to change every image visibly."""
-    spec = generator.layer(layer)
-    weight = generator.parameter(spec.weight)
-    rows = weight.movedim(spec.key_axis, 0).shape[1:]
-    gen = torch.Generator().manual_seed(seed)
-    directions = torch.linalg.qr(torch.randn(spec.key_channels, rank, generator=gen))[0].T
-    lam = torch.randn(rank, *rows, generator=gen)
-    lam *= 0.5 * weight.norm() / lam.norm()
-    return Delta(spec.name, spec.weight, spec.key_axis, lam, directions.contiguous(),
-                 generator.name, generator.weights_sha256)
 
 
 def snapshot(net: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -16,7 +16,7 @@ from broken_plugins import (
 )
 
 import plugins
-from rewriting.cli import main
+from rewriting_cli.main import main
 from zoo import loader, registry
 from zoo.conformance import assert_conforms, check_plugin
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from edits import EYES_TO_EYES
 
 from rewriting.delta import Delta, EditStack
 from rewriting.efficacy import RuleProbe, strengthen
@@ -13,18 +14,10 @@ from rewriting.features import read_layer
 from rewriting.metrics import held_out_samples
 from rewriting.render import render
 from rewriting.request import parse_request
-from rewriting.rewrite import DEFAULT_STRENGTH, RULE_SAMPLES, execute, prepare
+from rewriting.rewrite import DEFAULT_STRENGTH, RULE_SAMPLES, execute, prepare_problem
 from rewriting.solve import expand
 from rewriting.stats import STATS_SEED, key_stats
 from rewriting.transfer import transfer_goals
-
-EYES = [20, 16, 32, 48]
-EYES_TO_EYES = {
-    "model": "dcgan-digiface", "layer": "main.6",
-    "copy": {"sample": 12, "mask": EYES},
-    "paste": {"sample": 9, "mask": EYES},
-    "context": [{"sample": s, "mask": EYES} for s in (9, 0, 13)],
-}
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +102,8 @@ def test_rule_goal_asks_for_the_object_wherever_the_context_fires(dcgan, edit):
     the statistics' latent stream where the context key fires: never a numbered sample."""
     problem = edit.problem
     assert problem.request.goal == "rule"
-    context_only = prepare(dcgan, replace(problem.request, goal="context"), stats=problem.stats)
+    context_only = prepare_problem(dcgan, replace(problem.request, goal="context"),
+                                   stats=problem.stats)
     assert len(context_only.context_goals) == 2  # samples 0 and 13; 9 is the paste sample
     fired = transfer_goals(
         dcgan, problem.spec, problem.goal, problem.weight, problem.context_key,
@@ -136,7 +130,7 @@ def test_rule_goal_generalises_further_than_the_papers_goal(dcgan, probe, edit):
 
 
 def test_app_session_rescales_without_solving_and_suggests_a_layer(dcgan):
-    from zoo import session as ss
+    from rewriting_app import session as ss
 
     session = ss.Session.start("dcgan-digiface")
     request = parse_request(EYES_TO_EYES)

@@ -29,12 +29,12 @@ from app_server import app_log, running_app
 from memory import REFUSAL_BUDGET_MB, peak_during
 
 import app
-from app_process import queue_call
 from rewriting.delta import Delta, save_stack
 from rewriting.errors import RewritingError
 from rewriting.limits import MAX_CONTEXT, MAX_REQUEST_BYTES, MAX_SNAPSHOT_CHARS
+from rewriting_app import session as ss
+from rewriting_lab.app_process import queue_call
 from zoo import hub
-from zoo import session as ss
 from zoo.hub import MAX_STACK
 
 ROOT = Path(__file__).resolve().parents[1]

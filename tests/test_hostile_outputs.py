@@ -44,11 +44,11 @@ from rewriting.atomic import (
     write_atomically,
 )
 from rewriting.checksum import state_digest
-from rewriting.cli import main
 from rewriting.delta import Delta, save_stack
 from rewriting.errors import RewritingError
 from rewriting.limits import MAX_NAME_BYTES, STALE_TEMPORARY_SECONDS
 from rewriting.stats import STATS_SEED, cache_path, key_stats, load_cached, stats_identity
+from rewriting_cli.main import main
 
 DATA = Path(__file__).parent / "data"
 #: Statistics samples of the cheap commands (the module's cache holds them).

@@ -17,8 +17,8 @@ from hub_server import HubServer, make_edit, use_hub
 from huggingface_hub import constants
 
 from plugins.base import HubFile, UrlFile
-from rewriting.cli import main
 from rewriting.errors import RewritingError
+from rewriting_cli.main import main
 from zoo.checkpoint import file_sha256
 from zoo.fetch import manual_path, resolve
 from zoo.hub import load_any, parse_spec

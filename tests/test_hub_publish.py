@@ -15,10 +15,11 @@ from huggingface_hub import ModelCard, constants
 from safetensors.torch import load, save
 
 import rewriting.stats as stats_module
-from rewriting.cli import load_stack, main
 from rewriting.delta import Delta
 from rewriting.errors import RewritingError
 from rewriting.stats import cached_key_stats, compute_key_stats, key_stats
+from rewriting_cli.common import open_edits
+from rewriting_cli.main import main
 from zoo.card import model_card
 from zoo.hub import load_any, load_hub_stack
 
@@ -91,7 +92,7 @@ def test_round_trip_renders_the_edited_samples_bit_identically(
 
     generator = load_any("hub:alice/eyes")
     base = load_any("dcgan-digiface")
-    stack = load_stack(base, [str(edit_dir / "delta.safetensors")])
+    stack = open_edits(base, [str(edit_dir / "delta.safetensors")])
     z = base.latents(range(8))
     assert torch.equal(generator.synthesize(z), base.synthesize(z, None, stack.weights()))
     no_token_anywhere(hub, tmp_path)
@@ -199,7 +200,7 @@ def test_push_checks_its_inputs_before_any_request(hub, tmp_path, capsys):
 
 
 def test_an_edit_stacked_on_earlier_ones_is_not_published_alone(hub, edit_dir, tmp_path, capsys):
-    from rewriting.cli import main
+    from rewriting_cli.main import main
 
     example = Path(__file__).parents[1] / "examples" / "eye-to-mouth.json"
     stacked = tmp_path / "stacked"
@@ -266,11 +267,11 @@ def test_a_stack_publishes_loads_back_and_each_edit_reverts(
     base = load_any("dcgan-digiface")
     assert (restored.generator is base) == delta_only  # full weights rebuild the base
     z = base.latents([0, 3, 1000, 1001])
-    mine = load_stack(base, paths)
+    mine = open_edits(base, paths)
     assert torch.equal(restored.generator.synthesize(z, None, restored.weights()),
                        base.synthesize(z, None, mine.weights()))
     for index in range(3):
-        theirs, ours = load_hub_stack("hub:alice/stack"), load_stack(base, paths)
+        theirs, ours = load_hub_stack("hub:alice/stack"), open_edits(base, paths)
         theirs.revert(index)
         ours.revert(index)
         without = restored.generator.synthesize(z, None, theirs.weights())

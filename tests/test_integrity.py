@@ -17,8 +17,8 @@ from huggingface_hub import constants
 from plugins.base import HubFile, PackageFile, UrlFile
 from plugins.dcgan import WEIGHTS_SHA256
 from rewriting.atomic import temporary_name, write_atomically
-from rewriting.cli import main
 from rewriting.errors import RewritingError
+from rewriting_cli.main import main
 from zoo.checkpoint import file_sha256
 from zoo.fetch import manual_path, resolve
 from zoo.registry import model_entry, pinning

@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 import torch
-from test_efficacy import EYES_TO_EYES
+from edits import EYES_TO_EYES
 from torch import nn
 
 from rewriting import solve
@@ -15,8 +15,8 @@ from rewriting.efficacy import MEASURES, RuleProbe
 from rewriting.masks import mask_image
 from rewriting.request import parse_request
 from rewriting.rewrite import execute
-from zoo import session as ss
-from zoo.session import mask_url
+from rewriting_app import session as ss
+from rewriting_app.pictures import mask_url
 
 
 def fresh_session() -> tuple[ss.Session, object]:

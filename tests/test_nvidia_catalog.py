@@ -7,8 +7,8 @@ import json
 import pytest
 
 from plugins.base import HubFile
-from rewriting.cli import main
 from rewriting.errors import RewritingError
+from rewriting_cli.main import main
 from zoo.loader import load_model
 from zoo.registry import list_models
 

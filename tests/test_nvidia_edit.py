@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from rewriting.cli import main
 from rewriting.delta import Delta, EditStack
 from rewriting.errors import RewritingError
+from rewriting_cli.main import main
 from zoo.loader import load_model
 
 ROOT = Path(__file__).parent.parent
@@ -113,7 +113,7 @@ def test_a_session_on_a_local_nvidia_file_edits_publishes_and_loads_back(tmp_pat
 
     from rewriting.request import Selection
     from rewriting.stats import key_stats
-    from zoo import session as ss
+    from rewriting_app import session as ss
     from zoo.hub import load_any
 
     model, layer = str(ROOT / CASES[family][0]), CASES[family][1]

@@ -11,9 +11,9 @@ from nvidia_writer import Shape, SnapshotWriter
 from safetensors.torch import load_file, save_file
 
 from plugins.base import LocalFile, ModelEntry
-from rewriting.cli import main
 from rewriting.errors import RewritingError
 from rewriting.generator import layer_key, layer_value, paper_latents
+from rewriting_cli.main import main
 from zoo.conformance import check_generator
 from zoo.loader import build_from_file
 from zoo.nvidia_pickle import PersistentNet

@@ -14,7 +14,7 @@ import torch
 
 from rewriting.errors import RewritingError
 from rewriting.request import DEFAULT_ERASE_CHANNELS, parse_request
-from rewriting.rewrite import execute, prepare
+from rewriting.rewrite import execute, prepare_problem
 
 ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data" / "paper_edits"
@@ -53,7 +53,7 @@ def test_every_shape_prepares_on_the_dcgan_with_either_grid(dcgan):
     for name in EDITS:
         request = load(name)
         for grid in ("coverage", "paper"):
-            problem = prepare(dcgan, replace(request, grid=grid))
+            problem = prepare_problem(dcgan, replace(request, grid=grid))
             assert problem.goal.region().any() and problem.rule_directions.shape == (1, 256)
 
 

@@ -11,13 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from rewriting.baselines import PAPER_LR, projected_adam, scaled_lr
 from rewriting.directions import context_directions
 from rewriting.generator import LayerSpec
 from rewriting.goal import Goal
 from rewriting.masks import grid_mask
+from rewriting.paper import PAPER_LR, projected_adam, scaled_lr
 from rewriting.request import parse_request
-from rewriting.rewrite import execute, prepare
+from rewriting.rewrite import execute, prepare_problem
 
 ROOT = Path(__file__).parent.parent
 
@@ -88,10 +88,10 @@ def test_paper_weighting_of_partly_covered_context_cells():
 def test_paper_method_on_the_dcgan(dcgan):
     request = parse_request(json.loads((ROOT / "examples" / "eye-to-mouth.json").read_text()))
     paper = replace(request, method="paper-scaled", grid="paper")
-    problem = prepare(dcgan, paper)
+    problem = prepare_problem(dcgan, paper)
     # The authors' goal: the copy's positive box (bilinear grid) pasted, widened to key cells.
     assert problem.goal.box == (8, 2, 16, 14) and problem.goal.keep == 0.0
-    assert int(prepare(dcgan, request).goal.region().sum()) == 32
+    assert int(prepare_problem(dcgan, request).goal.region().sum()) == 32
     result = execute(dcgan, paper)
     metrics = result.delta.metrics
     assert metrics["lr"] == pytest.approx(0.05 * float(problem.weight.std()))

@@ -154,7 +154,7 @@ def test_projection_named_is_the_latent_it_saves(dcgan, tmp_path):
 
 
 def test_session_edits_with_its_photo_and_keeps_it_across_a_snapshot(dcgan, stats):
-    from zoo import session as ss
+    from rewriting_app import session as ss
 
     photo = photo_of(dcgan, 12)
     start = ss.Session.start("dcgan-digiface")

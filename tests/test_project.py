@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 import skimage.data
 import torch
+from edits import random_delta
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from test_concurrency import random_delta
 
-from rewriting.cli import main
 from rewriting.delta import Delta, EditStack
 from rewriting.errors import RewritingError
 from rewriting.metrics import held_out_samples
@@ -25,6 +24,7 @@ from rewriting.photo import Crop, centred_crop, prepare
 from rewriting.project import load_latent, mean_image, project, render_latent
 from rewriting.quality import psnr, ssim
 from rewriting.render import render
+from rewriting_cli.main import main
 from zoo.loader import build_from_file
 
 DATA = Path(__file__).parent / "data"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from rewriting import bench
-from rewriting.cli import main
 from rewriting.errors import RewritingError
-from zoo.reference_stylegan2 import reference_images, reference_pair
+from rewriting_cli.main import main
+from rewriting_lab import bench
+from rewriting_lab.reference_stylegan2 import reference_images, reference_pair
 
 #: A stand-in checkout: its op/ compiles "CUDA kernels" at import (which must be skipped) and
 #: its Generator has rosinality's constructor and call signature (a small net of our layout).

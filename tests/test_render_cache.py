@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_efficacy import EYES_TO_EYES
+from edits import EYES_TO_EYES
 
 from rewriting.lru import BytesLRU
 from rewriting.render import render
 from rewriting.request import parse_request
-from zoo import renders
-from zoo import session as ss
+from rewriting_app import renders
+from rewriting_app import session as ss
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_efficacy import EYES_TO_EYES
+from edits import EYES_TO_EYES
 
 from rewriting import rewrite, solve
 from rewriting.features import read_layer

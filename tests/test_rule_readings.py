@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_efficacy import EYES_TO_EYES
+from edits import EYES_TO_EYES
 
 from rewriting import readings, rewrite
 from rewriting.delta import EditStack

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from rewriting.delta import load_stack, save_stack
 from rewriting.errors import RewritingError
-from zoo import session as ss
+from rewriting_app import session as ss
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOWN = [1000, 1001, 1002, 1003]

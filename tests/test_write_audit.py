@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 from bad_inputs import DELTAS, requests
+from hostile_hub import BAD_REPO_IDS, BAD_REVISIONS, HOSTILE_EDIT_JSON
 from hub_server import HubServer, make_edit, use_hub
-from test_hostile_hub_names import BAD_REPO_IDS, BAD_REVISIONS, HOSTILE_EDIT_JSON
 from write_guard import outside, recording
 
-from rewriting.cli import main
 from rewriting.stats import default_cache_dir
+from rewriting_cli.main import main
 from zoo.loader import load_model
 
 

@@ -33,6 +33,13 @@ def stack_digest(stack: EditStack) -> str:
     return f"{state_digest(tensors)}:{json.dumps(recipe)}"
 
 
+def render_identity(stack: EditStack, truncation: float | None) -> tuple:
+    """What names a stack's renders among those kept: model, truncation and the edits."""
+    generator = stack.generator
+    return (generator.name, generator.weights_sha256, json.dumps(truncation),
+            stack_digest(stack))
+
+
 def rendered(
     identity: tuple, numbers: Sequence[int], render: Callable[[list[int]], np.ndarray]
 ) -> np.ndarray:

@@ -1,6 +1,6 @@
-"""One visitor's editing session on a shared, read-only model: brush selections and edits.
+"""One visitor's editing session on a shared, read-only model: its state, pictures, edits, files.
 
-The app keeps a `Session` per visitor. A session never copies the model: it holds an
+The page keeps a `Session` per visitor. A session never copies the model: it holds an
 `EditStack` of deltas on the generator that `zoo.hub.load_any` shares between visitors,
 and every change returns a new session, so an action that fails leaves the old one as it was.
 """
@@ -8,78 +8,64 @@ and every change returns a new session, so an action that fails leaves the old o
 from __future__ import annotations
 
 import base64
-import io
 import json
-import math
-import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from safetensors import SafetensorError
-from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 from safetensors.torch import save_file
 
 from rewriting import __version__
 from rewriting.atomic import safe_name, write_atomically
-from rewriting.delta import Delta, EditStack, load_stack, save_stack
+from rewriting.delta import Delta, EditStack, save_stack
 from rewriting.editdir import before_after, before_after_picture, write_edit_dir
 from rewriting.efficacy import MEASURES, RuleProbe
 from rewriting.errors import RewritingError
 from rewriting.features import read_layer
 from rewriting.generator import Generator, LayerSpec
 from rewriting.goal import paste_goal
-from rewriting.latents import (
-    NAME,
-    NamedLatent,
-    Sample,
-    check_sample_latent,
-    distinct,
-    from_tensors,
-    sample_latents,
-)
-from rewriting.limits import (
-    MAX_CONTEXT,
-    MAX_NAME,
-    MAX_REQUEST_BYTES,
-    MAX_SNAPSHOT_CHARS,
-    check_decoded,
-)
+from rewriting.latents import NamedLatent, Sample, check_sample_latent, distinct, sample_latents
 from rewriting.masks import mask_image, to_grid
-from rewriting.metrics import firing_masks, held_out_samples
+from rewriting.metrics import held_out_samples
 from rewriting.nethook import replace_output
 from rewriting.render import render, render_z
 from rewriting.request import (
-    MAX_STRENGTH,
     EditRequest,
     Selection,
+    check_strength,
     parse_request,
     parse_selection,
     selection_json,
 )
-from rewriting.rewrite import check_request, context_keys, context_rule, execute
+from rewriting.rewrite import execute
 from rewriting.stats import KeyStats, key_stats
 from rewriting.suggest import LayerSuggestion, suggest_layer
 from rewriting.threads import one_thread
+from zoo.fetch import anonymous_hub
+from zoo.hub import HUB_PREFIX, MAX_STACK, load_any_stack
+from zoo.publish import check_repo_id, publish
+from zoo.registry import list_models, model_entry
 
-from .fetch import anonymous_hub
-from .hub import HUB_PREFIX, MAX_STACK, load_any_stack
-from .publish import check_repo_id, publish
-from .registry import list_models, model_entry
-from .renders import keep, rendered, stack_digest
+from .pictures import tint
+from .renders import keep, render_identity, rendered
+from .snapshots import (
+    SNAPSHOT_FORMAT,
+    checked_snapshot,
+    checked_stack,
+    restored_latents,
+    snapshot_edits,
+    stack_file,
+)
 
 #: The name a visitor's projected photo takes as a sample.
 PHOTO = "photo"
 #: Held-out samples on which an executed edit is measured and shown before and after.
 HELD_OUT = tuple(held_out_samples(32))
-#: Tint of brush masks and context matches drawn over samples.
-MASK_COLOR = (255, 0, 200)
 #: Key statistics kept in memory (the oldest are dropped; the disk cache keeps them all).
 STATS_KEPT = 8
 
@@ -206,8 +192,7 @@ class Session:
         """The session with its latest edit scaled to `strength` (W0 + s Lambda D), unsolved."""
         if not self.stack.deltas:
             raise RewritingError("there is no edit to scale: Execute one first")
-        if not 0.0 <= strength <= MAX_STRENGTH:
-            raise RewritingError(f"strength must be between 0 and {MAX_STRENGTH:g}")
+        check_strength(strength)
         last = self.stack.deltas[-1]
         # What was measured at the old strength no longer holds: `measure` makes it again.
         solved = {k: v for k, v in last.metrics.items() if k not in MEASURES}
@@ -262,37 +247,6 @@ class Session:
         return session, request
 
 
-def check_stack_size(count: int) -> None:
-    """Refuse more edits than MAX_STACK, the most a published stack holds."""
-    if count > MAX_STACK:
-        raise RewritingError(f"{count} edits are more than the {MAX_STACK} a session holds")
-
-
-def checked_stack(generator: Generator, deltas: Sequence[Delta]) -> EditStack:
-    """The edits as a stack on `generator`: at most MAX_STACK, each made for its weights and
-    with a request that is valid for it, checked like a request file."""
-    check_stack_size(len(deltas))
-    stack = EditStack(generator, deltas)
-    for number, delta in enumerate(deltas, 1):
-        try:
-            check_request(generator, parse_request(delta.request, latents=delta.latents))
-        except RewritingError as err:
-            raise RewritingError(f"edit {number} has a malformed request: {err}") from None
-    return stack
-
-
-#: Format tag of a session kept in the visitor's browser.
-SNAPSHOT_FORMAT = "rewriting-session/1"
-
-
-@contextmanager
-def stack_file() -> Iterator[Path]:
-    """A new file in the temp folder for a stack of edits on its way to or from a browser,
-    removed afterwards."""
-    with tempfile.NamedTemporaryFile(prefix="rewriting-snapshot-", suffix=".safetensors") as file:
-        yield Path(file.name)
-
-
 def snapshot(session: Session) -> dict:
     """The session as JSON for the visitor's browser: model, layer, truncation, selections and
     the edits (a stack file, base64: a few KB an edit)."""
@@ -308,60 +262,6 @@ def snapshot(session: Session) -> dict:
         "latents": {k: base64.b64encode(save_tensors(v.tensors())).decode()
                     for k, v in session.latents.items()},
     }
-
-
-def _name(value: object) -> bool:
-    """Whether `value` is a name of 1 to MAX_NAME characters."""
-    return isinstance(value, str) and 0 < len(value) <= MAX_NAME
-
-
-def _number(value: object) -> bool:
-    """Whether `value` is a finite JSON number (not true or false)."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
-#: What each field of a snapshot but its format must hold (a test, and its words in the
-#: visitor's message).
-SNAPSHOT_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
-    "model": (_name, f"a model name of at most {MAX_NAME} characters"),
-    "layer": (_name, f"a layer name of at most {MAX_NAME} characters"),
-    "truncation": (lambda v: v is None or _number(v), "empty or a number"),
-    "edits": (lambda v: isinstance(v, str) and len(v) <= MAX_REQUEST_BYTES,
-              f"text of at most {MAX_REQUEST_BYTES} characters"),
-    "copy": (lambda v: v is None or isinstance(v, dict), "empty or a selection"),
-    "paste": (lambda v: v is None or isinstance(v, dict), "empty or a selection"),
-    "context": (lambda v: isinstance(v, list) and len(v) <= MAX_CONTEXT,
-                f"a list of at most {MAX_CONTEXT} selections"),
-    "latents": (lambda v: isinstance(v, dict), "photo latents by name"),
-}
-
-
-def checked_snapshot(data: object) -> dict:
-    """`snapshot`'s JSON as a browser handed it back, if it has its size, depth, fields and
-    their types; refused otherwise, before anything is loaded."""
-    if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
-        raise RewritingError("the saved session is not one this version of the app wrote")
-    check_decoded(data, "the saved session", MAX_SNAPSHOT_CHARS)
-    unknown = sorted(set(data) - {"format", *SNAPSHOT_FIELDS})
-    if unknown:
-        raise RewritingError(f"the saved session has unknown fields ({', '.join(unknown)[:80]})")
-    for key, (valid, words) in SNAPSHOT_FIELDS.items():
-        if key not in data or not valid(data[key]):
-            raise RewritingError(f'the saved session\'s "{key}" is not {words}')
-    return data
-
-
-def snapshot_edits(text: str) -> list[Delta]:
-    """The edits of a snapshot (a stack file as base64 text), at most MAX_STACK."""
-    with stack_file() as path:
-        try:
-            path.write_bytes(base64.b64decode(text, validate=True))
-        except ValueError:
-            raise RewritingError("the saved session's edits are not base64") from None
-        deltas = load_stack(path, "the saved session's edits")
-    check_stack_size(len(deltas))  # before the model loads
-    return deltas
 
 
 def restore(data: object) -> Session:
@@ -381,68 +281,11 @@ def restore(data: object) -> Session:
     return session
 
 
-def restored_latents(data: object, generator: Generator) -> dict[str, NamedLatent]:
-    """A snapshot's latents (name: base64 safetensors), each one a photo sample can use."""
-    if not isinstance(data, dict) or sum(map(len, map(str, data.values()))) > MAX_REQUEST_BYTES:
-        raise RewritingError("the saved session's photo latents are malformed or too large")
-    out = {}
-    for name, text in data.items():
-        try:
-            if not NAME.fullmatch(str(name)):
-                raise ValueError(name)
-            tensors = load_tensors(base64.b64decode(str(text), validate=True))
-        except (ValueError, SafetensorError):
-            raise RewritingError(f"the saved session's latent {name!r} is malformed") from None
-        out[name] = from_tensors(tensors, generator.name, generator.weights_sha256,
-                                 f"the saved session's latent {name!r}")
-        check_sample_latent(out[name], generator, name)
-    return out
-
-
-def brush_mask(layers: Sequence[np.ndarray]) -> np.ndarray:
-    """Where any brush layer of an RGBA canvas is painted (alpha > 0), as a boolean map."""
-    painted = [np.asarray(layer)[..., 3] > 0 for layer in layers if np.asarray(layer).ndim == 3]
-    if not painted or not np.any(painted):
-        raise RewritingError("nothing is painted: brush over the sample in the canvas first")
-    return np.logical_or.reduce(painted)
-
-
-def mask_url(mask: np.ndarray) -> str:
-    """A boolean map as a PNG data URL: white, opaque where painted, transparent elsewhere."""
-    rgba = np.zeros((*mask.shape, 4), np.uint8)
-    rgba[mask] = 255
-    buffer = io.BytesIO()
-    Image.fromarray(rgba).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def enlarge(image: np.ndarray, at_least: int) -> np.ndarray:
-    """Upscale an image [H, W, C] by an integer factor (nearest) to at least `at_least` px."""
-    factor = max(1, math.ceil(at_least / max(image.shape[:2])))
-    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
-
-
-def tint(
-    images: np.ndarray, masks: np.ndarray | torch.Tensor, strength: float = 0.6
-) -> np.ndarray:
-    """Images [..., H, W, 3] with coverage `masks` [..., H, W] blended towards the mask colour."""
-    alpha = np.asarray(masks, dtype=np.float32)[..., None] * strength
-    mixed = images.astype(np.float32) * (1 - alpha) + np.array(MASK_COLOR) * alpha
-    return mixed.round().astype(np.uint8)
-
-
 def samples(session: Session, numbers: Sequence[Sample], edited: bool = True) -> np.ndarray:
     """uint8 images [N, H, W, 3] of the session's model (numbered samples or the photo), with
     or without its edits."""
     stack = session.stack if edited else EditStack(session.generator)
     return stack_samples(stack, session.truncation, numbers, session.latents)
-
-
-def render_identity(stack: EditStack, truncation: float | None) -> tuple:
-    """What names a stack's renders among those kept: model, truncation and the edits."""
-    generator = stack.generator
-    return (generator.name, generator.weights_sha256, json.dumps(truncation),
-            stack_digest(stack))
 
 
 def stack_samples(
@@ -525,49 +368,6 @@ def statistics(
                 while len(_stats) > STATS_KEPT:
                     _stats.pop(next(iter(_stats)))
     return found
-
-
-def probe(session: Session, stats: KeyStats, rank: int = 1) -> tuple[torch.Tensor, float]:
-    """The context key of the current context selections and the level above which it fires."""
-    context = session.context or ((session.paste,) if session.paste else ())
-    if not context:
-        raise RewritingError("brush a few places where the rule applies and press Context first")
-    generator, spec = session.generator, session.spec
-    numbers = distinct([s.sample for s in context])
-    reading = read_layer(generator, spec, sample_latents(generator, numbers, session.latents),
-                         session.truncation, session.weights())
-    masks = [
-        (s, to_grid(mask_image(s.mask, generator.image_size, s.paper), spec.key_grid,
-                    spec.key_margin))
-        for s in context
-    ]
-    keys, weights = context_keys(reading, {n: i for i, n in enumerate(numbers)}, masks)
-    rule = context_rule(stats, keys, weights, rank)
-    return rule.key, rule.threshold
-
-
-def matches(
-    session: Session, key: torch.Tensor, threshold: float, numbers: Sequence[int]
-) -> np.ndarray:
-    """Boolean maps [N, H, W] where the context key fires on the given samples."""
-    return firing_masks(
-        session.generator, session.spec, key, threshold, numbers, session.truncation,
-        session.weights(),
-    ).numpy()
-
-
-def search(
-    session: Session, key: torch.Tensor, numbers: Sequence[int], count: int, batch: int = 64
-) -> list[tuple[int, float]]:
-    """The `count` samples where the context key responds most strongly, with that response."""
-    generator, spec, weights = session.generator, session.spec, session.weights()
-    scores = []
-    for first in range(0, len(numbers), batch):
-        chunk = list(numbers[first : first + batch])
-        keys = read_layer(generator, spec, generator.latents(chunk), session.truncation, weights)
-        scores.append(torch.einsum("nchw,c->nhw", keys.keys.double(), key.double()).amax((1, 2)))
-    best = torch.cat(scores).topk(min(count, len(numbers)))
-    return [(int(numbers[i]), float(v)) for v, i in zip(best.values, best.indices, strict=True)]
 
 
 #: A pixel box (top, left, bottom, right), or None where the rule's goal lies nowhere.
@@ -679,26 +479,6 @@ def suggest(session: Session, request: EditRequest) -> LayerSuggestion:
     return suggest_layer(session.generator, request, HELD_OUT, session.stack)
 
 
-def most_changed(
-    before: Session, after: Session, count: int, numbers: Sequence[int] = HELD_OUT
-) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """The `count` samples an edit changed most, and their images before and after."""
-    old, new = samples(before, numbers), samples(after, numbers)
-    change = np.abs(new.astype(np.int16) - old).mean((1, 2, 3))
-    order = np.argsort(-change, kind="stable")[:count]
-    return [numbers[i] for i in order], old[order], new[order]
-
-
-def layer_choices(generator: Generator) -> list[tuple[str, str]]:
-    """Layer picker entries (label, name) with their grids; the recommended layer is marked."""
-    out = []
-    for name, spec in generator.layers.items():
-        (kh, kw), (vh, vw) = spec.key_grid, spec.value_grid
-        mark = " (recommended)" if name == generator.default_layer else ""
-        out.append((f"{name}: {kh}x{kw} keys -> {vh}x{vw} values{mark}", name))
-    return out
-
-
 def model_note(generator: Generator) -> str:
     """One line about a catalog model: what it draws, its size and licence."""
     height, width = generator.image_size
@@ -707,38 +487,6 @@ def model_note(generator: Generator) -> str:
         return f"an edited {generator.family} published on the Hub · {height}x{width} px"
     entry = listed[0]
     return f"{entry.description or entry.family} · {height}x{width} px · license {entry.license}"
-
-
-def result_text(index: int, metrics: dict, shown: int) -> str:
-    """What an executed edit did, for a visitor (Markdown)."""
-    return (
-        f"**Edit {index} applied at strength {metrics['strength']:g}.** Where the context "
-        f"fires, pixels changed by "
-        f"**{metrics['change_inside']:.1f}** on average (of 255), elsewhere by "
-        f"**{metrics['change_outside']:.1f}**: {metrics['selectivity']:.1f}x more where the rule "
-        f"applies. Of the gap to the goal it closed **{metrics['efficacy']:.0%}** on the paste "
-        f"sample and **{metrics['generalization']:.0%}** on the {metrics['samples_firing']} "
-        f"held-out samples where the rule fires; specificity {metrics['specificity']:.2f}. "
-        f"Weight change ||dW||/||W|| = {metrics['delta_norm_ratio']:.2f}, goal residual "
-        f"{metrics['residual']:.2f}. " + shown_text(shown)
-    )
-
-
-def shown_text(shown: int) -> str:
-    """What the before/after picture of an edit shows (Markdown)."""
-    return (
-        f"Above: the {shown} of {len(HELD_OUT)} held-out samples where the rule fires most "
-        "(rows: original, edited, the change x4, both zoomed on where the rule applies)."
-    )
-
-
-def solved_text(index: int, metrics: dict, shown: int) -> str:
-    """What an executed edit is before its measures come (Markdown)."""
-    return (
-        f"**Edit {index} applied at strength {metrics['strength']:g}** (solved in "
-        f"{metrics['seconds_execute']:.2f} s). Measuring how far the rule reaches on "
-        f"{len(HELD_OUT)} held-out samples… " + shown_text(shown)
-    )
 
 
 def history(session: Session) -> list[str]:

@@ -1,0 +1,149 @@
+"""The edit's events: Execute, Erase and the examples (locked while one runs), strength, revert."""
+
+import json
+from collections.abc import Sequence
+
+import gradio as gr
+import numpy as np
+
+from rewriting.errors import RewritingError
+from rewriting.limits import read_json_file
+from rewriting.threads import one_thread
+
+from . import session as ss
+from .file_cache import image_file
+from .handlers import CANVAS_TICKETS, PROGRESS, as_number, current, friendly, on_gpu
+from .page import Page
+from .settings import DEFAULT_MODEL, EDIT, EXAMPLES, EXAMPLES_DIR, PRIVATE
+
+
+def distinct(components: Sequence[gr.components.Component]) -> list:
+    """The components once each, in order (an event lists each output once)."""
+    return list({id(c): c for c in components}.values())
+
+
+def edit_lock(buttons: Sequence[gr.Button], locked: bool) -> str:
+    """JavaScript that disables (or enables again) the buttons that make an edit, in the page
+    itself and at once: a second press while an edit runs would apply it twice. The event's
+    inputs pass through unchanged."""
+    selector = json.dumps(", ".join(f"#{b.elem_id}" for b in buttons))
+    return (f"(...inputs) => {{ document.querySelectorAll({selector}).forEach("
+            f"b => {{ b.disabled = {json.dumps(locked)}; }}); return inputs; }}")
+
+
+def unlock_after(edits: Sequence[Sequence[gr.events.Dependency]],
+                 buttons: Sequence[gr.Button]) -> None:
+    """Enable the edit buttons again once an edit is done, its measures kept, or one of its
+    steps failed (the page follows `then` only after a success)."""
+    unlock = edit_lock(buttons, False)
+    for steps in edits:
+        for step in steps:
+            step.failure(None, None, None, js=unlock, **PRIVATE)
+        steps[-1].then(None, None, None, js=unlock, **PRIVATE)
+
+
+def execute_events(p: Page, execute_b: gr.Button, erase_b: gr.Button,
+                   buttons: Sequence[gr.Button]) -> list[list[gr.events.Dependency]]:
+    """Execute the selections' rule, or erase what is under Paste; the `buttons` that edit are
+    locked meanwhile (each edit's steps returned, for `unlock_after`)."""
+
+    def run(erase: bool):
+        @on_gpu
+        @friendly
+        def go(st, r, m, lam, channels, progress=PROGRESS):
+            session = current(st)
+            request = session.request(int(r), m, lam, int(channels) if erase else None)
+            return p.executed(session, request, progress)
+
+        return go
+
+    settings = [p.state, p.rank, p.method, p.reg, p.erase_n]
+    return [p.after_executing(button.click(run(erase), settings, p.run_outputs(),
+                                           show_progress_on=p.result,
+                                           js=edit_lock(buttons, True), **PRIVATE, **EDIT))
+            for button, erase in ((execute_b, False), (erase_b, True))]
+
+
+def example_events(p: Page, example_bs: list[gr.Button],
+                   buttons: Sequence[gr.Button]) -> list[list[gr.events.Dependency]]:
+    """Each example button loads its request (on the embedded model) and executes it; the
+    `buttons` that edit are locked meanwhile (each edit's steps returned)."""
+
+    def example(name: str):
+        @on_gpu
+        @friendly
+        def load_and_execute(st, start, progress=PROGRESS):
+            session, switched = current(st), {}
+            if session.generator.name != DEFAULT_MODEL and not session.stack.deltas:
+                # The examples are for the embedded model: a visitor without edits moves.
+                session, start = ss.Session.start(DEFAULT_MODEL), 0
+                switched = p.everything(session, start, 0)
+            data = read_json_file(EXAMPLES_DIR / EXAMPLES[name], "example")
+            session, request = session.loaded(data)
+            done = p.executed(session, request, progress)
+            with one_thread():
+                selections = p.loaded(session, request)
+            return {**switched, **selections, **done}
+
+        return load_and_execute
+
+    outputs = distinct([*p.every(), *p.loaded_outputs(), *p.run_outputs(), p.search_gal,
+                        p.found])
+    return [p.after_executing(button.click(example(name), [p.state, p.first], outputs,
+                                           show_progress_on=p.comparison_img,
+                                           js=edit_lock(buttons, True), **PRIVATE, **EDIT))
+            for name, button in zip(EXAMPLES, example_bs, strict=True)]
+
+
+def strength_events(p: Page) -> None:
+    """Re-render the latest edit at the strength picked, without solving again."""
+
+    @friendly
+    def rescale(st, s, start, shown, pending):
+        before = current(st)
+        strength = as_number(s, "the strength", float)
+        session = before.with_strength(strength)
+        latest = pending is not None and pending.holds(before.stack.deltas[-1])
+        # The before/after picture shows only right after an Execute (not after a reload or a
+        # revert): then the gallery alone shows the new strength.
+        picture = ({p.comparison_img: image_file(np.asarray(ss.comparison(session, shown)))}
+                   if shown else {})
+        return {
+            p.state: session, p.gallery: p.page(session, start, "Edited", False, 1),
+            p.view: "Edited", p.highlight: False, p.canvas_key: next(CANVAS_TICKETS),
+            p.result: f"Edit {len(session.stack.deltas)} now at strength {strength:g} "
+            "(the solved update times the strength; nothing solved again)"
+            + (": measuring it again." if latest else "."),
+            p.pending: pending.rescaled(session) if latest else None, **picture,
+        }
+
+    p.after_changing(p.strength.release(
+        rescale, [p.state, p.strength, p.first, p.compared, p.pending],
+        [p.state, p.gallery, p.view, p.highlight, p.canvas_key, p.result, p.comparison_img,
+         p.pending],
+        **PRIVATE))
+
+
+def revert_events(p: Page, revert_b: gr.Button) -> None:
+    """Revert the edit picked; the others stay."""
+
+    @friendly
+    def revert_picked(st, index, start, shown):
+        if index is None:
+            raise RewritingError("there is no edit to revert")
+        index = as_number(index, "the edit to revert")
+        session = current(st).reverted(index)
+        return {
+            p.state: session, **p.edits(session),
+            p.gallery: p.page(session, start, shown, False, 1),
+            p.highlight: False, p.result: f"Edit {index + 1} reverted.",
+            p.canvas_key: next(CANVAS_TICKETS),
+            p.comparison_img: gr.update(value=None, visible=False), p.compared: None,
+            p.pending: None, p.search_gal: None, p.found: [],
+        }
+
+    revert_b.click(revert_picked, [p.state, p.revert_dd, p.first, p.view],
+                   [p.state, p.history, p.revert_dd, p.strength, p.gallery, p.highlight,
+                    p.result, p.comparison_img, p.canvas_key, p.compared, p.pending,
+                    p.search_gal, p.found],
+                   **PRIVATE)

@@ -1,0 +1,242 @@
+"""The components several panels share (`Page`, `Selections`) and what they show of a session."""
+
+from dataclasses import dataclass
+
+import gradio as gr
+import numpy as np
+
+from rewriting.request import DEFAULT_ERASE_CHANNELS, EditRequest
+from rewriting.rewrite import DEFAULT_STRENGTH
+from rewriting.solve import DEFAULT_REGULARIZATION
+from rewriting.threads import one_thread
+
+from . import session as ss
+from .file_cache import image_file
+from .handlers import CANVAS_TICKETS, current, friendly, on_gpu, page_start, tiles
+from .pictures import enlarge, tint
+from .search import matches, probe
+from .sentences import layer_choices, model_choices, result_text, solved_text
+from .settings import AFTER, COMPARE_SHOWN, NO_RESULT, PAGE, PRIVATE, TILE_PX
+
+
+def apply_edit(session: ss.Session, request: EditRequest, progress: gr.Progress) -> tuple:
+    """Solve the request on the session's layer (first-time statistics reported as progress):
+    the edited session, the samples to show and the measures still to make."""
+
+    def report(done: int, total: int) -> None:
+        progress(done / total, desc=f"Key statistics of {session.layer} "
+                 f"(first time only): {done}/{total} samples")
+
+    stats = ss.statistics(session, report)  # on every core, the first time
+    progress(1.0, desc="Solving for the new weights")
+    with one_thread():
+        return ss.execute_shown(session, request, stats, COMPARE_SHOWN)
+
+
+@on_gpu
+@friendly
+def measure_pending(pending: ss.Pending | None, shown: ss.Shown | None) -> tuple:
+    """Measure an edit already on screen: the result text with its figures, and its metrics."""
+    if pending is None:
+        return gr.skip(), None
+    metrics = ss.measure(pending)
+    count = len(shown.numbers) if shown else 0
+    return result_text(len(pending.after.stack.deltas), metrics, count), (pending, metrics)
+
+
+def keep_measures(st: ss.Session | None, measured: tuple | None) -> ss.Session:
+    """The session with a measured edit's metrics (as it was if it no longer holds that edit:
+    a quick step of its own, so that a revert in between is never undone)."""
+    if st is None or measured is None:
+        return gr.skip()
+    return ss.with_measures(st, *measured)
+
+
+@dataclass(eq=False)
+class Selections:
+    """The brush's selections: copied and pasted regions, the goal preview, the context tray."""
+
+    state: gr.State
+    copy_img: gr.Image
+    paste_img: gr.Image
+    preview_img: gr.Image
+    tray: gr.Gallery
+    tray_pick: gr.State
+
+    def outputs(self) -> list:
+        """The components `show` updates, in the page's order."""
+        return [self.state, self.copy_img, self.paste_img, self.preview_img, self.tray,
+                self.tray_pick]
+
+    def show(self, session: ss.Session) -> dict:
+        """The session and its selections as thumbnails (no context picked)."""
+
+        def thumb(selection):
+            if selection is None:
+                return None
+            return image_file(enlarge(ss.selection_image(session, selection), TILE_PX))
+
+        both = session.copy is not None and session.paste is not None
+        return {
+            self.state: session,
+            self.copy_img: thumb(session.copy),
+            self.paste_img: thumb(session.paste),
+            self.preview_img: (image_file(enlarge(ss.paste_preview(session), TILE_PX))
+                               if both else None),
+            self.tray: [(thumb(s), f"#{s.sample}") for s in session.context],
+            self.tray_pick: None,
+        }
+
+
+@dataclass(eq=False)
+class Page:
+    """The components that several panels read or update, and what they show of a session."""
+
+    state: gr.State
+    model_dd: gr.Dropdown
+    layer_dd: gr.Dropdown
+    trunc: gr.Slider
+    note: gr.Markdown
+    gallery: gr.Gallery
+    first: gr.Number
+    number: gr.Number
+    view: gr.Radio
+    highlight: gr.Checkbox
+    tabs: gr.Tabs
+    search_gal: gr.Gallery
+    found: gr.State
+    canvas_key: gr.State
+    chosen: Selections
+    result: gr.Markdown
+    comparison_img: gr.Image
+    strength: gr.Slider
+    compared: gr.State
+    pending: gr.State
+    measured: gr.State
+    history: gr.Markdown
+    revert_dd: gr.Dropdown
+    rank: gr.Slider
+    method: gr.Radio
+    reg: gr.Number
+    erase_n: gr.Slider
+
+    def view_args(self) -> list:
+        """The inputs a gallery page is drawn from."""
+        return [self.state, self.first, self.view, self.highlight, self.rank]
+
+    def every(self) -> list:
+        """What `everything` updates."""
+        return [self.state, self.model_dd, self.layer_dd, self.trunc, self.note, self.gallery,
+                self.view, self.highlight, self.number, self.canvas_key,
+                *self.chosen.outputs()[1:], self.history, self.revert_dd, self.strength,
+                self.result, self.comparison_img, self.compared, self.pending, self.search_gal,
+                self.found]
+
+    def run_outputs(self) -> list:
+        """What `executed` updates."""
+        return [self.state, self.history, self.revert_dd, self.view,
+                self.highlight, self.result, self.comparison_img, self.canvas_key,
+                self.strength, self.compared, self.pending, self.tabs, self.search_gal,
+                self.found]
+
+    def loaded_outputs(self) -> list:
+        """What `loaded` updates."""
+        return [*self.chosen.outputs(), self.layer_dd, self.trunc, self.rank, self.method,
+                self.reg, self.erase_n]
+
+    def page(self, session: ss.Session, start, shown, marks, r) -> list:
+        """The gallery page from `start`, edited or original, tinted where the context fires."""
+        numbers = list(range(page_start(start), page_start(start) + PAGE))
+        images = ss.samples(session, numbers, shown != "Original")
+        if marks:
+            key, threshold = probe(session, ss.statistics(session), int(r))
+            images = tint(images, matches(session, key, threshold, numbers), 0.45)
+        return tiles(numbers, images)
+
+    def edits(self, session: ss.Session) -> dict:
+        """The edit history, the revert picker (on the latest edit) and the latest edit's
+        strength."""
+        lines = ss.history(session)
+        latest = len(lines) - 1 if lines else None
+        empty = "No edits yet: you are looking at the original model."
+        deltas = session.stack.deltas
+        return {
+            self.history: "\n".join(lines) or empty,
+            self.revert_dd: gr.update(choices=[(t, i) for i, t in enumerate(lines)], value=latest),
+            self.strength: deltas[-1].strength if deltas else DEFAULT_STRENGTH,
+        }
+
+    def opened(self, session: ss.Session, n) -> dict:
+        """Open sample `n` in a fresh brush canvas."""
+        return {self.number: int(n), self.canvas_key: next(CANVAS_TICKETS)}
+
+    def everything(self, session: ss.Session, start, n) -> dict:
+        """The whole page redrawn for a session (a new one, a loaded one, another model)."""
+        g = session.generator
+        return {
+            **self.chosen.show(session), **self.edits(session),
+            self.model_dd: gr.update(choices=model_choices(), value=g.name),
+            self.layer_dd: gr.update(choices=layer_choices(g), value=session.layer),
+            self.trunc: gr.update(visible=g.default_truncation is not None,
+                                  value=session.truncation),
+            self.note: ss.model_note(g),
+            self.gallery: self.page(session, start, "Edited", False, 1),
+            self.view: "Edited", self.highlight: False,
+            **self.opened(session, n),
+            self.result: NO_RESULT, self.comparison_img: gr.update(value=None, visible=False),
+            self.compared: None, self.pending: None, self.search_gal: None, self.found: [],
+        }
+
+    def edited_page(self, st, start) -> list:
+        """The gallery page from `start` of the session's edited model (after an Execute)."""
+        return self.page(current(st), start, "Edited", False, 1)
+
+    def after_executing(self, event: gr.events.Dependency) -> list[gr.events.Dependency]:
+        """Once an Execute's result is on screen, draw the gallery behind its tab and measure
+        how far the rule reaches; the steps from the event to its measures kept."""
+        event.success(self.edited_page, [self.state, self.first], self.gallery, **PRIVATE,
+                      **AFTER)
+        return [event, *self.after_changing(event)]
+
+    def after_changing(self, event: gr.events.Dependency) -> list[gr.events.Dependency]:
+        """Once an edit (or its strength) is on screen, measure it: the figures fill the result
+        text, then join the edit's metrics in the session if it still holds that edit (the
+        steps that measure and keep)."""
+        measure = event.success(measure_pending, [self.pending, self.compared],
+                                [self.result, self.measured], show_progress_on=self.result,
+                                **PRIVATE, **AFTER)
+        return [measure, measure.success(keep_measures, [self.state, self.measured],
+                                         self.state, **PRIVATE)]
+
+    def loaded(self, session: ss.Session, request) -> dict:
+        """A loaded request's selections and settings, ready to Execute."""
+        return {
+            **self.chosen.show(session), self.layer_dd: session.layer, self.rank: request.rank,
+            self.method: request.method,
+            self.reg: request.regularization or DEFAULT_REGULARIZATION,
+            self.erase_n: request.erase or DEFAULT_ERASE_CHANNELS,
+            self.trunc: gr.skip() if session.truncation is None else session.truncation,
+        }
+
+    def executed(self, session: ss.Session, request, progress) -> dict:
+        """Apply the request and show its result: history, numbers, before/after (on screen);
+        `edited_page` then draws the gallery (behind its tab) for the new edits."""
+        applied = [i + 1 for i, d in enumerate(session.stack.deltas)
+                   if d.request == request.to_json()]
+        if applied:
+            gr.Warning(f"the same edit as edit {applied[-1]}: it is now applied twice "
+                       "(Revert undoes either)")
+        done, shown, pending = apply_edit(session, request, progress)
+        progress(1.0, desc="Rendering before and after")
+        with one_thread():
+            picture = ss.comparison(done, shown)
+        return {
+            self.state: done, **self.edits(done), self.view: "Edited", self.highlight: False,
+            self.result: solved_text(len(done.stack.deltas), done.stack.deltas[-1].metrics,
+                                         len(shown.numbers)),
+            self.pending: pending,
+            self.canvas_key: next(CANVAS_TICKETS),
+            self.comparison_img: gr.update(value=image_file(np.asarray(picture)), visible=True),
+            self.compared: shown,
+            self.tabs: gr.Tabs(selected="result"), self.search_gal: None, self.found: [],
+        }
