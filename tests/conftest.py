@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
+
+# The helpers the tests of every wing share (servers, bad inputs, checks) import by name.
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 
 # Statistics computed by the tests go to a fresh folder, never the user's cache.
 os.environ.setdefault("REWRITING_CACHE", tempfile.mkdtemp(prefix="rewriting-test-cache-"))
