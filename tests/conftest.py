@@ -1,10 +1,12 @@
-"""Shared fixtures: an isolated statistics cache, and the embedded default model."""
+"""Shared fixtures: an isolated statistics cache, the embedded default model, the write guard
+of the hostile-input tests, and the fast tier's sample of their cases."""
 
 from __future__ import annotations
 
 import os
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,21 @@ sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 
 # Statistics computed by the tests go to a fresh folder, never the user's cache.
 os.environ.setdefault("REWRITING_CACHE", tempfile.mkdtemp(prefix="rewriting-test-cache-"))
+
+
+#: In the fast tier (`-m "not slow"`), each parametrized hostile-input test runs its first few
+#: cases, so every table is tried while working; the full suite (CI) runs every case.
+FAST_HOSTILE_CASES = 3
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark all but the first FAST_HOSTILE_CASES cases of each hostile-input test slow."""
+    seen: Counter = Counter()
+    for item in items:
+        if item.path.name.startswith("test_hostile_") and hasattr(item, "callspec"):
+            seen[item.path, item.originalname] += 1
+            if seen[item.path, item.originalname] > FAST_HOSTILE_CASES:
+                item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

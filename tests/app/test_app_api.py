@@ -50,6 +50,7 @@ def sample(visitor, edited: bool = True) -> tuple[np.ndarray, dict]:
     return pictures(gallery), info
 
 
+@pytest.mark.slow
 def test_sessions_see_only_their_own_edits(url):
     first, second, fresh = client(url), client(url), client(url)
     jobs = [
@@ -106,6 +107,7 @@ def test_bad_requests_give_the_message_and_keep_state(url):
 CONCURRENT_SECONDS = 30
 
 
+@pytest.mark.slow
 def test_six_concurrent_visitors_each_see_only_their_own_model(url):
     """Six visitors render at once for 30 s (two with edits, four without) while a seventh
     executes and reverts edits: every image is what that visitor's own stack gives alone."""

@@ -167,6 +167,7 @@ def recorded(page, name: str, steps) -> None:
         raise
 
 
+@pytest.mark.slow
 def test_copy_paste_context_execute_revert(page):
     recorded(page, "app", edit_cycle)
 
@@ -288,6 +289,7 @@ def result_says(tab, text: str) -> None:
     )
 
 
+@pytest.mark.slow
 def test_one_click_example_above_the_fold_then_strength(app):
     """At 1280x900 a new visitor sees the examples and Execute without scrolling; one click on
     an example executes it and shows, still without scrolling, a before/after picture whose
@@ -340,6 +342,7 @@ def test_one_click_example_above_the_fold_then_strength(app):
         tab.context.close()
 
 
+@pytest.mark.slow
 def test_edits_survive_a_reload_and_a_saved_file(app, tmp_path):
     """The visitor's edits and selections come back after a reload (kept in the browser); the
     whole stack saved as one file and loaded again restores the edited model after a revert."""
@@ -383,6 +386,7 @@ def test_edits_survive_a_reload_and_a_saved_file(app, tmp_path):
         tab.context.close()
 
 
+@pytest.mark.slow
 def test_phone_width_has_no_horizontal_scroll(app):
     """At 420 px the page and the gallery fit the width (4 columns), and tapping a sample
     brings the brush canvas into view."""
@@ -412,6 +416,7 @@ def test_phone_width_has_no_horizontal_scroll(app):
         tab.context.close()
 
 
+@pytest.mark.slow
 def test_model_picker_marks_downloads_and_warns_once_in_a_visitors_words(app):
     """The picker marks the embedded model and those that need a download; picking one that
     cannot be downloaded here (no network) warns once, without server paths, and the page

@@ -93,6 +93,7 @@ def test_visitors_load_hub_models_without_the_servers_token(monkeypatch, tmp_pat
         assert not any(server.authorized[asked:]), "a visitor's request sent the server's token"
 
 
+@pytest.mark.slow
 def test_a_session_stack_publishes_loads_back_and_each_edit_reverts(monkeypatch, tmp_path):
     with HubServer({TOKEN: "alice"}) as server:
         use_hub(monkeypatch, server.url, tmp_path / "home")
@@ -153,6 +154,7 @@ def test_a_delta_only_session_stack_restores_on_the_catalog_model(monkeypatch, t
                               ss.samples(session.reverted(0), numbers))
 
 
+@pytest.mark.slow
 def test_the_running_apps_publish_panel_pushes_the_visitors_stack(monkeypatch, tmp_path):
     """Three edits through the app's API, then the Publish button's own event: the repository
     holds the stack, which loads back with the same requests and renders what the app showed."""

@@ -45,6 +45,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):
         assert left == [], left
 
 
+@pytest.mark.slow
 def test_publishing_with_the_servers_token_is_refused_even_to_raw_calls(served):
     url, hub, _, folder = served
     visitor = gradio_client.Client(url, verbose=False)

@@ -11,6 +11,7 @@ import io
 import re
 
 import numpy as np
+import pytest
 import skimage.data
 import test_app_browser
 from app_server import app_log
@@ -35,6 +36,7 @@ def picture(tab, elem_id: str) -> np.ndarray:
     return image[::4, ::4]
 
 
+@pytest.mark.slow
 def test_portrait_projected_and_shown_under_the_edit(page, tmp_path):
     tab, folder = page
     tab.set_default_timeout(300_000)  # the shared 2-core machine can be slow

@@ -436,6 +436,7 @@ PROCESSES = {
 }
 
 
+@pytest.mark.slow
 def test_exit_status_in_real_processes(tmp_path):
     """The in-process runs above stand for real ones: these exit 2 with one line, all at once."""
     (tmp_path / "deep.json").write_text(REQUESTS["nested lists 100000 deep"][0])

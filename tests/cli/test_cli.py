@@ -22,6 +22,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_edit_writes_the_four_files(tmp_path):
     done = run("edit", str(ROOT / "examples" / "eye-to-mouth.json"), "--out", "out", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -48,6 +49,7 @@ def test_edit_writes_the_four_files(tmp_path):
     assert "main.6.weight" in load_file(tmp_path / "model.safetensors")
 
 
+@pytest.mark.slow
 def test_paper_format_needs_a_layer_and_then_runs(tmp_path):
     mouth = Image.new("RGBA", (256, 256), (0, 0, 0, 0))
     mouth.paste((255, 255, 255, 255), (64, 160, 192, 224))
@@ -104,6 +106,7 @@ def test_bad_requests_exit_2_with_one_line_and_write_nothing(tmp_path, name):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_malformed_files_and_foreign_deltas(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     done = run("edit", "broken.json", "--out", "out", cwd=tmp_path)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "examples" / "eye-to-mouth.json"
 
@@ -17,6 +19,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_layer_auto_prints_every_layer_and_uses_the_suggestion(tmp_path):
     done = run("edit", str(EXAMPLE), "--out", "out", "--layer", "auto",
                "--held-out", "32", "--strength", "1.5", cwd=tmp_path)
@@ -43,6 +46,7 @@ def test_layer_auto_prints_every_layer_and_uses_the_suggestion(tmp_path):
     assert phases["suggest_layer"] > phases["execute"]  # it solves at every layer
 
 
+@pytest.mark.slow
 def test_bad_strength_is_refused_before_anything_is_written(tmp_path):
     done = run("edit", str(EXAMPLE), "--out", "out", "--strength", "-1", cwd=tmp_path)
     assert done.returncode == 2 and "strength" in done.stderr

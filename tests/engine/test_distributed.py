@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -21,6 +22,7 @@ def _run(args: list[str], cache: Path, cwd: Path, ranks: int = 1) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_same_statistics_and_images(tmp_path):
     stats = ["stats", "--layer", "main.6", "--samples", "96"]
     _run([*stats, "--out", "one.safetensors"], tmp_path / "c1", tmp_path)

@@ -85,6 +85,7 @@ def test_paper_weighting_of_partly_covered_context_cells():
     assert theirs.abs()[0].tolist() == pytest.approx([1.0, 0.0], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_paper_method_on_the_dcgan(dcgan):
     request = parse_request(json.loads((ROOT / "examples" / "eye-to-mouth.json").read_text()))
     paper = replace(request, method="paper-scaled", grid="paper")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from rewriting_lab import app_bench
 from rewriting_lab.bench import table
 
 
+@pytest.mark.slow
 def test_app_bench_reports_every_action_from_real_edits():
     report = app_bench.app_latency(visitors=2, rounds=1,
                                    cache=Path(os.environ["REWRITING_CACHE"]))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 ROOT = Path(__file__).parents[2]
@@ -21,6 +22,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return done
 
 
+@pytest.mark.slow
 def test_bench_writes_every_figure(tmp_path):
     done = run("bench", "--quick", "--no-stylegan2", "--no-app", "--repeats", "1", "--json",
                "b.json", cwd=tmp_path)
@@ -48,6 +50,7 @@ def test_bench_writes_every_figure(tmp_path):
     assert "| dcgan-digiface | projection of a held-out sample, 50 steps" in done.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_writes_table_json_and_plot(tmp_path):
     requests = tmp_path / "requests"
     requests.mkdir()

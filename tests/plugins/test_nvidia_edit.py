@@ -24,6 +24,7 @@ BOX = [16, 12, 24, 20]
 
 
 @pytest.mark.parametrize("family", CASES)
+@pytest.mark.slow
 def test_edit_through_the_cli_is_selective_and_reverts_exactly(tmp_path, monkeypatch, capsys,
                                                                family):
     model, layer = CASES[family]
@@ -105,6 +106,7 @@ def test_an_nvidia_edit_pushed_to_the_hub_loads_back(tmp_path, monkeypatch, caps
 
 
 @pytest.mark.parametrize("family", CASES)
+@pytest.mark.slow
 def test_a_session_on_a_local_nvidia_file_edits_publishes_and_loads_back(tmp_path, monkeypatch,
                                                                          family):
     """The app's session helpers on a file path (which visitors may not name), pushed to the

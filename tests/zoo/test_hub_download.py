@@ -126,6 +126,7 @@ def test_bad_hub_model_names_are_refused():
             parse_spec(bad)
 
 
+@pytest.mark.slow
 def test_published_model_loads_from_the_cache_in_a_new_offline_process(
     hub, edit_dir, capsys, tmp_path
 ):

@@ -339,6 +339,7 @@ def with_metadata(data: bytes, **changes: str) -> bytes:
     return save(load(data), metadata={**meta, **changes})
 
 
+@pytest.mark.slow
 def test_published_stats_are_adopted_when_their_key_matches(
     hub, edit_dir, monkeypatch, tmp_path, capsys
 ):
@@ -371,6 +372,7 @@ def test_published_stats_are_adopted_when_their_key_matches(
 CHANGES = [{"weights_sha256": "f" * 64}, {"samples": "999"}, {"layer": "main.3"}, {"seed": "x"}]
 
 
+@pytest.mark.slow
 def test_published_stats_that_do_not_fit_are_ignored_with_a_note(
     hub, edit_dir, monkeypatch, tmp_path, caplog
 ):

@@ -58,6 +58,7 @@ def _run(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_third_party_plugin_is_listed_loads_and_edits(plugin_site, tmp_path):
     listed = _run(plugin_site, "models", "tiny*", "--json", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
