@@ -1,8 +1,7 @@
-"""Forged browser states and the app's state handlers (issue 22, class 5 and the app side of
-class 2): whatever a visitor's browser hands back, and whatever its model turned into since,
-the page opens on a fresh session with a one-line warning, never an error, for no more memory
-than the refusal budget; the strength slider with no before/after on screen; the edit buttons
-locked while an edit runs.
+"""Forged browser states and the app's state handlers: whatever a visitor's browser hands back,
+and whatever its model turned into since, the page opens on a fresh session with a one-line
+warning, never an error, within the refusal budget; the strength slider with no before/after on
+screen; the edit buttons locked while an edit runs.
 
 The handlers are called in-process with forged states (fast); a few states go through the
 running app as a browser's calls, and a Chromium puts some into its local storage and reloads.
