@@ -17,6 +17,9 @@ from PIL import Image
 from rewriting.render import render
 from zoo.loader import load_model
 
+#: Every test here drives a running app server: the full suite runs them, not the fast tier.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 SHOWN = "1000-1005"
 EYES, MOUTH = [24, 16, 40, 48], [40, 16, 56, 48]

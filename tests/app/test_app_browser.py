@@ -18,6 +18,9 @@ from app_server import app_log, running_app
 from PIL import Image
 from playwright import sync_api as playwright
 
+#: Every test here drives a running app server: the full suite runs them, not the fast tier.
+pytestmark = pytest.mark.slow
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
 

@@ -32,6 +32,7 @@ STACK = [EXAMPLE, json.loads((EXAMPLES / "evaluation" / "6-erase-glasses.json").
          {**json.loads((EXAMPLES / "open-mouth.json").read_text()), "layer": "main.9"}]
 
 
+@pytest.mark.slow
 def test_a_session_edit_publishes_and_loads_back_identically(monkeypatch, tmp_path):
     with HubServer({TOKEN: "alice"}) as server:
         use_hub(monkeypatch, server.url, tmp_path / "home")
@@ -138,6 +139,7 @@ def test_a_session_stack_publishes_loads_back_and_each_edit_reverts(monkeypatch,
                 assert TOKEN.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.slow
 def test_a_delta_only_session_stack_restores_on_the_catalog_model(monkeypatch, tmp_path):
     with HubServer({TOKEN: "alice"}) as server:
         use_hub(monkeypatch, server.url, tmp_path / "home")

@@ -67,6 +67,7 @@ def test_publishing_with_the_servers_token_is_refused_even_to_raw_calls(served):
     assert TOKEN not in json.dumps(messages)
 
 
+@pytest.mark.slow
 def test_a_visitor_cannot_name_a_file_on_the_server_as_the_model(served):
     """Files load by path on the command line and in zoo.session with allow_local, never here."""
     url = served[0]
@@ -77,6 +78,7 @@ def test_a_visitor_cannot_name_a_file_on_the_server_as_the_model(served):
             visitor.predict(json.dumps(request), api_name="/execute")
 
 
+@pytest.mark.slow
 def test_downloads_are_served_from_gradios_cache_and_leave_nothing_else(served):
     url, _, temp, _ = served
     visitor = gradio_client.Client(url, verbose=False)

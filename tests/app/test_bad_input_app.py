@@ -17,6 +17,9 @@ from PIL import Image
 
 from rewriting.limits import MAX_APP_SAMPLES
 
+#: Every test here drives a running app server: the full suite runs them, not the fast tier.
+pytestmark = pytest.mark.slow
+
 EYES, MOUTH = [24, 16, 40, 48], [40, 16, 56, 48]
 MOUTH_TO_EYE = {
     "model": "dcgan-digiface", "layer": "main.6",

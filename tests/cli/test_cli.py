@@ -96,6 +96,7 @@ BAD_REQUESTS = {
 
 
 @pytest.mark.parametrize("name", list(BAD_REQUESTS))
+@pytest.mark.slow
 def test_bad_requests_exit_2_with_one_line_and_write_nothing(tmp_path, name):
     changes, message = BAD_REQUESTS[name]
     done = run("edit", _request(tmp_path, **changes), "--out", "out", cwd=tmp_path)
@@ -119,6 +120,7 @@ def test_malformed_files_and_foreign_deltas(tmp_path):
     assert not (tmp_path / "out").exists() and not (tmp_path / "g.png").exists()
 
 
+@pytest.mark.slow
 def test_a_delta_made_for_another_model_is_refused(tmp_path):
     import torch
 

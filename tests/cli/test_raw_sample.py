@@ -33,6 +33,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("family", "checkpoint", "reference", "truncation", "key", "tol"), CASES)
+@pytest.mark.slow
 def test_raw_output_matches_the_reference(
     tmp_path, family, checkpoint, reference, truncation, key, tol
 ):
@@ -60,6 +61,7 @@ def test_raw_output_matches_the_reference(
     assert float((image - expected[key]).abs().max()) < tol
 
 
+@pytest.mark.slow
 def test_raw_with_the_wrong_family_is_a_clear_error(tmp_path):
     save_file({"z": torch.zeros(1, 32)}, tmp_path / "z.safetensors")
     done = subprocess.run(

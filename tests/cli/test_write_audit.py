@@ -52,6 +52,7 @@ def _inputs(folder: Path, edit: Path) -> list[list[str]]:
             for run in runs]
 
 
+@pytest.mark.slow
 def test_no_input_makes_the_tool_write_outside_its_places(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     with HubServer() as hub:

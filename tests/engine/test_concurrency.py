@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import pytest
 import torch
 from edits import random_delta
 
@@ -47,6 +48,7 @@ def run_threads(jobs: list[Callable[[], None]]) -> list[BaseException]:
     return errors
 
 
+@pytest.mark.slow
 def test_concurrent_renders_with_different_stacks_stay_apart(dcgan):
     layers = list(dcgan.layers)
     stacks = [

@@ -50,6 +50,7 @@ def test_rank_one_edit_concentrates_where_the_context_fires(dcgan, rank_one):
     assert change["change_inside"] > 5  # a visible change, not a no-op
 
 
+@pytest.mark.slow
 def test_dense_baseline_leaks_more_outside(dcgan, stats, rank_one):
     dense = execute(dcgan, parse_request({**EYES_TO_MOUTH, "method": "dense"}), stats=stats)
     assert dense.delta.rank == 256
@@ -111,6 +112,7 @@ def test_same_request_twice_gives_a_bit_identical_delta(dcgan, stats, rank_one, 
     assert json.loads(loaded.metadata()["request"])["layer"] == "main.6"
 
 
+@pytest.mark.slow
 def test_stack_revert_and_reload_are_exact(dcgan, stats, rank_one, tmp_path):
     numbers = [1000, 1001, 1002]
     original = render(dcgan, numbers)

@@ -96,6 +96,7 @@ def test_directions_cosine_on_known_directions():
         directions_cosine(plane, d)
 
 
+@pytest.mark.slow
 def test_cli_edit_with_early_stats_records_them_and_leaves_the_full_ones_cached(dcgan, tmp_path):
     cache = tmp_path / "cache"
     done = subprocess.run(

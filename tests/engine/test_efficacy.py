@@ -129,6 +129,7 @@ def test_rule_goal_generalises_further_than_the_papers_goal(dcgan, probe, edit):
     assert ours["generalization_layer"] > theirs["generalization_layer"]
 
 
+@pytest.mark.slow
 def test_app_session_rescales_without_solving_and_suggests_a_layer(dcgan):
     from rewriting_app import session as ss
 

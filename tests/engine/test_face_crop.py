@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import skimage.data
 from PIL import Image
 from test_project import run
@@ -16,6 +17,7 @@ from rewriting.project import project
 ASTRONAUT_NOSE = (222, 110)
 
 
+@pytest.mark.slow
 def test_face_crop_contains_the_face_and_projects_better_than_the_centred_square(dcgan):
     photo = Image.fromarray(skimage.data.astronaut())
     crop, how = default_crop(photo, dcgan.face_framing)

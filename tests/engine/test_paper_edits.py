@@ -85,6 +85,7 @@ def test_goal_option_round_trips_and_is_checked():
 
 
 @pytest.mark.parametrize("name", ["mixed_resolution.json", "erase_paste_key.json"])
+@pytest.mark.slow
 def test_cli_edits_with_a_saved_paper_file(tmp_path, name):
     done = subprocess.run(
         [sys.executable, "-m", "rewriting", "edit", str(DATA / name), "--out", "out",

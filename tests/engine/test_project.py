@@ -90,6 +90,7 @@ def test_w_plus_latents_render_the_samples(family, file):
     assert torch.equal(g.from_latent(latent, g.net), g.synthesize(z, 0.7))
 
 
+@pytest.mark.slow
 def test_held_out_dcgan_samples_projected_far_above_the_mean_face(dcgan):
     """Generated samples never used as starting points come back well above the trivial
     baseline (the model's mean image), and the search is deterministic."""
@@ -112,6 +113,7 @@ def test_mean_image_is_the_average_of_samples(dcgan):
     assert torch.equal(mean, expected)
 
 
+@pytest.mark.slow
 def test_stylegan2_recovers_a_known_w():
     """On the StyleGAN2 test vectors, a sample rendered from a known w is projected (one w for
     every layer) back to within a small fraction of the spread of w over samples."""

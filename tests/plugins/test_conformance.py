@@ -38,6 +38,7 @@ def test_every_built_in_family_is_checked():
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.slow
 def test_built_in_family_keeps_every_contract(family):
     checks = assert_conforms(family, FAMILIES[family])
     names = [c.name for c in checks]

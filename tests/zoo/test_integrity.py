@@ -104,6 +104,7 @@ def test_a_failed_check_never_deletes_outside_the_cache(hub, monkeypatch, tmp_pa
     assert not snapshot.is_symlink() and victim.read_bytes() == b"the user's own file"
 
 
+@pytest.mark.slow
 def test_atomic_writes_use_the_umask_and_clear_a_killed_writers_temporary(tmp_path, capsys):
     target = tmp_path / "out" / "weights.safetensors"
     killed = subprocess.run(

@@ -86,6 +86,7 @@ def test_third_party_plugin_is_listed_loads_and_edits(plugin_site, tmp_path):
     assert (tmp_path / "grid.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_an_installed_third_party_plugin_passes_check_plugin(plugin_site, tmp_path):
     checked = _run(plugin_site, "check-plugin", "tinygan", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
