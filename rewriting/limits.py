@@ -38,19 +38,6 @@ MAX_SCALE = 16
 MAX_DELTA_NORM_RATIO = 10.0
 
 
-def check_depth(data: Any, what: str) -> None:
-    """Refuse JSON data nested deeper than MAX_JSON_DEPTH (walked without recursion)."""
-    pending = [(data, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if not isinstance(item, (dict, list)):
-            continue
-        if depth > MAX_JSON_DEPTH:
-            raise RewritingError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
-        children = item.values() if isinstance(item, dict) else item
-        pending.extend((child, depth + 1) for child in children)
-
-
 def parse_json(text: str | bytes, what: str) -> Any:
     """Decode JSON text of at most MAX_REQUEST_BYTES bytes and MAX_JSON_DEPTH levels."""
     if not isinstance(text, (str, bytes)):
@@ -64,7 +51,7 @@ def parse_json(text: str | bytes, what: str) -> Any:
         raise RewritingError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep") from None
     except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, huge integers
         raise RewritingError(f"{what} is not valid JSON: {err}") from None
-    check_depth(data, what)
+    check_decoded(data, what)
     return data
 
 
@@ -221,10 +208,10 @@ def _text_length(item: Any) -> int:
     return 2
 
 
-def check_decoded(data: Any, what: str, limit: int) -> None:
-    """Refuse JSON data decoded elsewhere (sent by a browser) that is nested more than
-    MAX_JSON_DEPTH levels deep or longer than `limit` characters as text: walked without
-    recursion or copies, stopping at the first excess."""
+def check_decoded(data: Any, what: str, limit: int | None = None) -> None:
+    """Refuse decoded JSON data nested more than MAX_JSON_DEPTH levels deep or, with a `limit`,
+    longer than `limit` characters as text: walked without recursion or copies, stopping at the
+    first excess."""
     size, walking = 0, [iter((data,))]
     while walking:
         item = next(walking[-1], walking)
@@ -232,7 +219,7 @@ def check_decoded(data: Any, what: str, limit: int) -> None:
             walking.pop()
             continue
         size += _text_length(item)
-        if size > limit:
+        if limit is not None and size > limit:
             raise RewritingError(f"{what} is longer than {limit} characters")
         if isinstance(item, (dict, list)):
             if len(walking) > MAX_JSON_DEPTH:
