@@ -1,7 +1,9 @@
 """Rewrite a generator's rule with the brush: copy, paste, context, execute (the paper's tool).
 
 `python app.py` serves on 127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT change it)
-and starts on the embedded default model without any network. Each visitor's state is a
+and starts on the embedded default model without any network (where a CUDA GPU computes and
+the Hub answers, on the paper's StyleGAN2 church; REWRITING_DEFAULT_MODEL overrides). The engine
+computes on REWRITING_DEVICE, else `auto` (a CUDA GPU if there is one). Each visitor's state is a
 `rewriting_app.session.Session` in gr.State: an EditStack of deltas on a model that the zoo
 loads once and shares read-only, so one visitor's edits never change what another one sees.
 Outside a Space, publishing to the Hub is off unless the app is started with
@@ -14,6 +16,7 @@ import gradio as gr
 from rewriting_app.api import api_endpoints
 from rewriting_app.brush_events import search_events, suggest_events, tray_events
 from rewriting_app.edit_events import (
+    advice_events,
     example_events,
     execute_events,
     revert_events,
@@ -33,6 +36,7 @@ from rewriting_app.gallery_events import (
     paging_events,
     picker_events,
 )
+from rewriting_app.gpu import preload
 from rewriting_app.page import Page
 from rewriting_app.panels import (
     action_bar,
@@ -83,11 +87,11 @@ def build() -> gr.Blocks:
                 with gr.Tab("Samples", id="samples", elem_id="samples-tab"):
                     samples = samples_tab()
                 with gr.Tab("Before / after", id="result", elem_id="result-tab"):
-                    result, comparison_img, strength = result_panel()
+                    result, comparison_img, strength, advice_b = result_panel()
                 with gr.Tab("Best matches", id="found", elem_id="found-tab"):
                     search_gal = found_gallery()
             brush = brush_column(state, samples.number, samples.view, tray_pick)
-        rank, method, reg, erase_n = advanced_settings()
+        rank, method, reg, erase_n, auto = advanced_settings()
         compared, pending, measured = gr.State(None), gr.State(None), gr.State(None)
         history, revert_dd, revert_b = history_panel()
         files = files_panel()
@@ -96,14 +100,14 @@ def build() -> gr.Blocks:
         p = Page(state, model_dd, layer_dd, trunc, note, samples.gallery, samples.first,
                  samples.number, samples.view, samples.highlight, tabs, search_gal, found,
                  brush.canvas_key, brush.chosen, result, comparison_img, strength, compared,
-                 pending, measured, history, revert_dd, rank, method, reg, erase_n)
+                 pending, measured, history, revert_dd, rank, method, reg, erase_n, auto, advice_b)
         session_events(demo, p, saved)
         edit_file_events(p, files)
         picker_events(p)
         paging_events(p, samples.prev_b, samples.next_b)
         opening_events(p)
         tray_events(p, brush.remove_b, brush.clear_b)
-        edit_buttons = [*example_bs, execute_b, erase_b]
+        edit_buttons = [*example_bs, execute_b, erase_b, advice_b]
         edits = execute_events(p, execute_b, erase_b, edit_buttons)
         revert_events(p, revert_b)
         search_events(p, brush.search_b)
@@ -116,10 +120,12 @@ def build() -> gr.Blocks:
         publish_events(p, publish)
         api_endpoints(state)
         photo_brush_events(photo, brush.chosen)
+        edits.append(advice_events(p, edit_buttons))
         # Last, so that every event above keeps its position (`fn_index`).
         unlock_after(edits, edit_buttons)
     return demo
 
 
 if __name__ == "__main__":
+    preload(DEFAULT_MODEL)
     build().queue(default_concurrency_limit=LIGHT_LIMIT, max_size=QUEUE_SIZE).launch(css=CSS)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rewriting.errors import RewritingError
-from rewriting.generator import Generator, LatentSpace, LayerSpec, paper_latents
+from rewriting.generator import Generator, LatentSpace, LayerSpec
 from rewriting.limits import (
     MAX_CONFIG_BYTES,
     MAX_LABELS,
@@ -288,10 +288,10 @@ class NvidiaGenerator(Generator):
 
     def latents(self, indices: Sequence[int], seed: int = 1) -> torch.Tensor:
         """Latent codes of the given sample numbers (the paper's numbering), with the label."""
-        z = paper_latents(self.z_dim, indices, seed)
+        z = super().latents(indices, seed)
         if not self.c_dim:
             return z
-        return torch.cat([z, with_labels(z.shape[0], self.c_dim, self.label)], dim=1)
+        return torch.cat([z, with_labels(z.shape[0], self.c_dim, self.label, z.device)], dim=1)
 
 
 def encode_config(kwargs: Mapping[str, Any]) -> torch.Tensor:
@@ -312,9 +312,9 @@ def decode_config(tensor: torch.Tensor, title: str) -> dict[str, Any]:
     return kwargs
 
 
-def with_labels(count: int, c_dim: int, label: int) -> torch.Tensor:
-    """`count` one-hot rows of class `label`."""
-    c = torch.zeros(count, c_dim)
+def with_labels(count: int, c_dim: int, label: int, device: torch.device) -> torch.Tensor:
+    """`count` one-hot rows of class `label` on `device`."""
+    c = torch.zeros(count, c_dim, device=device)
     c[:, label] = 1.0
     return c
 

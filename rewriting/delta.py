@@ -10,6 +10,8 @@ reverting an edit leaves the weights bit-identical to never having applied it.
 from __future__ import annotations
 
 import json
+import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +35,26 @@ STACK_FORMAT = "rewriting-stack/1"
 LATENTS_PREFIX = "latents/"
 
 
+#: The deltas alive in this process by their token (`Delta.__reduce__`).
+_LIVE: weakref.WeakValueDictionary[str, Delta] = weakref.WeakValueDictionary()
+
+
+def _arrived(token: str, fields: dict) -> Delta:
+    """A pickled delta: the one alive here under `token`, else one rebuilt from its fields."""
+    found = _LIVE.get(token)
+    if found is None:
+        found = Delta(**fields)
+        found.token = token
+        _LIVE[token] = found
+    return found
+
+
 @dataclass
 class Delta:
-    """dW = strength * expand(lam, directions) on the weight `weight` of layer `layer`."""
+    """dW = strength * expand(lam, directions) on the weight `weight` of layer `layer`.
+
+    Its tensors are kept on the CPU. Pickled and back (a visitor's state through a ZeroGPU
+    worker), a delta still alive here is the same object again, so identity checks hold."""
 
     layer: str
     weight: str
@@ -50,14 +69,27 @@ class Delta:
     strength: float = 1.0
     #: The latents (projected photos) its request names as samples, stored with the delta.
     latents: dict[str, NamedLatent] = field(default_factory=dict)
+    #: Names this object across processes (a copy made by `replace` gets a new one).
+    token: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.token = uuid.uuid4().hex
+        _LIVE[self.token] = self
+
+    def __reduce__(self) -> tuple:
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__
+                  if name != "token"}
+        return _arrived, (self.token, fields)
 
     @property
     def rank(self) -> int:
         return int(self.directions.shape[0])
 
-    def dense(self) -> torch.Tensor:
-        """The full update dW in the weight's own layout, scaled by the strength."""
-        return self.strength * expand(self.lam, self.directions, self.key_axis)
+    def dense(self, device: torch.device | None = None) -> torch.Tensor:
+        """The full update dW in the weight's own layout, scaled by the strength, computed on
+        `device` (default: the CPU, where the delta's tensors are kept)."""
+        lam, directions = self.lam.to(device or "cpu"), self.directions.to(device or "cpu")
+        return self.strength * expand(lam, directions, self.key_axis)
 
     def metadata(self) -> dict[str, str]:
         """Provenance stored beside the tensors."""
@@ -151,7 +183,7 @@ class Delta:
                 f"{list(base.shape)} (key axis {self.key_axis}, lambda {list(self.lam.shape)}, "
                 f"directions {list(self.directions.shape)})"
             )
-        ratio = float(self.dense().norm() / base.norm())
+        ratio = float(self.dense().norm()) / float(base.norm())
         if not ratio <= MAX_DELTA_NORM_RATIO:
             raise RewritingError(
                 f"delta for layer {self.layer} would change its weight by {ratio:.3g} times the "
@@ -268,16 +300,19 @@ class EditStack:
             raise RewritingError(f"there is no edit number {index} to revert")
         return self.deltas.pop(index)
 
-    def weights(self) -> dict[str, torch.Tensor]:
-        """Edited weights to override the base with: W0 + dW_1 + ... in the order applied."""
+    def weights(self, device: torch.device | None = None) -> dict[str, torch.Tensor]:
+        """Edited weights to override the base with: W0 + dW_1 + ... in the order applied, on
+        `device` (default: the generator's)."""
+        device = device or self.generator.device
         edited: dict[str, torch.Tensor] = {}
         for delta in self.deltas:
-            current = edited.get(delta.weight, self.generator.parameter(delta.weight))
-            edited[delta.weight] = current + delta.dense()
+            current = edited.get(delta.weight, self.generator.parameter(delta.weight).to(device))
+            edited[delta.weight] = current + delta.dense(device)
         return edited
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The full edited state of the network (base tensors where nothing was edited)."""
-        state = {k: v.detach() for k, v in self.generator.net.state_dict().items()}
-        state.update(self.weights())
+        """The full edited state of the network (base tensors where nothing was edited), on
+        the CPU: computed there, so its digest is the same whichever device renders."""
+        state = {k: v.detach().cpu() for k, v in self.generator.net.state_dict().items()}
+        state.update(self.weights(torch.device("cpu")))
         return {k: v.contiguous() for k, v in state.items()}

@@ -39,6 +39,7 @@ MEASURES = frozenset({
     "efficacy", "efficacy_layer", "generalization", "generalization_layer", "specificity",
     "samples_firing", "typical_difference", "change_inside", "change_outside", "selectivity",
     "change_not_firing", "samples_not_firing", "fires_fraction", "held_out_samples",
+    "artefacts",
 })
 Weights = Mapping[str, torch.Tensor]
 
@@ -99,8 +100,10 @@ class RuleProbe:
     Constructing one reads only where the rule fires (samples and goal boxes to show); the
     renders a measure compares against are made on the first `measure`."""
 
-    def __init__(self, generator, problem: EditProblem, numbers: Sequence[int]) -> None:
-        self.generator, self.problem = generator, problem
+    def __init__(
+        self, generator, problem: EditProblem, numbers: Sequence[int], seed: int = HELD_OUT_SEED
+    ) -> None:
+        self.generator, self.problem, self.seed = generator, problem, seed
         spec, truncation = problem.spec, problem.truncation
         self.before = dict(problem.base_weights)
         self.base = {k: v.detach() for k, v in generator.net.named_parameters()}
@@ -110,15 +113,16 @@ class RuleProbe:
         self.paste = SampleGoals([paste], goal.target[None], [goal.box], [0])
         # The unedited model's reading of the held-out samples is shared (`readings`).
         reading = (None if self.before else
-                   base_readings(generator, spec, [self.numbers], truncation, HELD_OUT_SEED)[0])
+                   base_readings(generator, spec, [self.numbers], truncation, seed)[0])
         self.held_out = transfer_goals(
             generator, spec, goal, problem.weight, problem.context_key, problem.threshold,
-            problem.keys[0], self.numbers, truncation, self.before, HELD_OUT_SEED, reading,
+            problem.keys[0], self.numbers, truncation, self.before, seed, reading,
         )
         # How the context key fires on the held-out samples, from the reading the goals used.
         self.response = torch.einsum("nchw,c->nhw", self.held_out.reading.keys.double(),
                                      problem.context_key.double())
-        self.fires = fired_pixels(self.response, problem.threshold, spec, generator.image_size)
+        self.fires = fired_pixels(self.response, problem.threshold, spec,
+                                  generator.image_size).cpu()  # beside the images
         self.scale = generator.image_size[0] // spec.value_grid[0]
         self._made: Baseline | None = None
         self._start: Midway | None = None
@@ -147,10 +151,12 @@ class RuleProbe:
         """What every measure compares against, rendered on first use."""
         if self._made is None:
             problem = self.problem
+            held_out_z = self.generator.latents(self.held_out.numbers, self.seed)
             goal_pictures = {
                 name: goal_images(self.generator, problem.spec, goals, problem.truncation,
-                                  self.before, problem.request.latents)
-                for name, goals in (("paste", self.paste), ("held_out", self.held_out))
+                                  self.before, problem.request.latents, z)
+                for name, goals, z in (("paste", self.paste, None),
+                                       ("held_out", self.held_out, held_out_z))
             }
             rendered = self._run_before()
             original = rendered.held_out.float()
@@ -193,7 +199,9 @@ class RuleProbe:
             if self._unedited_numbered():
                 self._start = base_midway(self.generator, module, self._rows(), truncation)
             else:
-                z = sample_latents(self.generator, self._rows(), problem.request.latents)
+                z = torch.cat([self.generator.latents(self.numbers, self.seed),
+                               sample_latents(self.generator, self.paste.numbers,
+                                              problem.request.latents)])
                 self._start = midway(self.generator, z, module, truncation, self.before)
         return self._start
 
@@ -209,9 +217,10 @@ class RuleProbe:
         return [*self.numbers, *self.paste.numbers]
 
     def _unedited_numbered(self) -> bool:
-        """Whether the edit is on the unedited model and every sample is numbered: then what
-        comes before it is shared with other probes (`readings`)."""
-        return not self.before and all(isinstance(n, int) for n in self._rows())
+        """Whether the edit is on the unedited model and every sample is a numbered one of the
+        held-out stream: then what comes before it is shared with other probes (`readings`)."""
+        return (not self.before and self.seed == HELD_OUT_SEED
+                and all(isinstance(n, int) for n in self._rows()))
 
     def _distances(
         self, name: str, rendered: Rendered, pictures: dict[str, torch.Tensor] | None = None
@@ -220,7 +229,7 @@ class RuleProbe:
         images, if not yet kept)."""
         goals = self.paste if name == "paste" else self.held_out
         if not goals.numbers:
-            return torch.zeros(0), torch.zeros(0)
+            return torch.zeros(0, device="cpu"), torch.zeros(0, device="cpu")
         rows = [len(self.numbers)] if name == "paste" else goals.rows
         layer = box_distances(goals.targets, rendered.values[rows], goals.boxes)
         pictures = self.goal_images if pictures is None else pictures
@@ -248,21 +257,23 @@ class RuleProbe:
 
     def random_weights(self, after: Weights, rank: int | None, seed: int) -> dict:
         """A random update of every tensor `after` changes, with its norm: of `rank` along the
-        layer's key axis (random orthonormal D, Gaussian Lambda), or dense when rank is None."""
+        layer's key axis (random orthonormal D, Gaussian Lambda), or dense when rank is None;
+        drawn on the CPU, so the same on every device."""
         spec = self.problem.spec
         chooser = torch.Generator().manual_seed(seed)
+        cpu64 = {"generator": chooser, "dtype": torch.float64, "device": "cpu"}
         out = {}
         for name, tensor in after.items():
             start = self.before.get(name, self.base[name])
             change = (tensor - start).double()
             if rank is not None and name == spec.weight:
                 moved = change.movedim(spec.key_axis, 0)
-                q, _ = torch.linalg.qr(torch.randn(moved.shape[0], rank, generator=chooser,
-                                                   dtype=torch.float64))
-                lam = torch.randn(rank, *moved.shape[1:], generator=chooser, dtype=torch.float64)
+                q, _ = torch.linalg.qr(torch.randn(moved.shape[0], rank, **cpu64))
+                lam = torch.randn(rank, *moved.shape[1:], **cpu64)
                 noise = expand(lam, q.T, spec.key_axis)
             else:
-                noise = torch.randn(change.shape, generator=chooser, dtype=torch.float64)
+                noise = torch.randn(change.shape, **cpu64)
+            noise = noise.to(change.device)
             noise = noise * change.norm() / noise.norm().clamp_min(1e-300)
             out[name] = (start.double() + noise).to(tensor.dtype)
         return out
@@ -272,6 +283,6 @@ class RuleProbe:
         specificity (each measure's maximum over the draws: the floor a method must beat)."""
         draws = [self.measure(self.random_weights(after, rank, s)) for s in range(seeds)]
         keys = ("efficacy", "generalization", "specificity", "efficacy_layer",
-                "generalization_layer")
+                "generalization_layer", "artefacts")
         return {k: max(d[k] for d in draws) for k in keys}
 

@@ -7,6 +7,8 @@ output feature, and `weight` the memory W that maps one to the other.
 
 from __future__ import annotations
 
+import itertools
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -95,13 +97,25 @@ def paper_latents(z_dim: int, indices: Sequence[int], seed: int = 1) -> torch.Te
     """
     indices = [int(i) for i in indices]
     if not indices:
-        return torch.zeros(0, z_dim)
+        return torch.zeros(0, z_dim, device="cpu")
     if min(indices) < 0 or max(indices) > MAX_SAMPLE_NUMBER:
         raise RewritingError(
             f"sample numbers go from 0 to {MAX_SAMPLE_NUMBER}, got {min(indices)}..{max(indices)}"
         )
     rows = np.random.RandomState(seed).standard_normal((max(indices) + 1, z_dim))
     return torch.from_numpy(rows.astype(np.float32)[indices])
+
+
+#: The shared generators of this process by the key their loader gave them (`share`).
+_SHARED: weakref.WeakValueDictionary[str, Generator] = weakref.WeakValueDictionary()
+
+
+def shared_generator(key: str) -> Generator:
+    """The shared generator this process holds under `key`, or a clear error."""
+    found = _SHARED.get(key)
+    if found is None:
+        raise RewritingError(f"no model {key[:200]} is loaded in this process")
+    return found
 
 
 class Generator:
@@ -118,6 +132,8 @@ class Generator:
     max_sample: int = MAX_SAMPLE_NUMBER
     #: How the training images frame a face, for a face model (its catalog entry says).
     face_framing: FaceFraming | None = None
+    #: The dtype renders autocast to on a GPU (float32: none); the CPU renders in float32.
+    render_dtype: torch.dtype = torch.float32
 
     def __init__(
         self,
@@ -136,6 +152,29 @@ class Generator:
         self.z_dim = z_dim
         self.weights_sha256 = weights_sha256
         self.image_size = image_size
+
+    @property
+    def device(self) -> torch.device:
+        """Where the network's tensors are, and so where the engine computes for it."""
+        for tensor in itertools.chain(self.net.parameters(), self.net.buffers()):
+            return tensor.device
+        return torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> Generator:
+        """Move the network to `device` (before it is shared: never while others use it)."""
+        self.net.to(device)
+        return self
+
+    def share(self, key: str) -> None:
+        """Register this generator as the process's shared copy under `key`: pickled (a
+        visitor's state sent to a ZeroGPU worker), it is then a reference to the copy the other
+        process holds under that key, never a copy of its network."""
+        self._share_key = key
+        _SHARED[key] = self
+
+    def __reduce_ex__(self, protocol: int) -> tuple:
+        key = getattr(self, "_share_key", None)
+        return super().__reduce_ex__(protocol) if key is None else (shared_generator, (key,))
 
     def layer(self, name: str | None) -> LayerSpec:
         """The named rewritable layer (the default when None), or a clear error."""
@@ -163,8 +202,9 @@ class Generator:
         return truncation
 
     def latents(self, indices: Sequence[int], seed: int = 1) -> torch.Tensor:
-        """Latent codes of the given sample numbers."""
-        return paper_latents(self.z_dim, indices, seed)
+        """Latent codes of the given sample numbers on the generator's device (drawn on the
+        CPU, so the same on every machine)."""
+        return paper_latents(self.z_dim, indices, seed).to(self.device)
 
     def view(self, weights: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
         """A private view of the network for one call, with `weights` overriding its tensors.

@@ -38,7 +38,7 @@ class Goal:
 
     def region(self) -> torch.Tensor:
         """The loss region as a boolean map [H, W]."""
-        mask = torch.zeros(self.target.shape[1:], dtype=torch.bool)
+        mask = torch.zeros(self.target.shape[1:], dtype=torch.bool, device=self.target.device)
         top, left, bottom, right = self.box
         mask[top:bottom, left:right] = True
         return mask
@@ -62,6 +62,7 @@ def paste_goal(
     `authors`: their construction (the crop's box unsnapped, its top-left at the paste box's
     centre minus half its size, the loss box widened outwards to whole key cells).
     """
+    copy_mask, paste_mask = copy_mask.to(copy_values.device), paste_mask.to(copy_values.device)
     top, left, bottom, right = bounding_box(copy_mask, 1 if authors else stride)
     crop = copy_values[:, top:bottom, left:right]
     alpha = copy_mask[top:bottom, left:right]
@@ -76,7 +77,7 @@ def paste_goal(
     target = paste_values.clone()
     window = target[:, row : row + height, col : col + width]
     window.mul_(1 - alpha).add_(alpha * crop)
-    pasted = torch.zeros(grid_h, grid_w)
+    pasted = paste_values.new_zeros(grid_h, grid_w)
     pasted[row : row + height, col : col + width] = 1.0
     return Goal(target, bounding_box(pasted, stride), copied=crop, alpha=alpha)
 

@@ -131,5 +131,5 @@ def sample_latents(
         if sample not in latents:
             raise RewritingError(f"sample {sample!r} names no latent the request carries")
         check_sample_latent(latents[sample], generator, sample)
-        rows.append(latents[sample].latent[0])
-    return torch.stack(rows) if rows else torch.zeros(0, generator.z_dim)
+        rows.append(latents[sample].latent[0].to(generator.device))
+    return torch.stack(rows) if rows else torch.zeros(0, generator.z_dim, device=generator.device)

@@ -86,7 +86,7 @@ def _saved_mask(spec: MaskSpec, image_size: tuple[int, int], paper: bool) -> tor
                 f"box {list(spec)} is empty or lies outside the {height}x{width} image "
                 "(need 0 <= top < bottom <= height and 0 <= left < right <= width)"
             )
-        mask = torch.zeros(image_size)
+        mask = torch.zeros(image_size, device="cpu")
         mask[top:bottom, left:right] = 1.0
     if float(mask.max()) <= 0.0:
         raise RewritingError("the mask is empty: nothing is painted")
@@ -94,7 +94,8 @@ def _saved_mask(spec: MaskSpec, image_size: tuple[int, int], paper: bool) -> tor
 
 
 def mask_image(spec: MaskSpec, image_size: tuple[int, int], paper: bool = False) -> torch.Tensor:
-    """The mask as coverage [H, W] in [0, 1] at the image's resolution; empty or outside: error."""
+    """The mask as coverage [H, W] in [0, 1] at the image's resolution, on the CPU; empty or
+    outside: error."""
     if isinstance(spec, str):
         return torch.from_numpy(_painted_image(spec, tuple(image_size), paper).copy())
     return _at_size(_saved_mask(spec, image_size, paper), image_size)

@@ -58,9 +58,10 @@ def firing_masks(
     truncation: float | None,
     weights: Mapping[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Boolean maps [N, H, W] at image resolution where the context key fires."""
+    """Boolean maps [N, H, W] on the CPU (beside the images) at image resolution where the
+    context key fires."""
     response = context_response(generator, spec, key, numbers, truncation, weights)
-    return fired_pixels(response, threshold, spec, generator.image_size)
+    return fired_pixels(response, threshold, spec, generator.image_size).cpu()
 
 
 def fired_pixels(
@@ -83,6 +84,7 @@ def change_summary(
     outside = float(change[~fires].mean()) if (~fires).any() else 0.0
     silent = ~fires.flatten(1).any(1)
     return {
+        "artefacts": high_frequency_change(original, edited, fires),
         "change_inside": inside,
         "change_outside": outside,
         "selectivity": inside / max(outside, 1e-9),
@@ -109,3 +111,22 @@ def change_inside_outside(
         render(generator, numbers, truncation, after),
         firing_masks(generator, spec, key, threshold, numbers, truncation, before),
     )
+
+
+#: The discrete Laplacian: the part of a change that varies from one pixel to the next.
+_LAPLACIAN = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
+#: Pixels around the firing locations left out of `high_frequency_change` (the rule's own edge).
+ARTEFACT_MARGIN = 2
+
+
+def high_frequency_change(original: torch.Tensor, edited: torch.Tensor, fires: torch.Tensor
+                          ) -> float:
+    """Mean |Laplacian| of the pixel change (0-255) of uint8 images [N, H, W, 3] away from the
+    firing locations [N, H, W]: stripes, checkerboards and noise an update adds elsewhere."""
+    change = (edited.float() - original.float()).permute(0, 3, 1, 2).flatten(0, 1)[:, None]
+    kernel = _LAPLACIAN.to(change.device)[None, None]
+    detail = F.conv2d(F.pad(change, (1, 1, 1, 1), mode="replicate"), kernel).abs()
+    detail = detail.view(len(edited), 3, *edited.shape[1:3]).mean(1)
+    size = 2 * ARTEFACT_MARGIN + 1
+    near = F.max_pool2d(fires[:, None].float(), size, 1, ARTEFACT_MARGIN)[:, 0].bool()
+    return float(detail[~near].mean()) if (~near).any() else 0.0

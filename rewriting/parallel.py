@@ -12,10 +12,11 @@ import torch
 import torch.distributed as dist
 
 
-def init_from_environment() -> None:
-    """Join the process group torchrun describes in the environment (no-op otherwise)."""
+def init_from_environment(device: torch.device) -> None:
+    """Join the process group torchrun describes in the environment (no-op otherwise): NCCL
+    when the process computes on `device` a CUDA GPU, else gloo."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
 def rank_and_size() -> tuple[int, int]:

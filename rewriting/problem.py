@@ -38,12 +38,15 @@ class EditProblem:
     stats: KeyStats
     base_weights: dict[str, torch.Tensor]
     context_goals: list[tuple[torch.Tensor, tuple, list[Goal]]] = field(default_factory=list)
+    #: The share of the marked context where the context key fires (`rewrite.fires_in_context`).
+    context_fires: float = 1.0
 
     @property
     def directions(self) -> torch.Tensor:
         """D for the request's method: the context's directions, or I for `dense`."""
         if self.request.method == "dense":
-            return torch.eye(self.spec.key_channels, dtype=torch.float64)
+            return torch.eye(self.spec.key_channels, dtype=torch.float64,
+                             device=self.rule_directions.device)
         return self.rule_directions
 
     @property

@@ -76,9 +76,9 @@ class Projection:
         write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def to_unit(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 images [N, H, W, 3] as float [N, 3, H, W] in [-1, 1]."""
-    pixels = torch.as_tensor(np.asarray(images)).permute(0, 3, 1, 2).float()
+def to_unit(images: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 images [N, H, W, 3] as float [N, 3, H, W] in [-1, 1] on `device`."""
+    pixels = torch.as_tensor(np.asarray(images), device=device).permute(0, 3, 1, 2).float()
     return pixels / 127.5 - 1
 
 
@@ -97,7 +97,7 @@ def loss_per_image(raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def noise_penalty(noise: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """How far noise maps are from white: neighbour correlations at every scale, mean, scale."""
-    total = torch.zeros(())
+    total = next(iter(noise.values())).new_zeros(())
     for n in noise.values():
         x = n.reshape(1, 1, *n.shape[-2:])
         while True:
@@ -132,7 +132,7 @@ def _fit(
         groups.append({"params": list(noise.values()), "peak": NOISE_LEARNING_RATE})
     optimizer = torch.optim.Adam(groups, betas=(0.9, 0.999))
     net = generator.view(noise) if noise else generator.net
-    losses = torch.zeros(len(variable))
+    losses = variable.new_zeros(len(variable))
     for step in range(steps):
         for group in optimizer.param_groups:
             group["lr"] = _schedule(step, steps, group["peak"])
@@ -181,7 +181,7 @@ def _project(
 ) -> Projection:
     started, cpu = time.perf_counter(), time.process_time()
     space = generator.latent_space()
-    target = to_unit(photo[None])
+    target = to_unit(photo[None], generator.device)
     truncation = generator.check_truncation(None)
     candidates = generator.to_latent(
         generator.latents(range(max(CANDIDATES, starts)), PROJECT_SEED), truncation
@@ -206,7 +206,7 @@ def _project(
     latent = full(variable).clone()
     with torch.no_grad():
         raw = generator.from_latent(latent, generator.view(noise) if noise else generator.net)
-    image = generator.to_image(raw)[0].numpy()
+    image = generator.to_image(raw)[0].cpu().numpy()
     shown = torch.from_numpy(image)[None]
     mean = mean_image(generator)[None]
     photo_t = torch.from_numpy(np.ascontiguousarray(photo))[None]
@@ -222,8 +222,8 @@ def _project(
         "noise_maps": len(noise), "steps": steps, "starts": starts, "per_layer": per_layer,
         "model": generator.name,
     }
-    return Projection(latent, noise, space.kind, generator.name, generator.weights_sha256,
-                      image, metrics)
+    return Projection(latent.cpu(), {k: v.cpu() for k, v in noise.items()}, space.kind,
+                      generator.name, generator.weights_sha256, image, metrics)
 
 
 def _buffer(generator: Generator, path: str) -> torch.Tensor:
@@ -249,7 +249,7 @@ def mean_image(generator: Generator, samples: int | None = None) -> torch.Tensor
     key = (generator.name, generator.weights_sha256, truncation, samples)
     with _MEAN_LOCK:
         if key not in _MEAN_IMAGES:
-            total = torch.zeros(*generator.image_size, 3, dtype=torch.float64)
+            total = torch.zeros(*generator.image_size, 3, dtype=torch.float64, device="cpu")
             for start in range(0, samples, 64):
                 numbers = range(start, min(samples, start + 64))
                 total += render(generator, numbers, truncation).double().sum(0)
@@ -269,7 +269,11 @@ def render_latent(
     projection: Projection,
     weights: Mapping[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """uint8 images [N, H, W, 3] of a projection's latents under `weights` (an edit stack's)."""
-    net = generator.view({**(weights or {}), **projection.noise})
+    """uint8 images [N, H, W, 3] on the CPU of a projection's latents under `weights` (an edit
+    stack's)."""
+    device = generator.device
+    net = generator.view({**(weights or {}), **{k: v.to(device) for k, v in
+                                                projection.noise.items()}})
     with torch.no_grad():
-        return generator.to_image(generator.from_latent(projection.latent, net))
+        raw = generator.from_latent(projection.latent.to(device), net)
+    return generator.to_image(raw).cpu()

@@ -22,8 +22,8 @@ def psnr(
     return 10 * torch.log10(peak**2 / error)
 
 
-def _window(radius: int, channels: int, dtype: torch.dtype) -> torch.Tensor:
-    taps = torch.arange(-radius, radius + 1, dtype=dtype)
+def _window(radius: int, channels: int, like: torch.Tensor) -> torch.Tensor:
+    taps = torch.arange(-radius, radius + 1, dtype=like.dtype, device=like.device)
     g = torch.exp(-(taps**2) / (2 * SSIM_SIGMA**2))
     g = g / g.sum()
     return (g[:, None] * g[None, :]).expand(channels, 1, -1, -1)
@@ -37,7 +37,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
     """
     channels = a.shape[1]
     radius = min(SSIM_RADIUS, (min(a.shape[2:]) - 1) // 2)
-    window = _window(radius, channels, a.dtype).to(a.device)
+    window = _window(radius, channels, a)
 
     def blur(x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, window, groups=channels)

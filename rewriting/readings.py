@@ -1,5 +1,5 @@
 """Layer readings and traced renders of the unedited model, kept in memory: they depend only on
-model and layer.
+model, device and layer.
 
 A kept reading is shared by every caller and thread, so its tensors are never modified:
 callers index, clone or read them. The cache holds at most `KEPT_BYTES` of tensors and drops
@@ -58,7 +58,7 @@ def base_readings(
 ) -> tuple[LayerReading, ...]:
     """The unedited layer read on each batch of sample numbers of latent stream `seed`: from
     memory when the same model, layer, truncation and batches were read before (never modify)."""
-    key = ("reading", generator.name, generator.weights_sha256, spec.name,
+    key = ("reading", generator.name, generator.weights_sha256, str(generator.device), spec.name,
            json.dumps(truncation), seed, tuple(map(tuple, batches)))
     return _remembered(key, lambda: tuple(
         read_layer(generator, spec, generator.latents(numbers, seed), truncation)
@@ -70,8 +70,8 @@ def base_midway(
 ) -> Midway:
     """`midway` of the unedited model on sample numbers, from memory when run before (never
     modify)."""
-    key = ("midway", generator.name, generator.weights_sha256, module, json.dumps(truncation),
-           tuple(numbers))
+    key = ("midway", generator.name, generator.weights_sha256, str(generator.device), module,
+           json.dumps(truncation), tuple(numbers))
     return _remembered(key, lambda: (midway(generator, generator.latents(numbers), module,
                                             truncation),))[0]
 
@@ -81,8 +81,8 @@ def base_traced(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`render_traced` of the unedited model on sample numbers: images and the output of
     `net.<module>`, from memory when rendered before (never modify)."""
-    key = ("traced", generator.name, generator.weights_sha256, module, json.dumps(truncation),
-           tuple(numbers))
+    key = ("traced", generator.name, generator.weights_sha256, str(generator.device), module,
+           json.dumps(truncation), tuple(numbers))
     return _remembered(key, lambda: render_resumed(
         generator, base_midway(generator, module, numbers, truncation), {}))
 

@@ -11,6 +11,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
+from .device import render_precision
 from .generator import Generator
 from .nethook import run_until, trace
 
@@ -48,10 +49,12 @@ def render_z(
     weights: Mapping[str, torch.Tensor] | None = None,
     net: nn.Module | None = None,
 ) -> torch.Tensor:
-    """uint8 images [N, H, W, 3] of latents `z`, batch-independently (`render`)."""
+    """uint8 images [N, H, W, 3] on the CPU of latents `z`, batch-independently (`render`), in
+    the generator's render precision."""
     if net is None:
         net = generator.view(weights) if weights else generator.net
-    return _passes(generator, z, truncation, net, None)[0]
+    with render_precision(generator.device, generator.render_dtype):
+        return _passes(generator, z, truncation, net, None)[0]
 
 
 def render_traced(
@@ -114,7 +117,7 @@ def render_resumed(
         for inputs, output, size in start.batches:
             output = layer(*inputs) if changed else output.clone()  # a tail may work in place
             outputs.append(output[:size].clone())
-            images.append(generator.to_image(tail(output)[:size]))
+            images.append(generator.to_image(tail(output)[:size]).cpu())
     return torch.cat(images), torch.cat(outputs)
 
 
@@ -135,11 +138,11 @@ def _passes(
     with trace(net, module) if module else nullcontext() as record:
         for chunk, size in fixed_batches(z):
             raw = generator.synthesize(chunk, truncation, net=net)[:size]
-            images.append(generator.to_image(raw))
+            images.append(generator.to_image(raw.float()).cpu())
             if record is not None:
                 outputs.append(record.output[:size])
     if not images:
-        return torch.zeros(0, *generator.image_size, 3, dtype=torch.uint8), None
+        return torch.zeros(0, *generator.image_size, 3, dtype=torch.uint8, device="cpu"), None
     return torch.cat(images), torch.cat(outputs) if outputs else None
 
 

@@ -18,7 +18,11 @@ solve asks for the copied object: "paste", on the paste sample only as the paper
 "context", also at each context selection on the other samples, or "rule", the default, also
 wherever the context key fires on 128 further samples; the baselines "dense", "paper" and
 "paper-scaled" always use "paste") and `erase` (a channel count, or true
-for the default, instead of `copy`).
+for the default, instead of `copy`). `layer`, `rank`, `goal` and `strength` may each be
+"auto", and `"auto": true` means all four: the tool then chooses them for this request
+(`rewriting.choose`). Those a request leaves out are "auto" too, unless it says `"auto":
+false` (then the defaults: the model's layer, rank 1, goal "rule", strength 2). Strength
+applies to the rank method only: the baselines run as solved.
 
 The paper's interface saved `{"object": [n, mask], "paste": [n, mask], "key": [[n, mask], ...]}`
 without model or layer, and read it as its code does: `key` defaults to the paste selection, a
@@ -49,6 +53,8 @@ MAX_STRENGTH = 10.0
 #: measured on examples/evaluation, it generalises furthest).
 GOAL_RULES = ("paste", "context", "rule")
 DEFAULT_GOAL = "rule"
+#: The settings a request may leave to the per-request search (`rewriting.choose`).
+AUTO_SETTINGS = ("layer", "rank", "goal", "strength")
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ class EditRequest:
     strength: float | None = None
     goal: str = DEFAULT_GOAL
     latents: Mapping[str, NamedLatent] = field(default_factory=dict)
+    auto: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The request in this tool's format (round-trips through `parse_request`)."""
@@ -95,6 +102,9 @@ class EditRequest:
                 out[key] = getattr(self, key)
         if self.latents:
             out["latents"] = {k: f"sha256:{v.digest()}" for k, v in sorted(self.latents.items())}
+        out.update({setting: "auto" for setting in self.auto})
+        if not self.auto:
+            out["auto"] = False
         return out
 
     def samples(self) -> list[Sample]:
@@ -109,6 +119,36 @@ def check_strength(strength: float, name: str = "strength") -> float:
     if not 0.0 <= strength <= MAX_STRENGTH:
         raise RewritingError(f"{name} must be between 0 and {MAX_STRENGTH:g}, got {strength!r}")
     return strength
+
+
+def check_method_strength(method: str, strength: float | None) -> float | None:
+    """The strength, refused for the baselines (dense and the authors' procedure run as solved:
+    a factor other than 1 would no longer be the method they define)."""
+    if method != "rank" and strength not in (None, 1.0):
+        raise RewritingError(
+            f"strength applies to the rank method only: {method} runs as solved (leave "
+            f"strength out or give 1), got {strength!r}"
+        )
+    return strength
+
+
+def auto_settings(data: dict, layer: Any = None, implicit: tuple[str, ...] = AUTO_SETTINGS
+                  ) -> tuple[str, ...]:
+    """The settings a decoded request leaves to the per-request search: those given as "auto",
+    all of them for `"auto": true`, and, unless `"auto": false`, those of `implicit` it leaves
+    out (`layer`: a layer given from outside). The baselines leave nothing to it."""
+    flag = data.get("auto")
+    if flag is not None and not isinstance(flag, bool):
+        raise RewritingError(f'"auto" must be true or false, got {flag!r}')
+    given = {**data, "layer": layer or data.get("layer")}
+    asked = tuple(k for k in AUTO_SETTINGS if flag or given.get(k) == "auto")
+    if data.get("method", "rank") != "rank":
+        if asked:
+            raise RewritingError(f"{', '.join(asked)} \"auto\" needs the rank method: the "
+                                 "baselines run as they are defined")
+        return ()
+    return tuple(k for k in AUTO_SETTINGS
+                 if k in asked or (flag is None and k in implicit and given.get(k) is None))
 
 
 def selection_json(selection: Selection) -> dict[str, Any]:
@@ -210,6 +250,9 @@ def parse_request(
     grid = data.get("grid", "paper" if method in PAPER_METHODS else "coverage")
     if grid not in GRID_RULES:
         raise RewritingError(f"grid must be one of {', '.join(GRID_RULES)}, got {grid!r}")
+    auto = auto_settings(data, layer)
+    data = {k: v for k, v in data.items() if k not in auto}
+    layer = None if "layer" in auto else layer
     goal = data.get("goal", DEFAULT_GOAL)
     if goal not in GOAL_RULES:
         raise RewritingError(f"goal must be one of {', '.join(GOAL_RULES)}, got {goal!r}")
@@ -218,7 +261,7 @@ def parse_request(
         raise RewritingError(f"rank must be at least 1, got {rank}")
     strength = _number(data, "strength", float, None)
     if strength is not None:
-        check_strength(strength)
+        check_method_strength(method, check_strength(strength))
     layer = layer or data.get("layer")
     if layer is not None and not isinstance(layer, str):
         raise RewritingError(f"layer must be a layer name, got {layer!r}")
@@ -240,6 +283,7 @@ def parse_request(
         strength=strength,
         goal=goal,
         latents=parse_latents(data.get("latents", {}), latents or {}, folder),
+        auto=auto,
     ))
 
 
@@ -258,7 +302,8 @@ def _paper_request(data: dict, model: str | None, layer: str | None) -> EditRequ
     model, layer = model or data.get("model"), layer or data.get("layer")
     if not isinstance(layer, (str, type(None))) or not isinstance(model, (str, type(None))):
         raise RewritingError("model and layer must be names")
-    if layer is None:
+    auto = auto_settings(data, layer, implicit=("rank", "goal", "strength"))
+    if layer is None and "layer" not in auto:
         raise RewritingError("the paper's edit files do not record the layer: give --layer")
     if model is None:
         raise RewritingError("the paper's edit files do not record the model: give --model")
@@ -276,11 +321,12 @@ def _paper_request(data: dict, model: str | None, layer: str | None) -> EditRequ
     erase = "object" not in data
     return named_samples_carried(EditRequest(
         model=model,
-        layer=layer,
+        layer=None if "layer" in auto else layer,
         copy=None if erase else parse_selection(data["object"], "object", paper=True),
         paste=paste,
         context=context,
         erase=DEFAULT_ERASE_CHANNELS if erase else None,
+        auto=auto,
     ))
 
 

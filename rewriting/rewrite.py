@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -84,6 +84,7 @@ def context_keys(
     """Keys [n, C_in] under the context masks and their mask weights [n]."""
     keys, weights = [], []
     for selection, mask in masks:
+        mask = mask.to(reading.keys.device)
         cells = mask > 0
         sample_keys = reading.keys[rows[selection.sample]]  # [C_in, h, w]
         keys.append(sample_keys[:, cells].T)
@@ -116,6 +117,12 @@ def context_rule(
     mean_key = (keys.double() * weights[:, None]).sum(0) / weights.sum()
     key = context_key(directions, mean_key)
     return ContextRule(directions, key.float(), firing_threshold(stats, key))
+
+
+def fires_in_context(keys: torch.Tensor, weights: torch.Tensor, rule: ContextRule) -> float:
+    """The share of the marked context (mask-weighted) where the context key fires."""
+    fired = (keys.double() @ rule.key.double() > rule.threshold).double()
+    return float((fired * weights.double()).sum() / weights.double().sum())
 
 
 def check_request(generator: Generator, request: EditRequest) -> LayerSpec:
@@ -176,7 +183,7 @@ def prepare_problem(
     def grids(selection: Selection) -> tuple[torch.Tensor, torch.Tensor]:
         return tuple(
             grid_mask(selection.mask, generator.image_size, grid, selection.paper, request.grid,
-                      margin)
+                      margin).to(generator.device)
             for grid, margin in ((spec.key_grid, spec.key_margin),
                                  (spec.value_grid, spec.value_margin))
         )
@@ -194,9 +201,8 @@ def prepare_problem(
         stats = key_stats(generator, spec, truncation, progress=stats_progress)
 
     # The authors scale a partially covered cell's whitened key by its mask value w.
-    rule = context_rule(
-        stats, *context_keys(reading, rows, context), request.rank, request.grid == "paper"
-    )
+    marked, marks = context_keys(reading, rows, context)
+    rule = context_rule(stats, marked, marks, request.rank, request.grid == "paper")
 
     module = reading.module
     weight = weights.get(spec.weight, generator.parameter(spec.weight)).detach()
@@ -234,6 +240,7 @@ def prepare_problem(
     return EditProblem(
         request, spec, truncation, module, weight, keys_b, inputs_b, goal, rule.directions,
         rule.key, rule.threshold, stats, weights, context_goals,
+        fires_in_context(marked, marks, rule),
     )
 
 
@@ -315,6 +322,19 @@ def statistics_used(stats: KeyStats) -> dict[str, str | int]:
     return used
 
 
+def solved_strength(request: EditRequest) -> float:
+    """The factor on the solved update: the request's or DEFAULT_STRENGTH for ours; the
+    baselines run as solved (1)."""
+    if request.method != "rank":
+        return 1.0
+    return DEFAULT_STRENGTH if request.strength is None else request.strength
+
+
+def solved_goal(request: EditRequest) -> str:
+    """The goal the solve actually met: the request's for ours, "paste" for the baselines."""
+    return request.goal if request.method == "rank" else "paste"
+
+
 def least_squares(problem: EditProblem) -> Solution:
     """`execute`'s solver for ours (`rank`) and the unconstrained baseline (`dense`): Lambda in
     closed form, or iterated for a layer nonlinear in W (`solve`)."""
@@ -345,10 +365,12 @@ def execute(
 ) -> EditResult:
     """Solve the request on top of `stack`'s edits and return the new delta (not applied).
 
-    The layer readings run on the caller's threads; the linear algebra runs on one."""
+    Settings the request leaves to the search (`rewriting.choose`) and that were not chosen take
+    their defaults; the delta records the settings solved with. The layer readings run on the
+    caller's threads; the linear algebra runs on one."""
     started = time.perf_counter()
     problem = prepare_problem(generator, request, stack, stats, stats_progress, keep)
-    strength = DEFAULT_STRENGTH if request.strength is None else request.strength
+    strength = solved_strength(request)
     directions = problem.directions
     solution = SOLVERS[request.method](problem)
     if not solution.delta_norm_ratio <= max_delta_ratio:
@@ -369,7 +391,7 @@ def execute(
         "seconds_solve": solution.seconds,
         "seconds_execute": time.perf_counter() - started,
         "grid": request.grid,
-        "goal": request.goal,
+        "goal": solved_goal(request),
         "goal_samples": 1 + sum(len(goals) for _, _, goals in problem.context_goals),
         "statistics": statistics_used(problem.stats),
         **solution.figures,
@@ -378,12 +400,13 @@ def execute(
         layer=spec.name,
         weight=spec.weight,
         key_axis=spec.key_axis,
-        lam=solution.lam.contiguous(),
-        directions=directions.float().contiguous(),
+        lam=solution.lam.cpu().contiguous(),
+        directions=directions.float().cpu().contiguous(),
         model=generator.name,
         weights_sha256=generator.weights_sha256,
         method=request.method,
-        request=request.to_json(),
+        request=replace(request, layer=spec.name, strength=request.strength if
+                        request.method != "rank" else strength, auto=()).to_json(),
         metrics=metrics,
         strength=strength,
         latents=dict(request.latents),

@@ -167,8 +167,9 @@ def _normal_equations(
         responses = []
         for first in range(0, size, channels):
             count = min(channels, size - first)
-            basis = torch.zeros(channels, size, dtype=weight.dtype)
-            basis[torch.arange(count), torch.arange(first, first + count)] = 1.0
+            basis = weight.new_zeros(channels, size)
+            basis[torch.arange(count, device=weight.device),
+                  torch.arange(first, first + count, device=weight.device)] = 1.0
             lam = basis.reshape(channels, directions.shape[0], *rest).movedim(0, 1 + out_pos)
             responses.append(change(lam)[:, :count])
         responses = torch.cat(responses, dim=1)  # [n, r * taps, H, W]
@@ -202,7 +203,8 @@ def _closed_form(
     for batch in batches:
         g, r = _normal_equations(module, spec, weight, directions, batch)
         gram, rhs = gram + g, rhs + r
-    gram = gram + _points(batches) * torch.kron(ridge, torch.eye(taps, dtype=torch.float64))
+    eye = torch.eye(taps, dtype=torch.float64, device=ridge.device)
+    gram = gram + _points(batches) * torch.kron(ridge, eye)
     lam = torch.linalg.solve(gram, rhs)  # [r * taps, C_out]
     return lam.T.reshape(channels, directions.shape[0], *rest).movedim(0, 1 + out_pos).float()
 
@@ -224,7 +226,7 @@ def _iterative(
     """Optimise Lambda alone (L-BFGS) on the same objective, for layers nonlinear in W."""
     points = _points(batches)
     rest = list(weight.movedim(spec.key_axis, 0).shape[1:])
-    lam = torch.zeros(directions.shape[0], *rest, dtype=weight.dtype, requires_grad=True)
+    lam = weight.new_zeros(directions.shape[0], *rest).requires_grad_(True)
     ridge32 = ridge.to(weight.dtype)
     scale = max(sum(
         float((((goal.target - base[row]) ** 2) * goal.weights()).sum())
@@ -288,7 +290,8 @@ def solve(
     if dense:
         # The unconstrained baseline knows nothing of C: an isotropic ridge of the same scale.
         scale = torch.diagonal(second_moment).double().mean()
-        ridge = regularization * scale * torch.eye(len(d64), dtype=torch.float64)
+        ridge = regularization * scale * torch.eye(len(d64), dtype=torch.float64,
+                                                   device=d64.device)
     use_iterative = (not spec.linear) if iterative is None else iterative
     args = (module, spec, weight, directions, batches, ridge)
     lam = _iterative(*args, steps) if use_iterative else _closed_form(*args)

@@ -71,6 +71,14 @@ class KeyStats:
         """E[k_c^2] per key channel (the diagonal of C)."""
         return torch.diagonal(self.second_moment)
 
+    def to(self, device: torch.device) -> KeyStats:
+        """The same statistics with their tensors on `device` (itself when they are there)."""
+        if self.second_moment.device == device:
+            return self
+        whitening = None if self.whitening is None else self.whitening.to(device)
+        return KeyStats(self.second_moment.to(device), self.key_sample.to(device), self.count,
+                        self.meta, whitening)
+
 
 def stats_identity(
     generator: Generator, spec: LayerSpec, truncation: float | None, samples: int, seed: int
@@ -102,7 +110,8 @@ def compute_key_stats(
     """
     numbers = share(range(samples))
     per_sample = max(1, -(-KEY_SAMPLE_SIZE // samples))
-    total = torch.zeros(spec.key_channels, spec.key_channels, dtype=torch.float64)
+    device = generator.device
+    total = torch.zeros(spec.key_channels, spec.key_channels, dtype=torch.float64, device=device)
     kept, count = [], 0
     for done, (chunk, size) in enumerate(fixed_batches(generator.latents(numbers, seed))):
         keys = read_layer(generator, spec, chunk, truncation).keys[:size]
@@ -113,12 +122,13 @@ def compute_key_stats(
         first = done * RENDER_BATCH
         for row, number in enumerate(numbers[first : first + size]):
             chooser = torch.Generator().manual_seed(seed * 1_000_003 + number)
-            kept.append(flat[row, torch.randint(flat.shape[1], (per_sample,), generator=chooser)])
+            chosen = torch.randint(flat.shape[1], (per_sample,), generator=chooser, device="cpu")
+            kept.append(flat[row, chosen.to(device)])
         if progress:
             progress(min(first + size, len(numbers)), len(numbers))
     total = sum_over_ranks(total)
-    count = int(sum_over_ranks(torch.tensor([count], dtype=torch.float64)).item())
-    empty = torch.zeros(0, spec.key_channels)
+    count = int(sum_over_ranks(torch.tensor([count], dtype=torch.float64, device=device)).item())
+    empty = torch.zeros(0, spec.key_channels, device=device)
     key_sample = concat_over_ranks(torch.cat(kept) if kept else empty)[:KEY_SAMPLE_SIZE]
     meta = stats_identity(generator, spec, truncation, samples, seed)
     return KeyStats(total / count, key_sample.float().contiguous(), count, meta)
@@ -183,7 +193,7 @@ def load_cached(path: Path, meta: dict[str, str], channels: int) -> KeyStats | N
 
 def save_atomic(path: Path, stats: KeyStats) -> None:
     """Write the statistics and their checksum so that a reader never sees a half-written file."""
-    tensors = {"second_moment": stats.second_moment, "key_sample": stats.key_sample}
+    tensors = {"second_moment": stats.second_moment.cpu(), "key_sample": stats.key_sample.cpu()}
     metadata = {**stats.meta, "count": str(stats.count)}
     metadata["sha256"] = stats_digest(tensors, metadata)
     write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
@@ -198,12 +208,12 @@ def key_stats(
     cache_dir: Path | None = None,
     progress: StatsProgress | None = None,
 ) -> KeyStats:
-    """C for a layer: from the cache when every identifying key matches, else computed (after
-    checking that the cache can keep it)."""
+    """C for a layer on the generator's device: from the cache when every identifying key
+    matches, else computed (after checking that the cache can keep it)."""
     meta, path = cache_file(generator, spec, truncation, samples, seed, cache_dir)
     cached = load_cached(path, meta, spec.key_channels)
     if cached is not None:
-        return cached
+        return cached.to(generator.device)
     check_cache(path)
     stats = compute_key_stats(generator, spec, truncation, samples, seed, progress=progress)
     if is_main():
@@ -230,6 +240,8 @@ def cached_key_stats(
     seed: int = STATS_SEED,
     cache_dir: Path | None = None,
 ) -> KeyStats | None:
-    """C for a layer from the cache when every identifying key matches, else None."""
+    """C for a layer from the cache (on the generator's device) when every identifying key
+    matches, else None."""
     meta, path = cache_file(generator, spec, truncation, samples, seed, cache_dir)
-    return load_cached(path, meta, spec.key_channels)
+    cached = load_cached(path, meta, spec.key_channels)
+    return None if cached is None else cached.to(generator.device)

@@ -45,8 +45,8 @@ def firing_centre(
         return None
     peak = int(torch.argmax(response))
     row, col = divmod(peak, response.shape[1])
-    rows = torch.arange(response.shape[0])[:, None]
-    cols = torch.arange(response.shape[1])[None, :]
+    rows = torch.arange(response.shape[0], device=response.device)[:, None]
+    cols = torch.arange(response.shape[1], device=response.device)[None, :]
     near = ((rows - row).abs() <= radius) & ((cols - col).abs() <= radius)
     excess = ((response.double() - threshold).clamp_min(0)) * near
     total = float(excess.sum())
@@ -120,7 +120,7 @@ def transfer_goals(
         rows.append(row)
         targets.append(target)
         boxes.append(box)
-    empty = torch.zeros(0, *reading.values.shape[1:])
+    empty = reading.values.new_zeros(0, *reading.values.shape[1:])
     return SampleGoals(kept, torch.stack(targets) if targets else empty, boxes, rows, reading)
 
 
@@ -131,19 +131,21 @@ def goal_images(
     truncation: float | None,
     weights: Mapping[str, torch.Tensor],
     latents: Mapping[str, NamedLatent] | None = None,
+    z: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """uint8 images [N, H, W, 3]: the network with the layer's values replaced by the goals
-    (samples named by `latents` included)."""
+    (samples named by `latents` included; `z`: the samples' latents, when given)."""
     net = generator.view(weights)
     tail = generator.tail(net, spec.module)
     chunks = []
     if tail is not None:  # the goals replace the layer's whole output: only what follows runs
         dtype = generator.parameter(spec.weight).dtype
         with torch.no_grad():
-            chunks = [generator.to_image(tail(batch.to(dtype))[:size])
+            chunks = [generator.to_image(tail(batch.to(dtype))[:size]).cpu()
                       for batch, size in fixed_batches(goals.targets)]
     else:
-        z = sample_latents(generator, goals.numbers, latents or {})
+        if z is None:
+            z = sample_latents(generator, goals.numbers, latents or {})
         for start in range(0, len(goals.numbers), RENDER_BATCH):
             targets = goals.targets[start : start + RENDER_BATCH]
 
@@ -154,5 +156,5 @@ def goal_images(
                 chunks.append(render_z(generator, z[start : start + RENDER_BATCH], truncation,
                                        net=net))
     if not chunks:
-        return torch.zeros(0, *generator.image_size, 3, dtype=torch.uint8)
+        return torch.zeros(0, *generator.image_size, 3, dtype=torch.uint8, device="cpu")
     return torch.cat(chunks)

@@ -6,15 +6,17 @@ from collections.abc import Sequence
 import gradio as gr
 import numpy as np
 
+from rewriting.choose import Setting
 from rewriting.errors import RewritingError
 from rewriting.limits import read_json_file
+from rewriting.request import parse_request
 from rewriting.threads import one_thread
 
 from . import session as ss
 from .file_cache import image_file
 from .handlers import CANVAS_TICKETS, PROGRESS, as_number, current, friendly, on_gpu
 from .page import Page
-from .settings import DEFAULT_MODEL, EDIT, EXAMPLES, EXAMPLES_DIR, PRIVATE
+from .settings import EDIT, EMBEDDED_MODEL, EXAMPLES, EXAMPLES_DIR, PRIVATE
 
 
 def distinct(components: Sequence[gr.components.Component]) -> list:
@@ -50,18 +52,40 @@ def execute_events(p: Page, execute_b: gr.Button, erase_b: gr.Button,
     def run(erase: bool):
         @on_gpu
         @friendly
-        def go(st, r, m, lam, channels, progress=PROGRESS):
+        def go(st, r, m, lam, channels, auto, progress=PROGRESS):
             session = current(st)
-            request = session.request(int(r), m, lam, int(channels) if erase else None)
+            request = session.request(int(r), m, lam, int(channels) if erase else None,
+                                      bool(auto))
             return p.executed(session, request, progress)
 
         return go
 
-    settings = [p.state, p.rank, p.method, p.reg, p.erase_n]
+    settings = [p.state, p.rank, p.method, p.reg, p.erase_n, p.auto]
     return [p.after_executing(button.click(run(erase), settings, p.run_outputs(),
                                            show_progress_on=p.result,
                                            js=edit_lock(buttons, True), **PRIVATE, **EDIT))
             for button, erase in ((execute_b, False), (erase_b, True))]
+
+
+def advice_events(p: Page, buttons: Sequence[gr.Button]) -> list[gr.events.Dependency]:
+    """Redo the latest edit with the setting its verdict advises (the `buttons` that edit are
+    locked meanwhile; the steps returned)."""
+
+    @on_gpu
+    @friendly
+    def apply_advice(st, progress=PROGRESS):
+        session = current(st)
+        advice = session.stack.deltas[-1].metrics.get("advice") if session.stack.deltas else None
+        if not advice:
+            raise RewritingError("the latest edit has no advice to apply")
+        latest = session.stack.deltas[-1]
+        request = Setting(**advice["setting"]).apply(
+            parse_request(latest.request, latents=latest.latents))
+        return p.executed(session.reverted(len(session.stack.deltas) - 1), request, progress)
+
+    return p.after_executing(p.advice_b.click(apply_advice, [p.state], p.run_outputs(),
+                                              show_progress_on=p.result,
+                                              js=edit_lock(buttons, True), **PRIVATE, **EDIT))
 
 
 def example_events(p: Page, example_bs: list[gr.Button],
@@ -74,9 +98,9 @@ def example_events(p: Page, example_bs: list[gr.Button],
         @friendly
         def load_and_execute(st, start, progress=PROGRESS):
             session, switched = current(st), {}
-            if session.generator.name != DEFAULT_MODEL and not session.stack.deltas:
+            if session.generator.name != EMBEDDED_MODEL and not session.stack.deltas:
                 # The examples are for the embedded model: a visitor without edits moves.
-                session, start = ss.Session.start(DEFAULT_MODEL), 0
+                session, start = ss.Session.start(EMBEDDED_MODEL), 0
                 switched = p.everything(session, start, 0)
             data = read_json_file(EXAMPLES_DIR / EXAMPLES[name], "example")
             session, request = session.loaded(data)
@@ -140,10 +164,11 @@ def revert_events(p: Page, revert_b: gr.Button) -> None:
             p.canvas_key: next(CANVAS_TICKETS),
             p.comparison_img: gr.update(value=None, visible=False), p.compared: None,
             p.pending: None, p.search_gal: None, p.found: [],
+            p.advice_b: gr.update(visible=False),
         }
 
     revert_b.click(revert_picked, [p.state, p.revert_dd, p.first, p.view],
                    [p.state, p.history, p.revert_dd, p.strength, p.gallery, p.highlight,
                     p.result, p.comparison_img, p.canvas_key, p.compared, p.pending,
-                    p.search_gal, p.found],
+                    p.search_gal, p.found, p.advice_b],
                    **PRIVATE)

@@ -12,26 +12,14 @@ from rewriting.limits import MAX_SAMPLE_NUMBER
 
 from . import session as ss
 from .file_cache import image_file
+from .gpu import on_gpu as on_gpu  # the handlers' modules take it from here
 from .pictures import enlarge
 from .settings import CANVAS_PX, DEFAULT_MODEL, PAGE, TILE_PX
-
-try:  # Hugging Face's ZeroGPU helper: installed on Spaces, absent elsewhere.
-    import spaces
-except ImportError:
-    spaces = None
 
 #: Handlers that report progress take this default; Gradio hands each call its own tracker.
 PROGRESS = gr.Progress()
 #: A new value each time the brush canvas must be rebuilt.
 CANVAS_TICKETS = itertools.count()
-#: Seconds of GPU a heavy handler may hold on a ZeroGPU Space (the first statistics included).
-GPU_SECONDS = 120
-
-
-def on_gpu(fn: Callable) -> Callable:
-    """ZeroGPU's `spaces.GPU` on a handler that runs the generator where the `spaces` package
-    is installed (it changes nothing off ZeroGPU); the handler itself elsewhere (CPU)."""
-    return fn if spaces is None else spaces.GPU(duration=GPU_SECONDS)(fn)
 
 
 def friendly(fn: Callable) -> Callable:

@@ -27,21 +27,31 @@ def apply_edit(session: ss.Session, request: EditRequest, progress: gr.Progress)
         progress(done / total, desc=f"Key statistics of {session.layer} "
                  f"(first time only): {done}/{total} samples")
 
-    stats = ss.statistics(session, report)  # on every core, the first time
+    found = None
+    if request.auto:
+        progress(0.0, desc="Trying layers, ranks and strengths for this edit")
+        with one_thread():
+            request, found = ss.choose_settings(session, request, report)
+    stats = ss.statistics(session.with_layer(request.layer or session.layer), report)
     progress(1.0, desc="Solving for the new weights")
     with one_thread():
-        return ss.execute_shown(session, request, stats, COMPARE_SHOWN)
+        return ss.execute_shown(session, request, stats, COMPARE_SHOWN, found)
 
 
 @on_gpu
 @friendly
 def measure_pending(pending: ss.Pending | None, shown: ss.Shown | None) -> tuple:
-    """Measure an edit already on screen: the result text with its figures, and its metrics."""
+    """Measure an edit already on screen: the result text with its figures and verdict, the
+    button that applies the advice (shown when there is one), and its metrics."""
     if pending is None:
-        return gr.skip(), None
+        return gr.skip(), gr.skip(), None
     metrics = ss.measure(pending)
     count = len(shown.numbers) if shown else 0
-    return result_text(len(pending.after.stack.deltas), metrics, count), (pending, metrics)
+    advice = metrics.get("advice")
+    button = (gr.update(visible=True, value=f"Try {advice['label']}") if advice
+              else gr.update(visible=False))
+    return (result_text(len(pending.after.stack.deltas), metrics, count), button,
+            (pending, metrics))
 
 
 def keep_measures(st: ss.Session | None, measured: tuple | None) -> ss.Session:
@@ -119,6 +129,8 @@ class Page:
     method: gr.Radio
     reg: gr.Number
     erase_n: gr.Slider
+    auto: gr.Checkbox
+    advice_b: gr.Button
 
     def view_args(self) -> list:
         """The inputs a gallery page is drawn from."""
@@ -137,7 +149,7 @@ class Page:
         return [self.state, self.history, self.revert_dd, self.view,
                 self.highlight, self.result, self.comparison_img, self.canvas_key,
                 self.strength, self.compared, self.pending, self.tabs, self.search_gal,
-                self.found]
+                self.found, self.advice_b]
 
     def loaded_outputs(self) -> list:
         """What `loaded` updates."""
@@ -203,8 +215,8 @@ class Page:
         text, then join the edit's metrics in the session if it still holds that edit (the
         steps that measure and keep)."""
         measure = event.success(measure_pending, [self.pending, self.compared],
-                                [self.result, self.measured], show_progress_on=self.result,
-                                **PRIVATE, **AFTER)
+                                [self.result, self.advice_b, self.measured],
+                                show_progress_on=self.result, **PRIVATE, **AFTER)
         return [measure, measure.success(keep_measures, [self.state, self.measured],
                                          self.state, **PRIVATE)]
 
@@ -239,4 +251,5 @@ class Page:
             self.comparison_img: gr.update(value=image_file(np.asarray(picture)), visible=True),
             self.compared: shown,
             self.tabs: gr.Tabs(selected="result"), self.search_gal: None, self.found: [],
+            self.advice_b: gr.update(visible=False),
         }

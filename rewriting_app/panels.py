@@ -46,21 +46,26 @@ def action_bar() -> tuple[list[gr.Button], gr.Button, gr.Button]:
     return examples, execute_b, erase_b
 
 
-def result_panel() -> tuple[gr.Markdown, gr.Image, gr.Slider]:
-    """What the latest edit did: its numbers, the before/after picture, its strength."""
+def result_panel() -> tuple[gr.Markdown, gr.Image, gr.Slider, gr.Button]:
+    """What the latest edit did: its verdict and numbers, the before/after picture, its
+    strength, and the button that redoes it as the verdict advises."""
     picture = gr.Image(label="Where the rule fires most: before, after, change x4, zoomed",
                        show_label=False, interactive=False, format="png", elem_id="comparison",
                        buttons=["download", "fullscreen"], visible=False)
     result = gr.Markdown(NO_RESULT, elem_id="result", container=True, min_height=60)
+    advice = gr.Button("Try the advice", elem_id="apply-advice", visible=False)
     strength = gr.Slider(0, MAX_STRENGTH / 2, value=DEFAULT_STRENGTH, step=0.1,
                          elem_id="strength",
                          label="Strength of the latest edit (re-renders without solving)")
-    return result, picture, strength
+    return result, picture, strength, advice
 
 
-def advanced_settings() -> tuple[gr.Slider, gr.Radio, gr.Number, gr.Slider]:
-    """The Advanced accordion: rank, method, regularization, channels to erase."""
+def advanced_settings() -> tuple[gr.Slider, gr.Radio, gr.Number, gr.Slider, gr.Checkbox]:
+    """The Advanced accordion: rank, method, regularization, channels to erase, and whether the
+    tool chooses layer, rank and strength for each edit."""
     with gr.Accordion("Advanced", open=False), gr.Row():
+        auto = gr.Checkbox(True, label="Choose layer, rank and strength for each edit (tries a "
+                           "few on samples of their own, about 5 s)", elem_id="auto")
         rank = gr.Slider(1, 16, value=1, step=1, label="Rank of the update")
         method = gr.Radio([("rank-r (the paper)", "rank"), ("dense (whole layer)",
                           "dense")], value="rank", label="Method")
@@ -68,7 +73,7 @@ def advanced_settings() -> tuple[gr.Slider, gr.Radio, gr.Number, gr.Slider]:
                         elem_id="regularization")
         erase_n = gr.Slider(1, 128, value=DEFAULT_ERASE_CHANNELS, step=1,
                             label="Channels to erase")
-    return rank, method, reg, erase_n
+    return rank, method, reg, erase_n, auto
 
 
 def model_pickers() -> tuple[gr.Dropdown, gr.Dropdown, gr.Slider, gr.Markdown]:

@@ -8,13 +8,13 @@ from zoo.fetch import availability
 from zoo.registry import list_models, model_entry
 
 from .session import HELD_OUT
-from .settings import DEFAULT_MODEL
+from .settings import EMBEDDED_MODEL
 
 
 def model_choices() -> list[tuple[str, str]]:
     """Model picker entries: each loadable catalog model, marked with whether its weights are
     here or need a download (and how large)."""
-    return [(f"{m.name} ({'embedded' if m.name == DEFAULT_MODEL else availability(m)})", m.name)
+    return [(f"{m.name} ({'embedded' if m.name == EMBEDDED_MODEL else availability(m)})", m.name)
             for m in list_models() if m.unsupported is None]
 
 
@@ -47,9 +47,10 @@ def layer_choices(generator: Generator) -> list[tuple[str, str]]:
 
 
 def result_text(index: int, metrics: dict, shown: int) -> str:
-    """What an executed edit did, for a visitor (Markdown)."""
+    """What an executed edit did, for a visitor (Markdown): the verdict first, then figures."""
     return (
-        f"**Edit {index} applied at strength {metrics['strength']:g}.** Where the context "
+        f"**Edit {index} applied at strength {metrics['strength']:g}.** "
+        + verdict_text(metrics) + "\n\nWhere the context "
         f"fires, pixels changed by "
         f"**{metrics['change_inside']:.1f}** on average (of 255), elsewhere by "
         f"**{metrics['change_outside']:.1f}**: {metrics['selectivity']:.1f}x more where the rule "
@@ -59,6 +60,21 @@ def result_text(index: int, metrics: dict, shown: int) -> str:
         f"Weight change ||dW||/||W|| = {metrics['delta_norm_ratio']:.2f}, goal residual "
         f"{metrics['residual']:.2f}. " + shown_text(shown)
     )
+
+
+def verdict_text(metrics: dict) -> str:
+    """Whether the edit took, why not (measured), and the advice the tool checked (Markdown)."""
+    if "verdict" not in metrics:
+        return ""
+    lines = [f"**{metrics['verdict']}**"]
+    lines += [f"- Likely reason: {reason}." for reason in metrics["reasons"]]
+    advice = metrics.get("advice")
+    if advice:
+        lines.append(f"- Advice: try {advice['label']} ({advice['checked']}): press the button "
+                     "below to redo the edit that way.")
+    elif not metrics["took"]:
+        lines.append("- None of the settings the tool tried does better on this request.")
+    return "\n".join(lines)
 
 
 def shown_text(shown: int) -> str:

@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 
 from rewriting import __version__
 from rewriting.atomic import safe_name, write_atomically
+from rewriting.choose import Search, search
 from rewriting.delta import Delta, EditStack, save_stack
 from rewriting.editdir import before_after, before_after_picture, write_edit_dir
 from rewriting.efficacy import MEASURES, RuleProbe
@@ -35,8 +36,10 @@ from rewriting.metrics import held_out_samples
 from rewriting.nethook import replace_output
 from rewriting.render import render, render_z
 from rewriting.request import (
+    AUTO_SETTINGS,
     EditRequest,
     Selection,
+    check_method_strength,
     check_strength,
     parse_request,
     parse_selection,
@@ -46,6 +49,7 @@ from rewriting.rewrite import execute
 from rewriting.stats import KeyStats, key_stats
 from rewriting.suggest import LayerSuggestion, suggest_layer
 from rewriting.threads import one_thread
+from rewriting.verdict import VERDICT_KEYS, assess
 from zoo.fetch import anonymous_hub
 from zoo.hub import HUB_PREFIX, MAX_STACK, load_any_stack
 from zoo.publish import check_repo_id, publish
@@ -192,10 +196,11 @@ class Session:
         """The session with its latest edit scaled to `strength` (W0 + s Lambda D), unsolved."""
         if not self.stack.deltas:
             raise RewritingError("there is no edit to scale: Execute one first")
-        check_strength(strength)
         last = self.stack.deltas[-1]
+        check_method_strength(last.method, check_strength(strength))
         # What was measured at the old strength no longer holds: `measure` makes it again.
-        solved = {k: v for k, v in last.metrics.items() if k not in MEASURES}
+        solved = {k: v for k, v in last.metrics.items()
+                  if k not in MEASURES and k not in VERDICT_KEYS}
         scaled = replace(last, strength=float(strength),
                          request={**last.request, "strength": float(strength)},
                          metrics={**solved, "strength": float(strength)})
@@ -209,9 +214,10 @@ class Session:
 
     def request(
         self, rank: int = 1, method: str = "rank", regularization: float | None = None,
-        erase: int | None = None,
+        erase: int | None = None, auto: bool = False,
     ) -> EditRequest:
-        """The edit the current selections describe, validated like a request file."""
+        """The edit the current selections describe, validated like a request file (`auto`:
+        layer, rank, goal and strength left to the per-request search)."""
         if self.paste is None:
             what = "to erase" if erase else "the copied region goes"
             raise RewritingError(f"nothing to paste: brush where {what} and press Paste")
@@ -224,6 +230,7 @@ class Session:
             copy=None if erase else self.copy, rank=int(rank), method=method,
             truncation=self.truncation, erase=erase, regularization=regularization,
             latents={k: v for k, v in self.latents.items() if k in used},
+            auto=AUTO_SETTINGS if auto and method == "rank" else (),
         )
         return parse_request(request.to_json(), latents=self.latents)
 
@@ -396,6 +403,7 @@ class Pending:
     probe: RuleProbe
     before: Session
     after: Session
+    search: Search | None = None
 
     @property
     def delta(self) -> Delta:
@@ -412,11 +420,29 @@ class Pending:
         return delta.lam is self.delta.lam
 
 
+def choose_settings(
+    session: Session, request: EditRequest, progress: Callable[[int, int], None] | None = None
+) -> tuple[EditRequest, Search]:
+    """The request with the settings it leaves to the search chosen (on top of the session's
+    edits), and the search; first-time statistics of a layer reported to `progress`."""
+    found = search(session.generator, request, session.stack, layer_statistics(session, progress))
+    return found.chosen.setting.apply(request), found
+
+
+def layer_statistics(
+    session: Session, progress: Callable[[int, int], None] | None = None
+) -> Callable[[str], KeyStats]:
+    """Any layer's key statistics for the session's model (`statistics` of that layer)."""
+    return lambda layer: statistics(session.with_layer(layer), progress)
+
+
 def execute_shown(
-    session: Session, request: EditRequest, stats: KeyStats, count: int
+    session: Session, request: EditRequest, stats: KeyStats, count: int,
+    found: Search | None = None,
 ) -> tuple[Session, Shown, Pending]:
     """Solve a request on top of the session's edits: the edited session, the `count` held-out
-    samples where the new rule fires most, and what `measure` needs later."""
+    samples where the new rule fires most, and what `measure` needs later (`found`: the
+    search that chose its settings, if one did)."""
     if request.model != session.generator.name:
         raise RewritingError(
             f"this session edits {session.generator.name!r}, not {request.model!r}"
@@ -426,21 +452,27 @@ def execute_shown(
     probe = RuleProbe(session.generator, result.problem, HELD_OUT)
     numbers = probe.strongest(count) if count else []
     shown = Shown(tuple(numbers), tuple(probe.goal_box(n) for n in numbers))
-    return edited, shown, Pending(probe, session, edited)
+    return edited, shown, Pending(probe, session, edited, found)
 
 
 @one_thread()
 def measure(pending: Pending) -> dict:
-    """The edit's metrics: its solve's and how far the rule reaches on the held-out samples
-    (efficacy, generalisation, specificity, the change inside and outside where it fires)."""
+    """The edit's metrics: its solve's, how far the rule reaches on the held-out samples
+    (efficacy, generalisation, specificity, the change inside and outside where it fires)
+    beside a random update's, and the verdict (with the search's advice when it did not take)."""
     probe, after = pending.probe, pending.after
     weights = after.weights()
     passes = probe.run(weights)
     change = probe.measure(weights, passes)
+    floor = probe.floor(weights, pending.delta.rank)
+    verdict, found = assess(pending.before.generator, probe.problem, pending.delta, change, floor,
+                            pending.before.stack, pending.search,
+                            layer_statistics(pending.before))
     # The probe's renders serve the before/after picture and the gallery later.
     for kept, images in ((pending.before, probe.original), (after, passes.held_out)):
         keep(render_identity(kept.stack, probe.problem.truncation), HELD_OUT, images.numpy())
-    return {**pending.delta.metrics, **change, "layer": probe.problem.spec.name}
+    return {**pending.delta.metrics, **change, "random_floor": floor, **verdict.record(),
+            **({"search": found.record()} if found else {}), "layer": probe.problem.spec.name}
 
 
 def with_measures(session: Session, pending: Pending, metrics: dict) -> Session:

@@ -3,7 +3,12 @@
 import json
 from pathlib import Path
 
-DEFAULT_MODEL = "dcgan-digiface"
+from .opening import opening_model
+
+#: The embedded model, which needs no network: the examples' model and the offline default.
+EMBEDDED_MODEL = "dcgan-digiface"
+#: The model the page opens on (`opening`: REWRITING_DEFAULT_MODEL, a GPU and the Hub, or not).
+DEFAULT_MODEL = opening_model(EMBEDDED_MODEL)
 PAGE = 24
 SEARCH_SAMPLES = range(256)
 SEARCH_SHOWN = 12

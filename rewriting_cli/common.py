@@ -7,10 +7,19 @@ import sys
 from collections.abc import Callable, Sequence
 
 from rewriting.delta import Delta, EditStack
+from rewriting.device import DEVICE_ENV, DEVICES, PRECISION_ENV, PRECISIONS
 from rewriting.generator import Generator
 
 #: The model a command uses when none is given: the embedded, pretrained DCGAN.
 DEFAULT_MODEL = "dcgan-digiface"
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--device` and `--precision`, which every command takes."""
+    parser.add_argument("--device", help=f"where to compute: {DEVICES} (default: "
+                        f"${DEVICE_ENV}, else auto: a CUDA GPU if there is one, else the CPU)")
+    parser.add_argument("--precision", help=f"render precision on a GPU: {', '.join(PRECISIONS)} "
+                        f"(default: ${PRECISION_ENV}, else float32; the CPU renders in float32)")
 
 
 def int_range(low: int, high: int) -> Callable[[str], int]:

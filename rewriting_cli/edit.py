@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from rewriting import __version__
 from rewriting.atomic import check_output
+from rewriting.choose import search, search_table
 from rewriting.delta import EditStack
 from rewriting.early import RefiningStats
 from rewriting.editdir import EDIT_FILES, before_after_picture, write_edit_dir
@@ -18,10 +19,10 @@ from rewriting.efficacy import RuleProbe
 from rewriting.limits import MAX_APP_SAMPLES, MAX_SAMPLES_PER_CALL, MAX_SCALE, check_picture
 from rewriting.metrics import held_out_samples
 from rewriting.parallel import is_main
-from rewriting.request import check_strength, read_request
+from rewriting.request import AUTO_SETTINGS, check_method_strength, check_strength, read_request
 from rewriting.rewrite import DEFAULT_STRENGTH, check_request, execute
 from rewriting.stats import key_stats, save_atomic
-from rewriting.suggest import SPECIFICITY_TARGET, layer_table, suggest_layer
+from rewriting.verdict import Verdict, assess
 from zoo.hub import load_any
 
 from .common import DEFAULT_MODEL, int_range, open_edits, progress
@@ -44,11 +45,14 @@ def add_edit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("request", help="edit request JSON (this tool's or the paper's format)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", help="model (required for the paper's format)")
-    p.add_argument("--layer", help="layer (required for the paper's format); 'auto' solves at "
-                   "every layer, prints the table and uses the suggested one")
+    p.add_argument("--layer", help="layer (required for the paper's format, unless 'auto'); "
+                   "'auto' lets the per-request search choose it")
     p.add_argument("--strength", type=float,
-                   help="factor on the solved update (default: the request's, else "
-                   f"{DEFAULT_STRENGTH:g})")
+                   help="factor on the solved update, rank method only (default: the "
+                   f"request's, else {DEFAULT_STRENGTH:g})")
+    p.add_argument("--auto", action="store_true",
+                   help="choose layer, rank, goal and strength for this request on validation "
+                   "samples (as the request's \"auto\": true)")
     p.add_argument("--edit", action="append", default=[], metavar="DELTA",
                    help="earlier edits to apply first")
     p.add_argument("--stats-samples", type=int_range(1, MAX_SAMPLES_PER_CALL), default=1000)
@@ -99,18 +103,22 @@ def cmd_edit(args: argparse.Namespace) -> None:
     out = check_output(args.out, folder=True, names=EDIT_FILES)
     request = read_request(args.request, args.model, args.layer)
     if args.strength is not None:
-        request = replace(request, strength=check_strength(args.strength, "--strength"))
+        strength = check_strength(args.strength, "--strength")
+        request = replace(request, strength=check_method_strength(request.method, strength))
     with timed(phases, "load"):
         generator = load_any(request.model)
         stack = open_edits(generator, args.edit)
     held_out = held_out_samples(args.held_out, request.samples())
-    if request.layer == "auto":
-        with timed(phases, "suggest_layer"):
-            suggestion = suggest_layer(generator, request, held_out, stack, args.stats_samples,
-                                       log=lambda line: print(line, file=sys.stderr))
-        print(f"layers for this request (* suggested, specificity >= {SPECIFICITY_TARGET}):")
-        print(layer_table(suggestion))
-        request = replace(request, layer=suggestion.layer)
+    if args.auto:
+        request = replace(request, auto=AUTO_SETTINGS)
+    found = None
+    if request.auto:
+        check_request(generator, replace(request, layer=request.layer or generator.default_layer))
+        with timed(phases, "search"):
+            found = search(generator, request, stack, stats_for(generator, request, args),
+                           log=lambda line: print(line, file=sys.stderr))
+        print(search_table(found))
+        request = found.chosen.setting.apply(request)
     spec = check_request(generator, request)
     check_picture(3, args.show, generator.image_size, args.scale)
     truncation = generator.check_truncation(request.truncation)
@@ -131,6 +139,10 @@ def cmd_edit(args: argparse.Namespace) -> None:
         passes = probe.run(after)
         change = {**probe.measure(after, passes),
                   "random_floor": probe.floor(after, result.delta.rank)}
+    with timed(phases, "verdict"):
+        verdict, found = assess(generator, result.problem, result.delta, change,
+                                change["random_floor"], stack, found,
+                                stats_for(generator, request, args))
     with timed(phases, "picture"):
         # Show the held-out samples where the rule applies most (chosen by the context key
         # alone, before the edit, not by how much they changed), from the measure's renders.
@@ -147,6 +159,8 @@ def cmd_edit(args: argparse.Namespace) -> None:
         "layer": spec.name,
         "model": generator.name,
         "stacked_on": len(stack.deltas),
+        **verdict.record(),
+        **({"search": found.record()} if found else {}),
         "seconds_phases": phases,
         "seconds_total": time.perf_counter() - started,
         "tool_version": __version__,
@@ -162,3 +176,26 @@ def cmd_edit(args: argparse.Namespace) -> None:
         f"{change['selectivity']:.1f}, ||dW||/||W0|| {metrics['delta_norm_ratio']:.3f}, "
         f"solve {metrics['seconds_solve'] * 1000:.1f} ms; wrote {out}/"
     )
+    print(verdict_lines(verdict))
+
+
+def stats_for(generator, request, args: argparse.Namespace):
+    """Each layer's key statistics for the search, cached or computed with progress."""
+    truncation = generator.check_truncation(request.truncation)
+
+    def one(layer: str):
+        return key_stats(generator, generator.layers[layer], truncation,
+                         samples=args.stats_samples, progress=progress(f"statistics {layer}"))
+
+    return one
+
+
+def verdict_lines(verdict: Verdict) -> str:
+    """The verdict, its reasons and the advice, as printed after the figures."""
+    lines = [verdict.verdict]
+    lines += [f"  likely reason: {reason}" for reason in verdict.reasons]
+    if verdict.advice:
+        lines.append(f"  advice: try {verdict.advice['label']} ({verdict.advice['checked']})")
+    elif not verdict.took:
+        lines.append("  advice: none of the settings the tool tried does better")
+    return "\n".join(lines)

@@ -47,8 +47,12 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
     """`evaluate [--requests DIR] [--out DIR]`: the quality table, its JSON and its plot."""
     p = sub.add_parser("evaluate", help="compare ours with the paper's baselines on a request set")
-    p.add_argument("--requests", default=str(EVALUATION_SET), help="folder of requests (*.json)")
-    p.add_argument("--out", default="evaluation")
+    p.add_argument("--requests", action="append", metavar="DIR",
+                   help="a folder of requests (*.json), its own table; may repeat (default: "
+                   "the tuning set examples/evaluation, then the test set in its test/)")
+    p.add_argument("--methods", default=",".join(evaluate.METHODS),
+                   help=f"comma-separated, of {', '.join(evaluate.METHODS)} (default: all)")
+    p.add_argument("--out", default="evaluation", help="output folder: one folder per set")
     p.add_argument("--held-out", type=int_range(1, MAX_SAMPLES_PER_CALL), default=256)
     p.add_argument("--finetune-steps", type=int_range(1, 100_000), default=100)
     p.add_argument("--no-curves", action="store_true",
@@ -79,24 +83,45 @@ def cmd_bench(args: argparse.Namespace) -> None:
         print(f"wrote {args.json}")
 
 
+def request_sets(folders: list[str] | None) -> list[tuple[str, list]]:
+    """(name, [(stem, request)]) per folder, in order; the tuning and test sets by default."""
+    named = ([(Path(f).name, Path(f)) for f in folders] if folders else
+             [("tuning", EVALUATION_SET), ("test", EVALUATION_SET / "test")])
+    sets = []
+    for name, folder in named:
+        if not folder.is_dir():
+            raise RewritingError(f"--requests {folder} is not a folder of request files")
+        paths = sorted(folder.glob("*.json"))
+        if not paths:
+            raise RewritingError(f"no request files (*.json) in {folder}")
+        sets.append((name, [(p.stem, read_request(p)) for p in paths]))
+    return sets
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    """Every method on every request of the folder; print the table, write the results."""
-    out = check_output(args.out, folder=True, names=evaluate.RESULT_FILES)
-    if not Path(args.requests).is_dir():
-        raise RewritingError(f"--requests {args.requests} is not a folder of request files")
-    paths = sorted(Path(args.requests).glob("*.json"))
-    if not paths:
-        raise RewritingError(f"no request files (*.json) in {args.requests}")
-    requests = [(p.stem, read_request(p)) for p in paths]
-    generator = load_any(requests[0][1].model)
-    rows, points = evaluate.evaluate(
-        generator, requests, held_out=args.held_out, finetune_steps=args.finetune_steps,
-        curves=not args.no_curves,
-    )
-    context = {
-        "model": generator.name, "held_out_samples": args.held_out,
-        "finetune_steps": args.finetune_steps, "tool_version": __version__, **machine(),
-    }
-    evaluate.write_results(rows, points, out, context)
-    print(evaluate.markdown_table(rows))
-    print(f"wrote {args.out}/results.json, results.md, rule_change.png")
+    """Every method on every request of each set; print the tables, write one folder per set."""
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = sorted(set(methods) - set(evaluate.METHODS))
+    if unknown or not methods:
+        raise RewritingError(f"--methods: unknown {', '.join(unknown) or 'empty list'}; choose "
+                             f"from {', '.join(evaluate.METHODS)}")
+    sets = request_sets(args.requests)
+    outs = [check_output(Path(args.out) / name, folder=True, names=evaluate.RESULT_FILES)
+            for name, _ in sets]
+    generator = load_any(sets[0][1][0][1].model)
+    for (name, requests), out in zip(sets, outs, strict=True):
+        verdicts = [evaluate.verdict_row(generator, stem, request, args.held_out)
+                    for stem, request in requests]
+        rows, points = evaluate.evaluate(
+            generator, requests, held_out=args.held_out, methods=methods,
+            finetune_steps=args.finetune_steps, curves=not args.no_curves,
+        )
+        context = {
+            "set": name, "model": generator.name, "held_out_samples": args.held_out,
+            "finetune_steps": args.finetune_steps, "tool_version": __version__, **machine(),
+        }
+        evaluate.write_results(rows, points, out, context, verdicts)
+        print(f"## {name} set ({len(requests)} requests)\n")
+        print(evaluate.verdict_table(verdicts))
+        print(evaluate.markdown_table(rows))
+        print(f"wrote {out}/results.json, results.md, rule_change.png")

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from rewriting import __version__
+from rewriting.device import select_device
 from rewriting.errors import RewritingError, one_line
 from rewriting.parallel import init_from_environment
 
 from . import edit, hub, lab, models, photo, sample
+from .common import add_device_arguments
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,14 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:
         add(sub)
+    for command in sub.choices.values():
+        add_device_arguments(command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; bad input prints one line and gives exit status 2."""
+    """Run one command; bad input (an unavailable device included, before anything is loaded)
+    prints one line and gives exit status 2."""
     try:
         args = build_parser().parse_args(argv)
-        init_from_environment()
+        init_from_environment(select_device(args.device, args.precision))
         status = args.run(args)
     except RewritingError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)

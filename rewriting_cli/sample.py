@@ -118,7 +118,7 @@ def raw_sample(args: argparse.Namespace) -> None:
     truncation = None if args.truncation is None else generator.check_truncation(
         args.truncation
     )
-    raw = generator.synthesize(z, truncation).contiguous()
+    raw = generator.synthesize(z.to(generator.device), truncation).cpu().contiguous()
     write_atomically(out, lambda tmp: save_file({"image": raw}, tmp))
     print(f"wrote {args.raw} (image {list(raw.shape)})")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from rewriting.atomic import as_json, write_folder
+from rewriting.choose import search
 from rewriting.delta import EditStack
 from rewriting.efficacy import RuleProbe, strengthen
 from rewriting.features import read_layer
@@ -34,13 +35,14 @@ from rewriting.rewrite import DEFAULT_STRENGTH, execute, prepare_problem
 from rewriting.solve import DEFAULT_REGULARIZATION, expand
 from rewriting.stats import key_stats
 from rewriting.suggest import SPECIFICITY_TARGET
+from rewriting.verdict import assess, executed_setting
 
 from .baselines import finetune_all
 
 FINETUNE_STEPS = 100
 #: The files `write_results` writes into its folder.
 RESULT_FILES = ("results.json", "results.md", "rule_change.png")
-METHODS = ("rank-1", "rank-3", "dense", "finetune-all", "paper", "paper-scaled")
+METHODS = ("auto", "rank-1", "rank-3", "dense", "finetune-all", "paper", "paper-scaled")
 #: Rank of each method's update for its random floor (None: every entry of the changed tensors).
 FLOOR_RANK = {"rank-1": 1, "rank-3": 3, "dense": None, "finetune-all": None, "paper": 1,
               "paper-scaled": 1}
@@ -115,6 +117,63 @@ def edited_weights(
     raise ValueError(f"unknown method {method!r}")
 
 
+def auto_weights(generator: Generator, request: EditRequest) -> tuple[dict, float, int]:
+    """The tool's default for a request: what it leaves out chosen per request (`choose`), then
+    solved at the chosen strength; the weights, the seconds (search included) and the rank."""
+    started = time.perf_counter()
+    chosen = search(generator, request).chosen.setting.apply(request) if request.auto else request
+    stats = key_stats(generator, generator.layer(chosen.layer),
+                      generator.check_truncation(chosen.truncation))
+    result = execute(generator, chosen, stats=stats, max_delta_ratio=math.inf)
+    return (EditStack(generator, [result.delta]).weights(), time.perf_counter() - started,
+            result.delta.rank)
+
+
+def verdict_row(generator: Generator, name: str, request: EditRequest, held_out: int) -> dict:
+    """One request as `edit` runs it by default: the search for what it leaves out, the solve,
+    the measures on the held-out samples beside their floor, and the verdict."""
+    started = time.perf_counter()
+    found = search(generator, request) if request.auto else None
+    chosen = found.chosen.setting.apply(request) if found else request
+    stats = key_stats(generator, generator.layer(chosen.layer),
+                      generator.check_truncation(chosen.truncation))
+    result = execute(generator, chosen, stats=stats)
+    weights = EditStack(generator, [result.delta]).weights()
+    probe = RuleProbe(generator, result.problem, held_out_samples(held_out, request.samples()))
+    measures = probe.measure(weights)
+    floor = probe.floor(weights, result.delta.rank)
+    verdict, found = assess(generator, result.problem, result.delta, measures, floor,
+                            found=found)
+    return {"request": name, "setting": executed_setting(result.problem, result.delta).label(),
+            "copy": request.copy is not None, **verdict.record(),
+            **{k: measures[k] for k in ("efficacy", "generalization", "specificity",
+                                         "artefacts", "samples_firing")},
+            "random_floor": floor, "search_seconds": found.seconds if found else 0.0,
+            "seconds": time.perf_counter() - started}
+
+
+def verdict_table(rows: list[dict]) -> str:
+    """The verdict rows as a Markdown table, with how many took (copy/paste and all)."""
+    copies = [r for r in rows if r["copy"]]
+    lines = [
+        f"{sum(r['took'] for r in copies)} of {len(copies)} copy/paste requests took, "
+        f"{sum(r['took'] for r in rows)} of {len(rows)} in all.\n",
+        "| request | setting | took | efficacy (random) | generalization (random) "
+        "| specificity (random) | artefacts (random) | advice |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        f = r["random_floor"]
+        advice = r["advice"]["label"] if r["advice"] else ""
+        lines.append(
+            f"| {r['request']} | {r['setting']} | {'yes' if r['took'] else 'no'} | "
+            f"{r['efficacy']:.3f} ({f['efficacy']:.3f}) | "
+            f"{r['generalization']:.3f} ({f['generalization']:.3f}) | "
+            f"{r['specificity']:.3f} ({f['specificity']:.3f}) | "
+            f"{r['artefacts']:.2f} ({f['artefacts']:.2f}) | {advice} |")
+    return "\n".join(lines) + "\n"
+
+
 def evaluate(
     generator: Generator,
     requests: Sequence[tuple[str, EditRequest]],
@@ -135,7 +194,12 @@ def evaluate(
         probe = RuleProbe(generator, problem, held_out_samples(held_out, request.samples()))
         for method in methods:
             started = time.perf_counter()
-            solved, seconds = edited_weights(generator, request, method, problem, finetune_steps)
+            if method == "auto":
+                solved, seconds, floor_rank = auto_weights(generator, request)
+            else:
+                solved, seconds = edited_weights(generator, request, method, problem,
+                                                 finetune_steps)
+                floor_rank = FLOOR_RANK[method]
             strength = ROW_STRENGTH.get(method, 1.0)
             weights = strengthen(probe.before, solved, probe.base, strength)
             row = {
@@ -146,10 +210,10 @@ def evaluate(
                 "delta_norm_ratio": _relative_norm(weights, probe.base),
                 "seconds": seconds,
                 **probe.measure(weights),
-                "random_floor": probe.floor(weights, FLOOR_RANK[method]),
+                "random_floor": probe.floor(weights, floor_rank),
             }
             rows.append(row)
-            if curves:
+            if curves and method != "auto":
                 points += _curve(generator, request, method, problem, probe, solved, name,
                                  finetune_steps)
             floor = row["random_floor"]
@@ -328,8 +392,10 @@ def rule_change_plot(rows: list[dict], means: dict[str, list[dict]], path: Path)
     plt.close(figure)
 
 
-def write_results(rows: list[dict], points: list[dict], out: Path, context: dict) -> None:
-    """results.json, results.md and rule_change.png in `out` (all at once)."""
+def write_results(rows: list[dict], points: list[dict], out: Path, context: dict,
+                  verdicts: list[dict]) -> None:
+    """results.json, results.md (the verdicts, then the methods) and rule_change.png in `out`
+    (all at once)."""
     means = curve_means(points)
     picks = recommended(means)
     comparison = {}
@@ -346,9 +412,10 @@ def write_results(rows: list[dict], points: list[dict], out: Path, context: dict
     results = {
         **context, "summary": summary(rows), "recommended": picks,
         "rank1_vs_paper_at_equal_specificity": comparison, "curves": means, "rows": rows,
-        "curve_points": points,
+        "curve_points": points, "verdicts": verdicts,
     }
-    table = markdown_table(rows)
+    table = (f"## With the defaults\n\n{verdict_table(verdicts)}\n## Methods\n\n"
+             f"{markdown_table(rows)}")
     write_folder(out, dict(zip(RESULT_FILES, (
         as_json(results),
         lambda path: Path(path).write_text(table),

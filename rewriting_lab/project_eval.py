@@ -48,7 +48,7 @@ def on_samples(
     rows = []
     for number, image, known in zip(numbers, images, truth, strict=True):
         found = project(generator, image.numpy(), steps=steps)
-        error = float((found.latent[0] - known).norm())
+        error = float((found.latent[0] - known.cpu()).norm())
         rows.append({**_figures(found), "sample": number, "latent_error": error,
                      "latent_error_over_spread": error / max(spread, 1e-12)})
         if log:

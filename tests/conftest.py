@@ -16,6 +16,9 @@ sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 
 # Statistics computed by the tests go to a fresh folder, never the user's cache.
 os.environ.setdefault("REWRITING_CACHE", tempfile.mkdtemp(prefix="rewriting-test-cache-"))
+# The reference images are the CPU's: the suite computes there on a machine with a GPU too
+# (scripts/gpu_check.sh checks the GPU against the CPU).
+os.environ.setdefault("REWRITING_DEVICE", "cpu")
 
 
 #: In the fast tier (`-m "not slow"`), each parametrized hostile-input test runs its first

@@ -3,9 +3,10 @@
 `check_plugin` builds the family from a checkpoint (or its first catalog model) and runs every
 contract: sample numbering and determinism, batch independence, each declared layer's grids and
 `rewrite_key` / `rewrite_value` against the real forward pass, an edit and its revert, renders
-resumed after a layer (where the family gives a `tail`), the truncation trick and class labels.
-Each `Check` says whether it holds and, if not, why, in one line. `assert_conforms` is the same
-for a plugin package's own tests.
+resumed after a layer (where the family gives a `tail`), the truncation trick and class labels,
+and the device: every tensor stays on the generator's device, images come back on the CPU, and
+off the CPU the outputs match the CPU's. Each `Check` says whether it holds and, if not, why, in
+one line. `assert_conforms` is the same for a plugin package's own tests.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import torch
 from plugins.base import Plugin
 from rewriting.checksum import state_digest
 from rewriting.delta import Delta, EditStack
+from rewriting.device import CPU, exact_matmul
 from rewriting.errors import RewritingError, one_line
 from rewriting.features import LayerReading, read_layer
 from rewriting.generator import Generator, LayerSpec, layer_value, paper_latents
 from rewriting.limits import MAX_DELTA_NORM_RATIO
-from rewriting.render import midway, render_resumed, render_traced
+from rewriting.render import midway, render, render_resumed, render_traced
 
 from . import loader, registry
 from .fetch import resolve
@@ -32,6 +34,9 @@ from .fetch import resolve
 SAMPLES = (0, 1)
 #: Largest relative difference allowed where two computations must agree up to rounding.
 TOLERANCE = 1e-4
+#: Largest relative difference allowed between a GPU's float32 outputs (TF32 off) and the
+#: CPU's: the same sums in another order.
+DEVICE_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Broken(Exception):
 
 def _relative(got: torch.Tensor, expected: torch.Tensor) -> float:
     """Largest absolute difference over the reference's largest magnitude."""
+    got, expected = got.cpu(), expected.cpu()
     scale = float(expected.abs().max()) or 1.0
     return float((got.double() - expected.double()).abs().max()) / scale
 
@@ -111,7 +117,7 @@ def _check_numbering(subject: _Subject) -> None:
     z = gen.latents(range(6))
     if z.shape[1] < gen.z_dim:
         raise Broken(f"latents have {z.shape[1]} columns, fewer than z_dim {gen.z_dim}")
-    if not torch.equal(z[:, : gen.z_dim], paper_latents(gen.z_dim, range(6))):
+    if not torch.equal(z[:, : gen.z_dim].cpu(), paper_latents(gen.z_dim, range(6))):
         raise Broken("sample N's latent is not row N of the project's numbering "
                      "(rewriting.generator.paper_latents)")
     if not torch.equal(gen.latents([4, 1]), z[[4, 1]]):
@@ -212,7 +218,8 @@ def _check_value(subject: _Subject, spec: LayerSpec) -> None:
         if error > TOLERANCE:
             raise Broken(f"rewrite_value disagrees with the forward pass (relative difference "
                          f"{error:.2g} > {TOLERANCE:g})")
-        step = torch.randn(weight.shape, generator=torch.Generator().manual_seed(0))
+        step = torch.randn(weight.shape, generator=torch.Generator().manual_seed(0),
+                           device="cpu").to(weight.device)
         step *= 0.1 * weight.norm() / step.norm()
         once = layer_value(reading.module, reading.keys, weight + step, reading.inputs)
         if _relative(once, value) <= TOLERANCE:
@@ -231,13 +238,14 @@ def _probe_delta(gen: Generator, spec: LayerSpec) -> Delta:
     weight = gen.parameter(spec.weight)
     rest = weight.movedim(spec.key_axis, 0).shape[1:]
     seeded = torch.Generator().manual_seed(1)
-    lam = torch.randn((1, *rest), generator=seeded)
+    lam = torch.randn((1, *rest), generator=seeded, device="cpu")
     directions = torch.nn.functional.normalize(
-        torch.randn(1, spec.key_channels, generator=seeded), dim=1
+        torch.randn(1, spec.key_channels, generator=seeded, device="cpu"), dim=1
     )
     delta = Delta(spec.name, spec.weight, spec.key_axis, lam, directions, gen.name,
                   gen.weights_sha256)
-    delta.lam = lam * (min(0.1, MAX_DELTA_NORM_RATIO / 2) * weight.norm() / delta.dense().norm())
+    delta.lam = lam * (min(0.1, MAX_DELTA_NORM_RATIO / 2) * float(weight.norm())
+                       / float(delta.dense().norm()))
     return delta
 
 
@@ -275,6 +283,39 @@ def _check_tail(subject: _Subject, spec: LayerSpec) -> None:
                          f"from the render from the latents (by up to {worst} in 255)")
 
 
+def _check_on_device(subject: _Subject) -> None:
+    """Latents, raw output and the default layer's keys and values are on the generator's
+    device; rendered images come back on the CPU."""
+    gen = subject.gen
+    reading = subject.reading(gen.layer(None))
+    found = {"latents": subject.z, "the raw output": subject.raw, "keys": reading.keys,
+             "values": reading.values}
+    away = [f"{name} ({t.device})" for name, t in found.items() if t.device != gen.device]
+    if away:
+        raise Broken(f"not on the generator's device {gen.device}: {', '.join(away)}")
+    images = render(gen, SAMPLES[:1], subject.truncation)
+    if images.device != CPU:
+        raise Broken(f"render gives images on {images.device}, not on the CPU")
+
+
+def _check_matches_cpu(subject: _Subject, cpu: Generator) -> None:
+    """The generator's raw output and each layer's values match a CPU copy's, in float32 with
+    TF32 off, within DEVICE_TOLERANCE."""
+    gen, truncation = subject.gen, subject.truncation
+    with exact_matmul():
+        pairs = [("raw output", gen.synthesize(subject.z, truncation),
+                  cpu.synthesize(cpu.latents(SAMPLES), truncation))]
+        pairs += [(f"layer {spec.name}'s values",
+                   read_layer(gen, spec, subject.z, truncation).values,
+                   read_layer(cpu, spec, cpu.latents(SAMPLES), truncation).values)
+                  for spec in gen.layers.values()]
+    for what, got, expected in pairs:
+        error = _relative(got, expected)
+        if not error <= DEVICE_TOLERANCE:
+            raise Broken(f"{what} on {gen.device} differ from the CPU's (relative difference "
+                         f"{error:.2g} > {DEVICE_TOLERANCE:g})")
+
+
 def _layer_checks(subject: _Subject) -> Iterator[Check]:
     gen = subject.gen
     if gen.default_layer not in gen.layers:
@@ -288,11 +329,16 @@ def _layer_checks(subject: _Subject) -> Iterator[Check]:
             yield _run(f"layer {spec.name}: tail", lambda s=spec: _check_tail(subject, s))
 
 
-def check_generator(gen: Generator) -> list[Check]:
-    """Every contract the engine relies on, run against a built generator."""
+def check_generator(gen: Generator, cpu: Generator | None = None) -> list[Check]:
+    """Every contract the engine relies on, run against a built generator on its device; `cpu`:
+    a copy on the CPU that its outputs must match (for a generator elsewhere)."""
     untouched = state_digest(gen.net.state_dict())
     subject = _Subject(gen)
+    device = f"device {gen.device}"
     checks = [
+        _run(f"{device}: tensors stay there", lambda: _check_on_device(subject)),
+        *([_run(f"{device}: matches the CPU", lambda: _check_matches_cpu(subject, cpu))]
+          if cpu is not None else []),
         _run("image", lambda: _check_image(subject)),
         _run("sample numbering", lambda: _check_numbering(subject)),
         _run("deterministic", lambda: _check_deterministic(subject)),
@@ -324,8 +370,18 @@ def build(family: str | Plugin, checkpoint: str | Path | None = None) -> Generat
     return loader.build_from_file(resolve(usable[0].source), plugin, usable[0].name)
 
 
+def cpu_copy(family: str | Plugin, checkpoint: str | Path | None = None) -> Generator:
+    """A private copy of the family's generator (see `build`) on the CPU."""
+    plugin = family if isinstance(family, Plugin) else registry.plugin(family)
+    if checkpoint is None:
+        entry = next(m for m in plugin.models if m.unsupported is None)
+        return loader.build_from_file(resolve(entry.source), plugin, entry.name).to(CPU)
+    return loader.build_from_file(checkpoint, plugin).to(CPU)
+
+
 def check_plugin(family: str | Plugin, checkpoint: str | Path | None = None) -> list[Check]:
-    """Build the family (see `build`) and check every contract; a failed build is one check."""
+    """Build the family (see `build`) on the process's device and check every contract (off
+    the CPU, also against a copy on the CPU); a failed build is one check."""
     name = family.family if isinstance(family, Plugin) else family
     try:
         gen = build(family, checkpoint)
@@ -333,7 +389,8 @@ def check_plugin(family: str | Plugin, checkpoint: str | Path | None = None) -> 
         return [Check("builds", False, one_line(err))]
     if gen.family != name:
         return [Check("builds", False, f"the plugin built family {gen.family!r}, not {name!r}")]
-    return [Check("builds", True), *check_generator(gen)]
+    cpu = None if gen.device == CPU else cpu_copy(family, checkpoint)
+    return [Check("builds", True), *check_generator(gen, cpu)]
 
 
 def table(checks: list[Check]) -> str:

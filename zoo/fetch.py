@@ -53,6 +53,8 @@ Progress = Callable[[float, str], None]
 
 #: Seconds to wait for a web server before calling it unreachable.
 URL_TIMEOUT = 30
+#: Seconds `hub_reachable` waits for the Hub to answer.
+REACH_TIMEOUT = 3
 #: torch.hub's convention: "name-<start of sha256>.ext" (used when the catalog gives no hash).
 HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")
 #: Set while serving a visitor: Hub requests then carry no token (context-local, so per thread).
@@ -72,6 +74,21 @@ def anonymous_hub() -> Iterator[None]:
 def hub_is_anonymous() -> bool:
     """Whether Hub requests in this context go without a token."""
     return _ANONYMOUS.get()
+
+
+def hub_reachable(timeout: float = REACH_TIMEOUT) -> bool:
+    """Whether the Hub answers a HEAD request within `timeout` seconds (never when
+    HF_HUB_OFFLINE is set)."""
+    if constants.is_offline_mode():
+        return False
+    try:
+        urllib.request.urlopen(urllib.request.Request(hub_endpoint(), method="HEAD"),
+                               timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return True  # it answered
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def hub_endpoint() -> str:

@@ -332,7 +332,7 @@ def _rebuilt_base(
     values, named after the repository and identified by its own digest; the deltas are bound
     to it."""
     originals = read_checkpoint(resolve(HubFile(repo_id, BASE_WEIGHTS_FILE, commit), progress))
-    state = {k: v.detach() for k, v in edited.net.state_dict().items()}
+    state = {k: v.detach().cpu() for k, v in edited.net.state_dict().items()}
     touched = {d.weight for d in deltas}
     if set(originals) != touched or not touched <= set(state):
         raise RewritingError(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from plugins.base import LocalFile, ModelEntry, Plugin
+from rewriting.device import current_device, current_precision
 from rewriting.errors import RewritingError
 from rewriting.generator import Generator
 
@@ -38,7 +39,8 @@ _origins: weakref.WeakKeyDictionary[Generator, dict[str, Any]] = weakref.WeakKey
 
 
 def shared(key: Hashable, make: Callable[[], T]) -> T:
-    """The object cached under `key`, made by `make()` the first time (once, whoever asks)."""
+    """The object cached under `key`, made by `make()` the first time (once, whoever asks); a
+    generator is also registered as the process's shared copy (`Generator.share`)."""
     with _lock:
         if key in _cache:
             return _cache[key]
@@ -53,7 +55,10 @@ def shared(key: Hashable, make: Callable[[], T]) -> T:
             with _lock:
                 _building.pop(key, None)
         with _lock:
-            return _cache.setdefault(key, made)
+            kept = _cache.setdefault(key, made)
+        if isinstance(kept, Generator):
+            kept.share(repr(key))
+        return kept
 
 
 def remember_origin(generator: Generator, origin: dict[str, Any]) -> None:
@@ -69,9 +74,11 @@ def origin_of(generator: Generator) -> dict[str, Any] | None:
 def build_checked(
     builder: Plugin, checkpoint: dict, entry: ModelEntry, digest: str, what: str
 ) -> Generator:
-    """`builder.build(...)` on tensors from outside, any failure of theirs as one clear line."""
+    """`builder.build(...)` on tensors from outside, any failure of theirs as one clear line;
+    the generator is placed on the process's device (`rewriting.device`), rendering there in
+    its precision."""
     try:
-        return builder.build(checkpoint, entry, digest)
+        generator = builder.build(checkpoint, entry, digest)
     except RewritingError:
         raise
     except (LookupError, TypeError, ValueError, AttributeError, RuntimeError,
@@ -80,6 +87,9 @@ def build_checked(
         raise RewritingError(
             f"{what} is not a usable {builder.family} checkpoint ({type(err).__name__}: {first})"
         ) from None
+    generator.to(current_device())
+    generator.render_dtype = current_precision()
+    return generator
 
 
 def build_from_file(
@@ -101,9 +111,9 @@ def load_model(name: str, progress: Progress | None = None) -> Generator:
     loaded once per process (a file once per content); shared, and never to be modified."""
     if name not in {m.name for m in list_models()} and is_local_model(name):
         sha256 = checkpoint_sha256(name)
-        return shared(("local", str(Path(name).resolve()), sha256),
+        return shared(("local", str(Path(name).resolve()), sha256, str(current_device())),
                       lambda: _load_local(name, sha256))
-    return shared(("catalog", name), lambda: _load_catalog(name, progress))
+    return shared(("catalog", name, str(current_device())), lambda: _load_catalog(name, progress))
 
 
 def _load_catalog(name: str, progress: Progress | None) -> Generator:

@@ -278,10 +278,10 @@ def _stack_files(
         })
     if not delta_only:
         files[WEIGHTS_FILE] = _weights_file(staged, state, base.family, WEIGHTS_FILE)
-        originals = {w: base.parameter(w).detach().contiguous() for w in stack.weights()}
+        originals = {w: base.parameter(w).detach().cpu().contiguous() for w in stack.weights()}
         files[BASE_WEIGHTS_FILE] = _weights_file(staged, originals, base.family,
                                                  BASE_WEIGHTS_FILE)
-        base_state = {k: v.detach() for k, v in base.net.state_dict().items()}
+        base_state = {k: v.detach().cpu() for k, v in base.net.state_dict().items()}
         info["base_state_sha256"] = state_digest(base_state)
     (staged / EDIT_FILE).write_text(json.dumps(info, indent=2) + "\n")
     stack_card(info, repo_id).save(staged / "README.md")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from broken_plugins import (
     CORRECT,
     NONDETERMINISTIC,
@@ -105,8 +106,17 @@ def test_the_command_prints_the_table_and_exits_1_on_a_failure(monkeypatch, caps
     assert "FAIL" in line and "disagrees with the forward pass" in line
     assert "2 fail" in out.splitlines()[-1]
 
-    assert main(["check-plugin", "dcgan"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "29 of 29 contracts hold"
+    assert main(["check-plugin", "dcgan", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "30 of 30 contracts hold"
+    assert out[2].split() == ["device", "cpu:", "tensors", "stay", "there", "ok"]
+
+
+def test_a_device_that_is_not_there_is_refused_before_building(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["check-plugin", "dcgan", "--device", "cuda"]) == 2
+    assert capsys.readouterr().err.startswith("error: device cuda is not available here")
 
 
 def test_bad_input_is_one_line_and_status_2(capsys, tmp_path):
