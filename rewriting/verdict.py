@@ -65,7 +65,7 @@ def took(measures: dict, floor: dict) -> bool:
 
 
 def _percent(value: float) -> str:
-    return f"{100 * value:.0f}%"
+    return f"{round(100 * value) + 0:.0f}%"  # + 0: never "-0%"
 
 
 def summary(measures: dict, floor: dict) -> str:

@@ -231,7 +231,7 @@ def files_panel() -> FilesPanel:
                                            file_types=[".safetensors"])
             save_b = gr.Button("Save the selections as a request (JSON)")
             load_b = gr.UploadButton("Load a request JSON (ours or the paper's)",
-                                     file_types=[".json"])
+                                     file_types=[".json"], elem_id="load-request")
             delta_b = gr.Button("Download last edit's delta")
             weights_b = gr.Button("Download full edited weights", elem_id="download-weights")
         files = gr.File(label="Files", interactive=False, height=120, elem_id="files")

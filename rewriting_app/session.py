@@ -45,7 +45,7 @@ from rewriting.request import (
     parse_selection,
     selection_json,
 )
-from rewriting.rewrite import execute
+from rewriting.rewrite import execute, prepare_problem
 from rewriting.stats import KeyStats, key_stats
 from rewriting.suggest import LayerSuggestion, suggest_layer
 from rewriting.threads import one_thread
@@ -400,10 +400,15 @@ class Pending:
     """An executed edit whose measures are still to come: the probe read before the edit, the
     session before it, and the edited session to measure."""
 
-    probe: RuleProbe
+    probe: RuleProbe | None
     before: Session
     after: Session
     search: Search | None = None
+
+    def __reduce__(self) -> tuple:
+        """Pickled (to or from a ZeroGPU worker), a pending edit travels without its probe
+        (views of the network, tensors on the GPU): `measure` reads it again there."""
+        return Pending, (None, self.before, self.after, self.search)
 
     @property
     def delta(self) -> Delta:
@@ -460,7 +465,7 @@ def measure(pending: Pending) -> dict:
     """The edit's metrics: its solve's, how far the rule reaches on the held-out samples
     (efficacy, generalisation, specificity, the change inside and outside where it fires)
     beside a random update's, and the verdict (with the search's advice when it did not take)."""
-    probe, after = pending.probe, pending.after
+    probe, after = pending.probe or probe_again(pending), pending.after
     weights = after.weights()
     passes = probe.run(weights)
     change = probe.measure(weights, passes)
@@ -473,6 +478,16 @@ def measure(pending: Pending) -> dict:
         keep(render_identity(kept.stack, probe.problem.truncation), HELD_OUT, images.numpy())
     return {**pending.delta.metrics, **change, "random_floor": floor, **verdict.record(),
             **({"search": found.record()} if found else {}), "layer": probe.problem.spec.name}
+
+
+def probe_again(pending: Pending) -> RuleProbe:
+    """The probe of a pending edit that crossed processes without it: its request prepared
+    again on the session before the edit (the statistics from memory or the cache)."""
+    delta, before = pending.delta, pending.before
+    request = parse_request(delta.request, latents=delta.latents)
+    stats = statistics(before.with_layer(delta.layer))
+    problem = prepare_problem(before.generator, request, before.stack, stats)
+    return RuleProbe(before.generator, problem, HELD_OUT)
 
 
 def with_measures(session: Session, pending: Pending, metrics: dict) -> Session:

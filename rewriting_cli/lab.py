@@ -69,8 +69,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
     request = read_request(args.request)
     report: dict = {"machine": machine(), "quick": args.quick, "tool_version": __version__}
     print(f"benchmark on {report['machine']['machine']} (torch {torch.__version__})")
+    searched = [r for _, r in request_sets(None)[0][1]]  # the tuning set
     report[DEFAULT_MODEL] = bench_suite.default_model(generator, request, args.repeats,
-                                                      args.quick)
+                                                      args.quick, searched)
     if not args.no_stylegan2:
         report["stylegan2-random-256"] = bench_suite.stylegan2(args.repeats, args.quick,
                                                                args.reference)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from rewriting.choose import search
 from rewriting.directions import directions_cosine
 from rewriting.early import EARLY_SHRINKAGE, RefiningStats
 from rewriting.errors import RewritingError
@@ -22,7 +23,7 @@ from rewriting.features import read_layer
 from rewriting.generator import Generator
 from rewriting.metrics import held_out_samples
 from rewriting.render import fixed_batches
-from rewriting.request import EditRequest
+from rewriting.request import AUTO_SETTINGS, EditRequest
 from rewriting.rewrite import execute, prepare_problem
 from rewriting.solve import solve
 from rewriting.stats import STATS_SEED, compute_key_stats
@@ -89,6 +90,21 @@ def statistics_cost(
     return {"layer": spec.name, "samples": samples, "seconds": stats,
             "forward_to_layer_seconds": bare,
             "overhead": stats["median"] / bare["median"] - 1}
+
+
+def search_cost(generator: Generator, requests: list[EditRequest]) -> dict:
+    """Seconds of the per-request search with all four settings left to it (the app's
+    default), one search per request, every layer's statistics cached and each search run once
+    before to warm the kept readings (as on a warm server); the slowest beside the median."""
+    for request in requests:
+        search(generator, replace(request, auto=AUTO_SETTINGS))
+    seconds = []
+    for request in requests:
+        started = time.perf_counter()
+        search(generator, replace(request, auto=AUTO_SETTINGS))
+        seconds.append(time.perf_counter() - started)
+    return {"requests": len(requests), "median": statistics.median(seconds),
+            "min": min(seconds), "max": max(seconds)}
 
 
 def edit_cost(generator: Generator, request: EditRequest, repeats: int) -> dict[str, dict]:
@@ -204,6 +220,10 @@ def table(report: dict) -> str:
     for model, figures in report.items():
         if not isinstance(figures, dict) or "statistics" not in figures:
             continue
+        if "search" in figures:
+            s = figures["search"]
+            row(model, f"per-request search, all four settings, {s['requests']} requests",
+                s["median"], s["min"], s["max"], "s")
         for key, value in figures.items():
             if key.startswith("throughput"):
                 row(model, key.replace("_", " "), value["images_per_second"], value["min"],

@@ -40,10 +40,13 @@ def random_stylegan2(size: int = 256) -> Generator:
     return PLUGIN.build({"g_ema": net.state_dict()}, entry, "random")
 
 
-def default_model(generator: Generator, request: EditRequest, repeats: int, quick: bool) -> dict:
-    """The default model's figures: throughput, statistics, one edit five ways, memory and
-    projection (fewer statistics samples, projections and steps when `quick`)."""
+def default_model(generator: Generator, request: EditRequest, repeats: int, quick: bool,
+                  searched: list[EditRequest]) -> dict:
+    """The default model's figures: throughput, statistics, the per-request search over
+    `searched`, one edit five ways, memory and projection (fewer statistics samples,
+    projections and steps, and only the first request searched, when `quick`)."""
     return {
+        "search": bench.search_cost(generator, searched[:1] if quick else searched),
         "throughput_batch_1": bench.throughput(generator, 1, repeats * 4),
         "throughput_batch_64": bench.throughput(generator, 64, repeats),
         "statistics": bench.statistics_cost(generator, None, 200 if quick else 1000, repeats),

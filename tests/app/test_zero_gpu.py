@@ -4,8 +4,10 @@ copying the model (checked with a stand-in for the `spaces` package)."""
 
 from __future__ import annotations
 
+import json
 import pickle
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
@@ -100,3 +102,20 @@ def test_a_visitors_edits_cross_to_a_worker_without_the_model(dcgan):
     assert len(sent) < 100_000  # the deltas, not the network's 13.6 MiB
     back = pickle.loads(sent)
     assert back.generator is dcgan and back.deltas[0] is delta  # the same objects here
+
+
+@pytest.mark.slow
+def test_a_pending_edit_crosses_without_its_probe_and_measures_the_same():
+    from rewriting_app import session as ss
+
+    request = (Path(__file__).parents[2] / "examples" / "eye-to-mouth.json").read_text()
+    session, parsed = ss.Session.start("dcgan-digiface").loaded(json.loads(request))
+    edited, _, pending = ss.execute_shown(session, parsed, ss.statistics(session), 0)
+    sent = pickle.dumps((edited, pending))
+    assert len(sent) < 100_000  # no network, no tensor of the probe: about 11 KB
+    crossed = pickle.loads(sent)
+    assert crossed[1].probe is None and crossed[1].after is crossed[0]  # one pickle, one object
+    assert crossed[1].delta is pending.delta  # alive here: the same edit comes back
+    measured, again = ss.measure(pending), ss.measure(crossed[1])
+    assert {k: again[k] for k in ("efficacy", "generalization", "specificity")} == {
+        k: measured[k] for k in ("efficacy", "generalization", "specificity")}
