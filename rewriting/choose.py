@@ -103,10 +103,12 @@ class Search:
     candidates: list[Candidate]
     chosen: Candidate
     seconds: float
+    varied: tuple[str, ...] = ()
 
     def record(self) -> dict:
         """What metrics.json keeps: every candidate, the chosen setting and the time."""
         return {"chosen": asdict(self.chosen.setting), "seconds": round(self.seconds, 3),
+                "varied": list(self.varied),
                 "validation_samples": len(VALIDATION), "seed": STATS_SEED,
                 "candidates": [c.record() for c in self.candidates]}
 
@@ -262,11 +264,12 @@ def search(
     stack: EditStack | None = None,
     stats_for: StatsFor | None = None,
     log: Callable[[str], None] | None = None,
+    widen: bool = False,
 ) -> Search:
     """Try the candidate settings of `request` (its `auto` ones varied, or all four when it has
     none) on the validation samples; the chosen one is the best admissible. The other layers
-    are tried, with the best rank and goal of the request's layer, only when that layer's best
-    does not take on the validation samples."""
+    are tried, with the best rank and goal of the request's layer, when that layer's best does
+    not take on the validation samples, or always when `widen` (an edit known not to take)."""
     started = time.perf_counter()
     if not request.auto:
         request = replace(request, auto=AUTO_SETTINGS)
@@ -279,7 +282,7 @@ def search(
     searcher.layer(start.layer, solves(generator, request, start.layer))
     if "layer" in request.auto:
         _, best_here = searcher.choose() if searcher.trials else (None, None)
-        if best_here is None or best_here.score < 0:
+        if widen or best_here is None or best_here.score < 0:
             pairs = ([(best_here.setting.rank, best_here.setting.goal)] if best_here
                      else solves(generator, request, start.layer))
             for layer in neighbours(generator, start.layer):
@@ -287,7 +290,7 @@ def search(
     if not searcher.trials:
         raise RewritingError("no setting the search tried could solve this request")
     everyone, chosen = searcher.choose()
-    return Search(everyone, chosen, time.perf_counter() - started)
+    return Search(everyone, chosen, time.perf_counter() - started, request.auto)
 
 
 def search_table(found: Search) -> str:

@@ -199,6 +199,7 @@ def prepare_problem(
     reading = read_layer(generator, spec, z, truncation, weights)
     if stats is None:
         stats = key_stats(generator, spec, truncation, progress=stats_progress)
+    stats = stats.to(generator.device)  # statistics made or read elsewhere compute here too
 
     # The authors scale a partially covered cell's whitened key by its mask value w.
     marked, marks = context_keys(reading, rows, context)

@@ -70,8 +70,8 @@ def verdict_text(metrics: dict) -> str:
     lines += [f"- Likely reason: {reason}." for reason in metrics["reasons"]]
     advice = metrics.get("advice")
     if advice:
-        lines.append(f"- Advice: try {advice['label']} ({advice['checked']}): press the button "
-                     "below to redo the edit that way.")
+        lines.append(f"- Advice: try {advice['label']} ({advice['checked']}): the button below "
+                     "redoes the edit that way.")
     elif not metrics["took"]:
         lines.append("- None of the settings the tool tried does better on this request.")
     return "\n".join(lines)

@@ -471,7 +471,7 @@ def measure(pending: Pending) -> dict:
     change = probe.measure(weights, passes)
     floor = probe.floor(weights, pending.delta.rank)
     verdict, found = assess(pending.before.generator, probe.problem, pending.delta, change, floor,
-                            pending.before.stack, pending.search,
+                            HELD_OUT, pending.before.stack, pending.search,
                             layer_statistics(pending.before))
     # The probe's renders serve the before/after picture and the gallery later.
     for kept, images in ((pending.before, probe.original), (after, passes.held_out)):

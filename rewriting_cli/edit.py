@@ -141,7 +141,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
                   "random_floor": probe.floor(after, result.delta.rank)}
     with timed(phases, "verdict"):
         verdict, found = assess(generator, result.problem, result.delta, change,
-                                change["random_floor"], stack, found,
+                                change["random_floor"], held_out, stack, found,
                                 stats_for(generator, request, args))
     with timed(phases, "picture"):
         # Show the held-out samples where the rule applies most (chosen by the context key

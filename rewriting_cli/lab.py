@@ -52,7 +52,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
                    "the tuning set examples/evaluation, then the test set in its test/)")
     p.add_argument("--methods", default=",".join(evaluate.METHODS),
                    help=f"comma-separated, of {', '.join(evaluate.METHODS)} (default: all)")
-    p.add_argument("--out", default="evaluation", help="output folder: one folder per set")
+    p.add_argument("--out", default="evaluation")
     p.add_argument("--held-out", type=int_range(1, MAX_SAMPLES_PER_CALL), default=256)
     p.add_argument("--finetune-steps", type=int_range(1, 100_000), default=100)
     p.add_argument("--no-curves", action="store_true",
@@ -100,29 +100,28 @@ def request_sets(folders: list[str] | None) -> list[tuple[str, list]]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    """Every method on every request of each set; print the tables, write one folder per set."""
+    """Every method on every request of each set; print the tables, write the results."""
+    out = check_output(args.out, folder=True, names=evaluate.RESULT_FILES)
     methods = [m for m in args.methods.split(",") if m]
     unknown = sorted(set(methods) - set(evaluate.METHODS))
     if unknown or not methods:
         raise RewritingError(f"--methods: unknown {', '.join(unknown) or 'empty list'}; choose "
                              f"from {', '.join(evaluate.METHODS)}")
     sets = request_sets(args.requests)
-    outs = [check_output(Path(args.out) / name, folder=True, names=evaluate.RESULT_FILES)
-            for name, _ in sets]
     generator = load_any(sets[0][1][0][1].model)
-    for (name, requests), out in zip(sets, outs, strict=True):
+    results = []
+    for name, requests in sets:
         verdicts = [evaluate.verdict_row(generator, stem, request, args.held_out)
                     for stem, request in requests]
         rows, points = evaluate.evaluate(
             generator, requests, held_out=args.held_out, methods=methods,
             finetune_steps=args.finetune_steps, curves=not args.no_curves,
         )
-        context = {
-            "set": name, "model": generator.name, "held_out_samples": args.held_out,
-            "finetune_steps": args.finetune_steps, "tool_version": __version__, **machine(),
-        }
-        evaluate.write_results(rows, points, out, context, verdicts)
-        print(f"## {name} set ({len(requests)} requests)\n")
-        print(evaluate.verdict_table(verdicts))
-        print(evaluate.markdown_table(rows))
-        print(f"wrote {out}/results.json, results.md, rule_change.png")
+        results.append(evaluate.SetResults(name, rows, points, verdicts))
+        print(results[-1].tables())
+    context = {
+        "model": generator.name, "held_out_samples": args.held_out,
+        "finetune_steps": args.finetune_steps, "tool_version": __version__, **machine(),
+    }
+    evaluate.write_results(results, out, context)
+    print(f"wrote {args.out}/results.json, results.md, rule_change.png")

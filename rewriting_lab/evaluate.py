@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -139,10 +139,11 @@ def verdict_row(generator: Generator, name: str, request: EditRequest, held_out:
                       generator.check_truncation(chosen.truncation))
     result = execute(generator, chosen, stats=stats)
     weights = EditStack(generator, [result.delta]).weights()
-    probe = RuleProbe(generator, result.problem, held_out_samples(held_out, request.samples()))
+    numbers = held_out_samples(held_out, request.samples())
+    probe = RuleProbe(generator, result.problem, numbers)
     measures = probe.measure(weights)
     floor = probe.floor(weights, result.delta.rank)
-    verdict, found = assess(generator, result.problem, result.delta, measures, floor,
+    verdict, found = assess(generator, result.problem, result.delta, measures, floor, numbers,
                             found=found)
     return {"request": name, "setting": executed_setting(result.problem, result.delta).label(),
             "copy": request.copy is not None, **verdict.record(),
@@ -392,11 +393,28 @@ def rule_change_plot(rows: list[dict], means: dict[str, list[dict]], path: Path)
     plt.close(figure)
 
 
-def write_results(rows: list[dict], points: list[dict], out: Path, context: dict,
-                  verdicts: list[dict]) -> None:
-    """results.json, results.md (the verdicts, then the methods) and rule_change.png in `out`
-    (all at once)."""
-    means = curve_means(points)
+@dataclass
+class SetResults:
+    """One request set's results: its name, the method rows and curve points, the verdicts."""
+
+    name: str
+    rows: list[dict]
+    points: list[dict]
+    verdicts: list[dict]
+
+    def tables(self) -> str:
+        """The set's verdicts with the defaults, then its methods, as Markdown."""
+        return (f"## {self.name} set ({len(self.verdicts)} requests)\n\n### With the defaults"
+                f"\n\n{verdict_table(self.verdicts)}\n### Methods\n\n"
+                f"{markdown_table(self.rows)}")
+
+
+def write_results(sets: list[SetResults], out: Path, context: dict) -> None:
+    """results.json, results.md (each set's tables) and rule_change.png in `out` (all at once).
+    The first set (the tuning set, by default) gives the curves, picks and the plot; every set
+    has its verdicts, method summary and rows under `sets`."""
+    first = sets[0]
+    means = curve_means(first.points)
     picks = recommended(means)
     comparison = {}
     for paper in ("paper", "paper-scaled"):
@@ -410,14 +428,15 @@ def write_results(rows: list[dict], points: list[dict], out: Path, context: dict
                 ),
             }
     results = {
-        **context, "summary": summary(rows), "recommended": picks,
-        "rank1_vs_paper_at_equal_specificity": comparison, "curves": means, "rows": rows,
-        "curve_points": points, "verdicts": verdicts,
+        **context, "summary": summary(first.rows), "recommended": picks,
+        "rank1_vs_paper_at_equal_specificity": comparison, "curves": means, "rows": first.rows,
+        "curve_points": first.points,
+        "sets": {s.name: {"verdicts": s.verdicts, "summary": summary(s.rows), "rows": s.rows}
+                 for s in sets},
     }
-    table = (f"## With the defaults\n\n{verdict_table(verdicts)}\n## Methods\n\n"
-             f"{markdown_table(rows)}")
+    tables = "\n".join(s.tables() for s in sets)
     write_folder(out, dict(zip(RESULT_FILES, (
         as_json(results),
-        lambda path: Path(path).write_text(table),
-        lambda path: rule_change_plot(rows, means, Path(path)),
+        lambda path: Path(path).write_text(tables),
+        lambda path: rule_change_plot(first.rows, means, Path(path)),
     ), strict=True)))

@@ -77,7 +77,7 @@ class Sizes:
 
 
 ON_GPU = Sizes(("dcgan-digiface", "stylegan2-random-256", "stylegan2-random-1024"),
-               ("dcgan-digiface", "stylegan2-random-256"), 1000, 200, 32, 3, 5)
+               ("dcgan-digiface", "stylegan2-random-256"), 1000, 200, 32, 2, 5)
 ON_CPU = Sizes(("dcgan-digiface",), ("dcgan-digiface", "stylegan2-tiny"), 48, 32, 8, 1, 2)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from rewriting.generator import layer_value
 from rewriting.metrics import change_inside_outside
 from rewriting.render import render
 from rewriting.request import parse_request
-from rewriting.rewrite import execute
+from rewriting.rewrite import DEFAULT_STRENGTH, execute
 from rewriting.stats import key_stats
 
 HELD_OUT = list(range(1000, 1064))
@@ -108,7 +109,9 @@ def test_same_request_twice_gives_a_bit_identical_delta(dcgan, stats, rank_one, 
     again.delta.save(tmp_path / "b.safetensors")
     loaded = Delta.load(tmp_path / "b.safetensors")
     assert torch.equal(loaded.lam, rank_one.delta.lam)
-    assert loaded.request == parse_request(EYES_TO_MOUTH).to_json()
+    # The request as solved: what it left to the search at its defaults, nothing left open.
+    solved = replace(parse_request(EYES_TO_MOUTH), strength=DEFAULT_STRENGTH, auto=())
+    assert loaded.request == solved.to_json() == rank_one.delta.request
     assert json.loads(loaded.metadata()["request"])["layer"] == "main.6"
 
 

@@ -30,9 +30,12 @@ def test_bench_writes_every_figure(tmp_path):
     assert "app" not in everything  # test_app_bench runs the app's part
     cli = everything["cli"]
     assert cli["edit_s"] > cli["seconds_total_inside"] > 0
-    assert {"load", "statistics", "execute", "measure", "picture"} <= set(cli["phases"])
+    assert {"load", "search", "statistics", "execute", "measure", "verdict", "picture"} <= set(
+        cli["phases"])
     assert "| command line | `edit eye-to-mouth.json`, statistics cached (wall) |" in done.stdout
     report = everything["dcgan-digiface"]
+    assert report["search"]["requests"] == 1 and report["search"]["median"] > 0
+    assert "| dcgan-digiface | per-request search, all four settings, 1 requests |" in done.stdout
     assert report["throughput_batch_1"]["images_per_second"] > 0
     assert report["throughput_batch_64"]["images_per_second"] > 0
     assert report["statistics"]["seconds"]["median"] > 0
@@ -59,21 +62,27 @@ def test_evaluate_writes_table_json_and_plot(tmp_path):
         "--finetune-steps", "3", cwd=tmp_path)
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     methods = [row["method"] for row in results["rows"]]
-    assert methods == ["rank-1", "rank-3", "dense", "finetune-all", "paper", "paper-scaled"]
+    assert methods == ["auto", "rank-1", "rank-3", "dense", "finetune-all", "paper",
+                       "paper-scaled"]
+    # With the defaults: the request's verdict, as `edit` gives it.
+    (verdict,) = results["sets"]["requests"]["verdicts"]
+    assert verdict["request"] == "1-eyes-to-mouth" and isinstance(verdict["took"], bool)
+    assert verdict["verdict"].startswith("The edit") and "random_floor" in verdict
     for row in results["rows"]:
         for key in ("efficacy", "generalization", "specificity", "residual", "change_inside",
                     "change_outside", "selectivity", "delta_norm_ratio", "seconds"):
             assert key in row
         assert set(row["random_floor"]) >= {"efficacy", "generalization", "specificity"}
-    rank_one = results["rows"][0]
+    rank_one = results["rows"][1]
     assert rank_one["efficacy"] > rank_one["random_floor"]["efficacy"]
     # Curves: every method at every strength; the closed forms also over regularisation.
     assert {s["strength"] for s in results["curves"]["paper"]} == {0.5, 1.0, 1.5, 2.0, 3.0}
     assert len(results["curves"]["rank-1"]) == 15
-    assert set(results["recommended"]) == set(methods)
+    assert set(results["recommended"]) == set(methods) - {"auto"}  # auto has no curve
     assert "paper" in results["rank1_vs_paper_at_equal_specificity"]
     table = (tmp_path / "out" / "results.md").read_text()
-    assert table.count("\n") == 2 + len(methods)
+    assert "### With the defaults" in table and "1-eyes-to-mouth" in table
+    assert table.count("\n| ") == 3 + len(methods)  # two headers, the verdict, the methods
     assert Image.open(tmp_path / "out" / "rule_change.png").width > 1000
 
 
