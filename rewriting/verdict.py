@@ -72,6 +72,13 @@ def _percent(value: float) -> str:
     return f"{round(100 * value) + 0:.0f}%"  # + 0: never "-0%"
 
 
+def _reach(measures: dict, floor: dict) -> str:
+    """Efficacy and generalisation in words, each beside its random floor."""
+    return (f"{_percent(measures['efficacy'])} of the way on the pasted sample (random "
+            f"{_percent(floor['efficacy'])}) and {_percent(measures['generalization'])} on the "
+            f"others (random {_percent(floor['generalization'])})")
+
+
 def summary(measures: dict, floor: dict) -> str:
     """What the edit reached, in plain words, with each random floor beside it."""
     reach = (f"{_percent(measures['efficacy'])} of the way on the pasted sample (random "
@@ -150,7 +157,7 @@ def _search_reasons(search: Search, setting: Setting, residual: float) -> list[s
         if best.measures["efficacy"] > own.measures["efficacy"] + TIE:
             found.append(f"the update overshoots at strength {setting.strength:g}: at "
                          f"{best.setting.strength:g} it gets {_percent(best.measures['efficacy'])}"
-                         f" of the way on validation samples instead of "
+                         f" of the way on the pasted sample instead of "
                          f"{_percent(own.measures['efficacy'])}")
     return found
 
@@ -185,10 +192,8 @@ def checked_advice(
         floor = probe.floor(weights, tried.rank)
         if score(measures, floor) > own_score + TIE:
             takes = took(measures, floor)
-            checked = (f"checked on {len(held_out)} held-out samples: "
-                       f"{_percent(measures['efficacy'])} of the way on the pasted sample and "
-                       f"{_percent(measures['generalization'])} on the others, instead of "
-                       f"{_percent(own[0]['efficacy'])} and {_percent(own[0]['generalization'])}"
+            checked = (f"checked on {len(held_out)} held-out samples: {_reach(measures, floor)}, "
+                       f"instead of {_reach(*own)}"
                        + ("; it takes" if takes else "; closer, though it does not take"))
             return {"setting": asdict(tried), "label": tried.label(), "checked": checked,
                     "takes": takes}
