@@ -239,10 +239,12 @@ class _Searcher:
         everyone = [judged.get(i) or Candidate(t.setting, t.measures, None, t.residual,
                                                t.hopeful, False)
                     for i, t in enumerate(self.trials)]
-        if chosen is None:  # nothing admissible: the least damaging
+        if chosen is None:  # nothing admissible: the most specific without artefacts
             for i, trial in enumerate(self.trials):
                 everyone[i] = judged[i] = trial.judged()
-            chosen = max(everyone, key=lambda c: c.measures["specificity"] - c.floor["specificity"])
+            clean = [c for c in everyone if c.measures["artefacts"] <= c.floor["artefacts"]]
+            chosen = max(clean or everyone,
+                         key=lambda c: c.measures["specificity"] - c.floor["specificity"])
         # The plainest among near-ties (candidates are listed plainest first).
         chosen = next(c for c in everyone
                       if c.floor is not None and c.admissible and c.score >= chosen.score - TIE

@@ -178,8 +178,8 @@ def checked_advice(
 ) -> dict | None:
     """The first of the search's best other settings (at most ADVICE_TRIES, by validation
     score) that, solved and measured as the report measures the edit, scores better on the
-    held-out samples than the edit's own (`own`: its measures and floor); None when none
-    does."""
+    held-out samples than the edit's own (`own`: its measures and floor), with no more
+    artefacts than its random floor's; None when none does."""
     own_score = score(*own)
     others = sorted((c for c in found.candidates if c.setting != setting
                      and (c.floor is None or c.admissible)), key=lambda c: -c.score)
@@ -190,7 +190,8 @@ def checked_advice(
         probe = RuleProbe(generator, result.problem, held_out)
         measures = probe.measure(weights)
         floor = probe.floor(weights, tried.rank)
-        if score(measures, floor) > own_score + TIE:
+        if (score(measures, floor) > own_score + TIE
+                and measures["artefacts"] <= floor["artefacts"]):
             takes = took(measures, floor)
             checked = (f"checked on {len(held_out)} held-out samples: {_reach(measures, floor)}, "
                        f"instead of {_reach(*own)}"
