@@ -28,7 +28,13 @@ from .efficacy import RuleProbe, strengthen
 from .errors import RewritingError
 from .generator import Generator
 from .request import AUTO_SETTINGS, EditRequest
-from .rewrite import DEFAULT_STRENGTH, MAX_DELTA_RATIO, execute, prepare_problem
+from .rewrite import (
+    DEFAULT_STRENGTH,
+    MAX_DELTA_RATIO,
+    check_request,
+    execute,
+    prepare_problem,
+)
 from .stats import STATS_SEED, KeyStats, key_stats
 
 #: Validation samples: numbers of the statistics' stream after the rule goals' RULE_SAMPLES.
@@ -167,7 +173,8 @@ class _Trial:
     setting: Setting
     measures: dict[str, float]
     residual: float
-    weights: dict
+    solved: dict
+    base: dict
     probe: RuleProbe
     floor: dict[str, float] | None = None
 
@@ -178,8 +185,9 @@ class _Trial:
 
     def judged(self) -> Candidate:
         """The trial as a candidate, its floor drawn now if not yet."""
-        if self.floor is None:
-            self.floor = self.probe.floor(self.weights, self.setting.rank, FLOOR_DRAWS)
+        if self.floor is None:  # the weights made again: a trial keeps only its solve's
+            weights = strengthen(self.probe.before, self.solved, self.base, self.setting.strength)
+            self.floor = self.probe.floor(weights, self.setting.rank, FLOOR_DRAWS)
         return Candidate(self.setting, self.measures, self.floor, self.residual,
                          score(self.measures, self.floor), admissible(self.measures, self.floor))
 
@@ -222,7 +230,7 @@ class _Searcher:
                 weights = strengthen(probe.before, solved, self.base, strength)
                 self.trials.append(_Trial(Setting(layer, rank, goal, strength),
                                           probe.measure(weights), result.solution.residual,
-                                          weights, probe))
+                                          solved, self.base, probe))
 
     def choose(self) -> tuple[list[Candidate], Candidate]:
         """Floors drawn best-hope first until no floorless score can beat the best admissible
@@ -278,9 +286,9 @@ def search(
     truncation = generator.check_truncation(request.truncation)
     stats_for = stats_for or (lambda name: key_stats(generator, generator.layers[name],
                                                      truncation))
-    searcher = _Searcher(generator, request, stack or EditStack(generator, []), stats_for, log)
     start = starting_setting(generator, request)
-    generator.layer(start.layer)
+    check_request(generator, replace(request, layer=start.layer))  # its own errors, up front
+    searcher = _Searcher(generator, request, stack or EditStack(generator, []), stats_for, log)
     searcher.layer(start.layer, solves(generator, request, start.layer))
     if "layer" in request.auto:
         _, best_here = searcher.choose() if searcher.trials else (None, None)

@@ -102,34 +102,29 @@ def cmd_edit(args: argparse.Namespace) -> None:
     phases: dict[str, float] = {}
     out = check_output(args.out, folder=True, names=EDIT_FILES)
     request = read_request(args.request, args.model, args.layer)
+    if args.auto:
+        request = replace(request, auto=AUTO_SETTINGS)
     if args.strength is not None:
         strength = check_strength(args.strength, "--strength")
-        request = replace(request, strength=check_method_strength(request.method, strength))
+        request = replace(request, strength=check_method_strength(request.method, strength),
+                          auto=tuple(a for a in request.auto if a != "strength"))
     with timed(phases, "load"):
         generator = load_any(request.model)
         stack = open_edits(generator, args.edit)
     held_out = held_out_samples(args.held_out, request.samples())
-    if args.auto:
-        request = replace(request, auto=AUTO_SETTINGS)
+    layer_stats = LayerStats(generator, generator.check_truncation(request.truncation), args)
     found = None
     if request.auto:
         check_request(generator, replace(request, layer=request.layer or generator.default_layer))
         with timed(phases, "search"):
-            found = search(generator, request, stack, stats_for(generator, request, args),
+            found = search(generator, request, stack, layer_stats,
                            log=lambda line: print(line, file=sys.stderr))
         print(search_table(found))
         request = found.chosen.setting.apply(request)
     spec = check_request(generator, request)
     check_picture(3, args.show, generator.image_size, args.scale)
-    truncation = generator.check_truncation(request.truncation)
     with timed(phases, "statistics"):
-        if args.early_stats:
-            refining = RefiningStats(generator, spec, truncation, args.stats_samples,
-                                     args.early_stats)
-            stats = refining.current()
-        else:
-            stats = key_stats(generator, spec, truncation, samples=args.stats_samples,
-                              progress=progress("statistics"))
+        stats = layer_stats(spec.name)
     with timed(phases, "execute"):
         result = execute(generator, request, stack, stats)
     edited = EditStack(generator, [*stack.deltas, result.delta])
@@ -141,8 +136,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
                   "random_floor": probe.floor(after, result.delta.rank)}
     with timed(phases, "verdict"):
         verdict, found = assess(generator, result.problem, result.delta, change,
-                                change["random_floor"], held_out, stack, found,
-                                stats_for(generator, request, args))
+                                change["random_floor"], held_out, stack, found, layer_stats)
     with timed(phases, "picture"):
         # Show the held-out samples where the rule applies most (chosen by the context key
         # alone, before the edit, not by how much they changed), from the measure's renders.
@@ -152,7 +146,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
                                        [probe.goal_box(n) for n in shown])
     if args.early_stats:
         with timed(phases, "refine_statistics"):
-            refining.wait()  # so that the next edit finds the full statistics cached
+            layer_stats.wait()  # so that the next edit finds the full statistics cached
     metrics = {
         **result.delta.metrics,
         **change,
@@ -179,15 +173,30 @@ def cmd_edit(args: argparse.Namespace) -> None:
     print(verdict_lines(verdict))
 
 
-def stats_for(generator, request, args: argparse.Namespace):
-    """Each layer's key statistics for the search, cached or computed with progress."""
-    truncation = generator.check_truncation(request.truncation)
+class LayerStats:
+    """Each layer's key statistics for the search and the solve: cached or computed with
+    progress, or with --early-stats the early ones while the full ones are computed alongside."""
 
-    def one(layer: str):
-        return key_stats(generator, generator.layers[layer], truncation,
-                         samples=args.stats_samples, progress=progress(f"statistics {layer}"))
+    def __init__(self, generator, truncation: float | None, args: argparse.Namespace) -> None:
+        self.generator, self.truncation, self.args = generator, truncation, args
+        self.refining: dict[str, RefiningStats] = {}
+        self.pinned: dict = {}
 
-    return one
+    def __call__(self, layer: str):
+        spec, args = self.generator.layers[layer], self.args
+        if not args.early_stats:
+            return key_stats(self.generator, spec, self.truncation, samples=args.stats_samples,
+                             progress=progress(f"statistics {layer}"))
+        if layer not in self.refining:  # one edit solves with the statistics it began with
+            self.refining[layer] = RefiningStats(self.generator, spec, self.truncation,
+                                                 args.stats_samples, args.early_stats)
+            self.pinned[layer] = self.refining[layer].current()
+        return self.pinned[layer]
+
+    def wait(self) -> None:
+        """Wait for the full statistics being computed alongside, so that they are cached."""
+        for refining in self.refining.values():
+            refining.wait()
 
 
 def verdict_lines(verdict: Verdict) -> str:

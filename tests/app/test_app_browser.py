@@ -310,7 +310,7 @@ def test_one_click_example_above_the_fold_then_strength(app):
         tab.click("#example-1")  # open mouths, painted masks, 8 context samples
         result_says(tab, "Edit 1 applied")
         tab.wait_for_selector("#comparison img")
-        result_says(tab, "where the rule fires most")  # the measures follow the picture
+        result_says(tab, "The edit ")  # the verdict and measures follow the picture
         tab.wait_for_timeout(500)
         tab.screenshot(path=str(ARTIFACTS / "app-example-1280.png"))
         assert tab.evaluate("window.scrollY") == 0

@@ -76,7 +76,10 @@ def test_third_party_plugin_is_listed_loads_and_edits(plugin_site, tmp_path):
     )
     assert edited.returncode == 0, edited.stderr
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert metrics["model"] == "tinygan-demo" and metrics["rank"] == 1
+    # What the request leaves out, the search chose (and recorded) for this plugin's model too.
+    assert metrics["model"] == "tinygan-demo"
+    assert metrics["rank"] == metrics["search"]["chosen"]["rank"]
+    assert metrics["layer"] == metrics["search"]["chosen"]["layer"]
     assert metrics["residual"] < 1.0
     sampled = _run(
         plugin_site, "sample", "--model", "tinygan-demo", "--samples", "0-3",
