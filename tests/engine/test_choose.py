@@ -152,6 +152,16 @@ def test_an_edit_that_did_not_take_says_why(dcgan, found):
                              "show in the pictures"]
 
 
+def measured(dcgan, request):
+    """An edit solved as `request` says, measured on 32 held-out samples as the report does:
+    the edit, the held-out numbers, its measures and its random floor."""
+    result = execute(dcgan, request, stats=key_stats(dcgan, dcgan.layer(request.layer)))
+    weights = EditStack(dcgan, [result.delta]).weights()
+    numbers = held_out_samples(32, request.samples())
+    probe = RuleProbe(dcgan, result.problem, numbers)
+    return result, numbers, probe.measure(weights), probe.floor(weights, request.rank)
+
+
 @pytest.mark.slow
 def test_the_advice_is_a_setting_checked_better_on_the_held_out_samples(dcgan, monkeypatch):
     """An edit that does not take (a mouth on a cheek at the fixed defaults) gets a search
@@ -159,11 +169,7 @@ def test_the_advice_is_a_setting_checked_better_on_the_held_out_samples(dcgan, m
     measured on the held-out samples, where it scores better than the edit did."""
     cheek = json.loads((ROOT / "examples" / "evaluation" / "7-mouth-to-cheek.json").read_text())
     request = parse_request({**cheek, "auto": False})
-    result = execute(dcgan, request, stats=key_stats(dcgan, dcgan.layer("main.6")))
-    weights = EditStack(dcgan, [result.delta]).weights()
-    numbers = held_out_samples(32, request.samples())
-    probe = RuleProbe(dcgan, result.problem, numbers)
-    measures, floor = probe.measure(weights), probe.floor(weights, 1)
+    result, numbers, measures, floor = measured(dcgan, request)
     assert not took(measures, floor)
     verdict, found = assess(dcgan, result.problem, result.delta, measures, floor, numbers)
     assert found.varied == AUTO_SETTINGS
@@ -172,21 +178,14 @@ def test_the_advice_is_a_setting_checked_better_on_the_held_out_samples(dcgan, m
     tip = verdict.advice
     assert tip is not None and tip["checked"].startswith("checked on 32 held-out samples")
     # Applying the advice gives what the check promised: a better score than the edit's.
-    advised = Setting(**tip["setting"]).apply(request)
-    again = execute(dcgan, advised, stats=key_stats(dcgan, dcgan.layer(advised.layer)))
-    probe = RuleProbe(dcgan, again.problem, numbers)
-    after = EditStack(dcgan, [again.delta]).weights()
-    assert score(probe.measure(after), probe.floor(after, advised.rank)) > score(measures, floor)
+    _, _, *advised = measured(dcgan, Setting(**tip["setting"]).apply(request))
+    assert score(*advised) > score(measures, floor)
 
 
 @pytest.mark.slow
 def test_an_edit_that_took_gets_no_search_and_no_advice(dcgan, monkeypatch):
-    request = parse_request({**EYES_TO_EYES, "auto": False})
-    result = execute(dcgan, request, stats=key_stats(dcgan, dcgan.layer("main.6")))
-    weights = EditStack(dcgan, [result.delta]).weights()
-    numbers = held_out_samples(32, request.samples())
-    probe = RuleProbe(dcgan, result.problem, numbers)
-    measures, floor = probe.measure(weights), probe.floor(weights, 1)
+    result, numbers, measures, floor = measured(dcgan, parse_request({**EYES_TO_EYES,
+                                                                      "auto": False}))
     assert took(measures, floor)
     monkeypatch.setattr("rewriting.verdict.search", None)  # never called
     verdict, found = assess(dcgan, result.problem, result.delta, measures, floor, numbers)
