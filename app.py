@@ -14,7 +14,7 @@ The page itself (its panels, events, hidden API and view-model) is the `rewritin
 import gradio as gr
 
 from rewriting_app.api import api_endpoints
-from rewriting_app.brush_events import search_events, suggest_events, tray_events
+from rewriting_app.brush_events import paint_events, search_events, suggest_events, tray_events
 from rewriting_app.edit_events import (
     advice_events,
     example_events,
@@ -30,25 +30,21 @@ from rewriting_app.file_events import (
     publish_events,
     request_file_events,
 )
-from rewriting_app.gallery_events import (
-    canvas_follows_view,
-    opening_events,
-    paging_events,
-    picker_events,
-)
+from rewriting_app.gallery_events import found_events, paging_events, picker_events
 from rewriting_app.gpu import preload
 from rewriting_app.page import Page
 from rewriting_app.panels import (
     action_bar,
     advanced_settings,
-    brush_column,
+    comparison_picture,
     files_panel,
     found_gallery,
     history_panel,
     model_pickers,
+    paint_panel,
     publish_panel,
     result_panel,
-    samples_tab,
+    selections_tab,
 )
 from rewriting_app.photo import photo_brush_events, photo_panel
 from rewriting_app.session_events import session_events
@@ -83,49 +79,57 @@ def build() -> gr.Blocks:
         example_bs, execute_b, erase_b = action_bar()
         model_dd, layer_dd, trunc, note = model_pickers()
         with gr.Row(elem_id="workspace"):
-            with gr.Column(scale=3, min_width=300), gr.Tabs(elem_id="views") as tabs:
-                with gr.Tab("Samples", id="samples", elem_id="samples-tab"):
-                    samples = samples_tab()
-                with gr.Tab("Before / after", id="result", elem_id="result-tab"):
-                    result, comparison_img, strength, advice_b = result_panel()
+            with gr.Column(scale=1, min_width=300), gr.Tabs(elem_id="pictures") as pictures:
+                with gr.Tab("Paint on samples", id="paint", elem_id="paint-tab"):
+                    paint = paint_panel()
+                with gr.Tab("Before and after", id="compare", elem_id="compare-tab"):
+                    comparison_img = comparison_picture()
+            with gr.Column(scale=1, min_width=300), gr.Tabs(elem_id="views") as tabs:
+                with gr.Tab("What you marked", id="chosen", elem_id="chosen-tab"):
+                    marked = selections_tab(state, tray_pick)
+                with gr.Tab("Result", id="result", elem_id="result-tab"):
+                    result, strength, advice_b = result_panel()
                 with gr.Tab("Best matches", id="found", elem_id="found-tab"):
                     search_gal = found_gallery()
-            brush = brush_column(state, samples.number, samples.view, tray_pick)
         rank, method, reg, erase_n, auto = advanced_settings()
         compared, pending, measured = gr.State(None), gr.State(None), gr.State(None)
         history, revert_dd, revert_b = history_panel()
         files = files_panel()
         publish = publish_panel()
         photo = photo_panel(state)
-        p = Page(state, model_dd, layer_dd, trunc, note, samples.gallery, samples.first,
-                 samples.number, samples.view, samples.highlight, tabs, search_gal, found,
-                 brush.canvas_key, brush.chosen, result, comparison_img, strength, compared,
-                 pending, measured, history, revert_dd, rank, method, reg, erase_n, auto, advice_b)
+        p = Page(state, model_dd, layer_dd, trunc, note, paint.grid, paint.first, paint.mode,
+                 paint.view, paint.highlight, pictures, tabs, search_gal, found, marked.chosen,
+                 result, comparison_img, strength, compared, pending, measured, history,
+                 revert_dd, rank, method, reg, erase_n, auto, advice_b)
         session_events(demo, p, saved)
         edit_file_events(p, files)
         picker_events(p)
-        paging_events(p, samples.prev_b, samples.next_b)
-        opening_events(p)
-        tray_events(p, brush.remove_b, brush.clear_b)
+        paging_events(p, paint.prev_b, paint.next_b)
+        found_events(p)
+        tray_events(p, marked.remove_b, marked.clear_b)
         edit_buttons = [*example_bs, execute_b, erase_b, advice_b]
         edits = execute_events(p, execute_b, erase_b, edit_buttons)
         revert_events(p, revert_b)
-        search_events(p, brush.search_b)
+        search_events(p, marked.search_b)
         strength_events(p)
-        suggest_events(p, brush.suggest_b)
+        suggest_events(p, marked.suggest_b)
         request_file_events(p, files)
         edits += example_events(p, example_bs, edit_buttons)
-        canvas_follows_view(p)
         download_events(p, files)
         publish_events(p, publish)
         api_endpoints(state)
-        photo_brush_events(photo, brush.chosen)
+        photo_brush_events(photo, marked.chosen)
         edits.append(advice_events(p, edit_buttons))
+        paint_events(p)
         # Last, so that every event above keeps its position (`fn_index`).
         unlock_after(edits, edit_buttons)
     return demo
 
 
 if __name__ == "__main__":
+    from rewriting_app.warm import warm_up_in_background
+
     preload(DEFAULT_MODEL)
+    # The first click's waits (statistics, the examples' readings) are paid meanwhile.
+    warm_up_in_background(DEFAULT_MODEL)
     build().queue(default_concurrency_limit=LIGHT_LIMIT, max_size=QUEUE_SIZE).launch(css=CSS)

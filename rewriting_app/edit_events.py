@@ -14,7 +14,7 @@ from rewriting.threads import one_thread
 
 from . import session as ss
 from .file_cache import image_file
-from .handlers import CANVAS_TICKETS, PROGRESS, as_number, current, friendly, on_gpu
+from .handlers import PROGRESS, as_number, current, friendly, on_gpu
 from .page import Page
 from .settings import EDIT, EMBEDDED_MODEL, EXAMPLES, EXAMPLES_DIR, PRIVATE
 
@@ -101,12 +101,15 @@ def example_events(p: Page, example_bs: list[gr.Button],
             if session.generator.name != EMBEDDED_MODEL and not session.stack.deltas:
                 # The examples are for the embedded model: a visitor without edits moves.
                 session, start = ss.Session.start(EMBEDDED_MODEL), 0
-                switched = p.everything(session, start, 0)
+                switched = p.everything(session, start)
             data = read_json_file(EXAMPLES_DIR / EXAMPLES[name], "example")
+            earlier = len(session.stack.deltas)
             session, request = session.loaded(data)
-            done = p.executed(session, request, progress)
+            note = (f"*Added on top of your {earlier} earlier edit{'s' * (earlier > 1)}: Revert "
+                    "removes any of them.*\n\n" if earlier else "")
+            done = p.executed(session, request, progress, note)
             with one_thread():
-                selections = p.loaded(session, request)
+                selections = p.loaded(session, request, start)
             return {**switched, **selections, **done}
 
         return load_and_execute
@@ -119,6 +122,15 @@ def example_events(p: Page, example_bs: list[gr.Button],
             for name, button in zip(EXAMPLES, example_bs, strict=True)]
 
 
+def strength_text(index: int, strength: float, measuring: bool) -> str:
+    """What the page says as soon as an edit's strength moved (before any measure)."""
+    if strength == 0:
+        return (f"**Edit {index} is at strength 0:** at strength 0 this edit changes nothing; "
+                "the model is as it was before it. Raise the strength to apply it again.")
+    return (f"**Edit {index} is now at strength {strength:g}** (the same change, scaled; "
+            "nothing solved again)" + (": measuring it again." if measuring else "."))
+
+
 def strength_events(p: Page) -> None:
     """Re-render the latest edit at the strength picked, without solving again."""
 
@@ -127,24 +139,23 @@ def strength_events(p: Page) -> None:
         before = current(st)
         strength = as_number(s, "the strength", float)
         session = before.with_strength(strength)
-        latest = pending is not None and pending.holds(before.stack.deltas[-1])
+        # At strength 0 the edit changes nothing: there is nothing to measure.
+        latest = (pending is not None and pending.holds(before.stack.deltas[-1])
+                  and strength != 0)
         # The before/after picture shows only right after an Execute (not after a reload or a
-        # revert): then the gallery alone shows the new strength.
+        # revert): then the grid alone shows the new strength.
         picture = ({p.comparison_img: image_file(np.asarray(ss.comparison(session, shown)))}
                    if shown else {})
         return {
-            p.state: session, p.gallery: p.page(session, start, "Edited", False, 1),
-            p.view: "Edited", p.highlight: False, p.canvas_key: next(CANVAS_TICKETS),
-            p.result: f"Edit {len(session.stack.deltas)} now at strength {strength:g} "
-            "(the solved update times the strength; nothing solved again)"
-            + (": measuring it again." if latest else "."),
+            p.state: session, p.grid: p.page(session, start, "Edited", False, 1),
+            p.view: "Edited", p.highlight: False,
+            p.result: strength_text(len(session.stack.deltas), strength, latest),
             p.pending: pending.rescaled(session) if latest else None, **picture,
         }
 
     p.after_changing(p.strength.release(
         rescale, [p.state, p.strength, p.first, p.compared, p.pending],
-        [p.state, p.gallery, p.view, p.highlight, p.canvas_key, p.result, p.comparison_img,
-         p.pending],
+        [p.state, p.grid, p.view, p.highlight, p.result, p.comparison_img, p.pending],
         **PRIVATE))
 
 
@@ -159,16 +170,16 @@ def revert_events(p: Page, revert_b: gr.Button) -> None:
         session = current(st).reverted(index)
         return {
             p.state: session, **p.edits(session),
-            p.gallery: p.page(session, start, shown, False, 1),
+            p.grid: p.page(session, start, shown, False, 1),
             p.highlight: False, p.result: f"Edit {index + 1} reverted.",
-            p.canvas_key: next(CANVAS_TICKETS),
             p.comparison_img: gr.update(value=None, visible=False), p.compared: None,
-            p.pending: None, p.search_gal: None, p.found: [],
+            p.pictures: gr.Tabs(selected="paint"), p.pending: None, p.search_gal: None,
+            p.found: [],
             p.advice_b: gr.update(visible=False),
         }
 
     revert_b.click(revert_picked, [p.state, p.revert_dd, p.first, p.view],
-                   [p.state, p.history, p.revert_dd, p.strength, p.gallery, p.highlight,
-                    p.result, p.comparison_img, p.canvas_key, p.compared, p.pending,
+                   [p.state, p.history, p.revert_dd, p.strength, p.grid, p.highlight,
+                    p.result, p.comparison_img, p.compared, p.pictures, p.pending,
                     p.search_gal, p.found, p.advice_b],
                    **PRIVATE)

@@ -18,6 +18,8 @@ from .panels import FilesPanel, PublishPanel
 from .publish_policy import hub_token
 from .settings import HEAVY, PRIVATE
 
+NO_EDITS_TO_DOWNLOAD = "there are no edits to download yet: Execute one first"
+
 
 def edit_file_events(p: Page, f: FilesPanel) -> None:
     """Save all edits as one file; load such a file (moving to its model)."""
@@ -36,7 +38,7 @@ def edit_file_events(p: Page, f: FilesPanel) -> None:
             session = ss.Session.start(deltas[0].model)
         session = session.with_edits(deltas)
         gr.Info(f"Loaded {len(deltas)} edit(s) on {session.generator.name}.")
-        return p.everything(session, start, 0)
+        return p.everything(session, start)
 
     f.save_stack_b.click(save_edits, [p.state], f.files, **PRIVATE)
     f.load_stack_b.upload(load_edits, [f.load_stack_b, p.state, p.first], p.every(),
@@ -60,14 +62,14 @@ def request_file_events(p: Page, f: FilesPanel) -> None:
         return str(path)
 
     @friendly
-    def load_json(path, st):
+    def load_json(path, st, start):
         session, request = current(st).loaded(read_json_file(path, "edit file"))
         gr.Info(f"Loaded the edit's selections ({len(session.context)} context); "
                 "press Execute to apply it.")
-        return p.loaded(session, request)
+        return p.loaded(session, request, start)
 
     f.save_b.click(save_json, [p.state, p.rank, p.method, p.reg], f.files, **PRIVATE)
-    f.load_b.upload(load_json, [f.load_b, p.state], p.loaded_outputs(), **PRIVATE)
+    f.load_b.upload(load_json, [f.load_b, p.state, p.first], p.loaded_outputs(), **PRIVATE)
 
 
 def download_events(p: Page, f: FilesPanel) -> None:
@@ -79,8 +81,11 @@ def download_events(p: Page, f: FilesPanel) -> None:
 
     @friendly
     def download_weights(st, progress=PROGRESS):
+        session = current(st)
+        if not session.stack.deltas:
+            raise RewritingError(NO_EDITS_TO_DOWNLOAD)
         progress(0.5, desc="Writing the edited weights")
-        return str(ss.save_weights(current(st), download_dir()))
+        return str(ss.save_weights(session, download_dir()))
 
     f.delta_b.click(download_delta, [p.state], f.files, **PRIVATE)
     f.weights_b.click(download_weights, [p.state], f.files, **PRIVATE, **HEAVY)

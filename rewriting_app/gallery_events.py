@@ -1,4 +1,4 @@
-"""The gallery's events: picking a model, layer or truncation; paging; opening a sample."""
+"""The grid's events: picking a model, layer or truncation; paging; a best match shown."""
 
 import gradio as gr
 
@@ -7,10 +7,10 @@ from rewriting.limits import MAX_SAMPLE_NUMBER
 from zoo.registry import list_models
 
 from . import session as ss
-from .handlers import CANVAS_TICKETS, PROGRESS, current, friendly, page_start
+from .handlers import PROGRESS, current, friendly, page_start
 from .page import Page
 from .sentences import load_failure
-from .settings import HEAVY, PAGE, PRIVATE, SHOW_CANVAS
+from .settings import HEAVY, PAGE, PRIVATE
 
 
 def picker_events(p: Page) -> None:
@@ -19,7 +19,7 @@ def picker_events(p: Page) -> None:
     def pick_model(name, st, progress=PROGRESS):
         try:
             session = ss.Session.start(name, lambda f, msg: progress(f, desc=msg))
-            return p.everything(session, 0, 0)
+            return p.everything(session, 0)
         except Exception as err:  # a Hub repository is untrusted: the page stays as it was
             gr.Warning(load_failure(name, err))
             return {p.model_dd: current(st).generator.name}
@@ -34,13 +34,13 @@ def picker_events(p: Page) -> None:
     @friendly
     def pick_layer(name, st, start, shown, marks, r):
         session = current(st).with_layer(name)
-        return {**p.chosen.show(session), p.gallery: p.page(session, start, shown, marks, r)}
+        return {**p.chosen.show(session), p.grid: p.page(session, start, shown, marks, r)}
 
     @friendly
-    def pick_truncation(value, st, start, shown, n):
+    def pick_truncation(value, st, start, shown):
         session = current(st).with_truncation(value)
-        return {**p.chosen.show(session), **p.opened(session, n),
-                p.gallery: p.page(session, start, shown, False, 1), p.highlight: False}
+        return {**p.chosen.show(session), p.grid: p.page(session, start, shown, False, 1),
+                p.highlight: False}
 
     chosen = p.chosen.outputs()
     # One load per choice: a pick from the list fires `select` once (`input` fires twice);
@@ -49,20 +49,20 @@ def picker_events(p: Page) -> None:
                       **PRIVATE, **HEAVY)
     p.model_dd.blur(pick_typed, [p.model_dd, p.state], p.every(), show_progress_on=p.note,
                     **PRIVATE, **HEAVY)
-    p.layer_dd.input(pick_layer, [p.layer_dd, *p.view_args()], [*chosen, p.gallery], **PRIVATE)
-    p.trunc.release(pick_truncation, [p.trunc, p.state, p.first, p.view, p.number],
-                    [*chosen, p.gallery, p.highlight, p.number, p.canvas_key], **PRIVATE)
+    p.layer_dd.input(pick_layer, [p.layer_dd, *p.view_args()], [*chosen, p.grid], **PRIVATE)
+    p.trunc.release(pick_truncation, [p.trunc, p.state, p.first, p.view],
+                    [*chosen, p.grid, p.highlight], **PRIVATE)
 
 
 def paging_events(p: Page, prev_b: gr.Button, next_b: gr.Button) -> None:
-    """Drawing a gallery page: from a typed start, in another view, a page back or on."""
+    """Drawing the grid: from a typed start, in another view, a page back or on."""
 
     def show_page(st, start, shown, marks, r):
         if page_start(start) != int(start or 0):
-            gr.Warning(f"pages start at samples 0 to {page_start(MAX_SAMPLE_NUMBER)}; "
-                       f"showing the page from {page_start(start)}")
+            gr.Warning(f"samples go from 0 to {MAX_SAMPLE_NUMBER}; showing those from "
+                       f"{page_start(start)}")
         try:
-            return {p.gallery: p.page(current(st), start, shown, marks, r),
+            return {p.grid: p.page(current(st), start, shown, marks, r),
                     p.first: page_start(start)}
         except RewritingError as err:
             gr.Warning(one_line(err))
@@ -74,43 +74,20 @@ def paging_events(p: Page, prev_b: gr.Button, next_b: gr.Button) -> None:
 
         return move
 
-    paged = [p.gallery, p.first, p.highlight]
+    paged = [p.grid, p.first, p.highlight]
     for trigger in (p.first.submit, p.view.input, p.highlight.input):
         trigger(show_page, p.view_args(), paged, **PRIVATE)
     prev_b.click(step(-PAGE), p.view_args(), paged, **PRIVATE)
     next_b.click(step(PAGE), p.view_args(), paged, **PRIVATE)
 
 
-def opening_events(p: Page) -> None:
-    """Opening a sample in the brush canvas: clicked in a gallery, or by its number."""
+def found_events(p: Page) -> None:
+    """A best match clicked: the grid shows the samples from it on, to paint on."""
 
     @friendly
-    def open_clicked(evt: gr.SelectData, st, start):
-        return p.opened(current(st), page_start(start) + evt.index)
+    def show_found(evt: gr.SelectData, st, numbers, shown, marks, r):
+        start = page_start(numbers[evt.index])
+        return {p.grid: p.page(current(st), start, shown, marks, r), p.first: start}
 
-    @friendly
-    def open_found(evt: gr.SelectData, st, numbers):
-        return p.opened(current(st), numbers[evt.index])
-
-    @friendly
-    def open_number(st, n):
-        session = current(st)
-        last = session.generator.max_sample
-        n = int(n or 0)
-        if not 0 <= n <= last:
-            # Snap the field back into range, as the page start does: the canvas is drawn
-            # from this field, so an out-of-range value left there would break it later.
-            gr.Warning(f"samples go from 0 to {last}; opening sample {min(max(n, 0), last)}")
-            n = min(max(n, 0), last)
-        return p.opened(session, n)
-
-    shown_canvas = [p.number, p.canvas_key]
-    p.gallery.select(open_clicked, [p.state, p.first], shown_canvas, js=SHOW_CANVAS, **PRIVATE)
-    p.search_gal.select(open_found, [p.state, p.found], shown_canvas, js=SHOW_CANVAS,
+    p.search_gal.select(show_found, [p.state, p.found, *p.view_args()[2:]], [p.grid, p.first],
                         **PRIVATE)
-    p.number.submit(open_number, [p.state, p.number], shown_canvas, **PRIVATE)
-
-
-def canvas_follows_view(p: Page) -> None:
-    """Redraw the brush canvas from the model the gallery shows (edited or original)."""
-    p.view.input(lambda: next(CANVAS_TICKETS), None, p.canvas_key, **PRIVATE)

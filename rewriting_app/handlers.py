@@ -1,7 +1,6 @@
 """What the event handlers share: errors as warnings, ZeroGPU, the visitor's session, tiles."""
 
 import functools
-import itertools
 from collections.abc import Callable, Sequence
 
 import gradio as gr
@@ -14,37 +13,38 @@ from . import session as ss
 from .file_cache import image_file
 from .gpu import on_gpu as on_gpu  # the handlers' modules take it from here
 from .pictures import enlarge
+from .sentences import for_visitors
 from .settings import CANVAS_PX, DEFAULT_MODEL, PAGE, TILE_PX
 
 #: Handlers that report progress take this default; Gradio hands each call its own tracker.
 PROGRESS = gr.Progress()
-#: A new value each time the brush canvas must be rebuilt.
-CANVAS_TICKETS = itertools.count()
 
 
 def friendly(fn: Callable) -> Callable:
-    """Show an engine error as a warning in the page and update nothing: state stays as it was."""
+    """Show an engine error as a warning in the page (without the server's paths or commands)
+    and update nothing: state stays as it was."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except RewritingError as err:
-            gr.Warning(one_line(err))
+            gr.Warning(for_visitors(one_line(err)))
             return gr.skip()
 
     return wrapper
 
 
 def api_errors(fn: Callable) -> Callable:
-    """Give an API client the engine's message as the call's error; its state stays as it was."""
+    """Give an API client the engine's message (without the server's paths or commands) as the
+    call's error; its state stays as it was."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except RewritingError as err:
-            raise gr.Error(one_line(err), print_exception=False) from None
+            raise gr.Error(for_visitors(one_line(err)), print_exception=False) from None
 
     return wrapper
 
@@ -76,12 +76,6 @@ def tiles(
     """Gallery items captioned with their sample numbers, enlarged to at least `size` px."""
     pairs = zip(numbers, images, strict=True)
     return [(image_file(enlarge(im, size)), f"#{n}{extra(n)}") for n, im in pairs]
-
-
-def canvas(session: ss.Session, number: int, edited: bool = True) -> dict:
-    """An ImageEditor value: the sample (with or without the visitor's edits), enlarged, no
-    strokes."""
-    return canvas_value(ss.samples(session, [number], edited)[0])
 
 
 def canvas_value(image: np.ndarray) -> dict:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import gradio as gr
 import numpy as np
 
+from rewriting.errors import RewritingError
 from rewriting.request import DEFAULT_ERASE_CHANNELS, EditRequest
 from rewriting.rewrite import DEFAULT_STRENGTH
 from rewriting.solve import DEFAULT_REGULARIZATION
@@ -12,11 +13,12 @@ from rewriting.threads import one_thread
 
 from . import session as ss
 from .file_cache import image_file
-from .handlers import CANVAS_TICKETS, current, friendly, on_gpu, page_start, tiles
+from .handlers import current, friendly, on_gpu, page_start
+from .paint_grid import grid_value
 from .pictures import enlarge, tint
 from .search import matches, probe
 from .sentences import layer_choices, model_choices, result_text, solved_text
-from .settings import AFTER, COMPARE_SHOWN, NO_RESULT, PAGE, PRIVATE, TILE_PX
+from .settings import AFTER, COMPARE_SHOWN, NO_RESULT, PAGE, PRIVATE, TILE_PX, show_result
 
 
 def apply_edit(session: ss.Session, request: EditRequest, progress: gr.Progress) -> tuple:
@@ -107,15 +109,15 @@ class Page:
     layer_dd: gr.Dropdown
     trunc: gr.Slider
     note: gr.Markdown
-    gallery: gr.Gallery
+    grid: gr.HTML
     first: gr.Number
-    number: gr.Number
+    mode: gr.Radio
     view: gr.Radio
     highlight: gr.Checkbox
+    pictures: gr.Tabs
     tabs: gr.Tabs
     search_gal: gr.Gallery
     found: gr.State
-    canvas_key: gr.State
     chosen: Selections
     result: gr.Markdown
     comparison_img: gr.Image
@@ -133,37 +135,36 @@ class Page:
     advice_b: gr.Button
 
     def view_args(self) -> list:
-        """The inputs a gallery page is drawn from."""
+        """The inputs the grid is drawn from."""
         return [self.state, self.first, self.view, self.highlight, self.rank]
 
     def every(self) -> list:
         """What `everything` updates."""
-        return [self.state, self.model_dd, self.layer_dd, self.trunc, self.note, self.gallery,
-                self.view, self.highlight, self.number, self.canvas_key,
-                *self.chosen.outputs()[1:], self.history, self.revert_dd, self.strength,
-                self.result, self.comparison_img, self.compared, self.pending, self.search_gal,
-                self.found]
+        return [self.state, self.model_dd, self.layer_dd, self.trunc, self.note, self.grid,
+                self.first, self.mode, self.view, self.highlight, *self.chosen.outputs()[1:],
+                self.history, self.revert_dd, self.strength, self.result, self.comparison_img,
+                self.pictures, self.compared, self.pending, self.search_gal, self.found]
 
     def run_outputs(self) -> list:
         """What `executed` updates."""
-        return [self.state, self.history, self.revert_dd, self.view,
-                self.highlight, self.result, self.comparison_img, self.canvas_key,
-                self.strength, self.compared, self.pending, self.tabs, self.search_gal,
-                self.found, self.advice_b]
+        return [self.state, self.history, self.revert_dd, self.view, self.highlight,
+                self.result, self.comparison_img, self.strength, self.compared, self.pending,
+                self.pictures, self.tabs, self.search_gal, self.found, self.advice_b]
 
     def loaded_outputs(self) -> list:
         """What `loaded` updates."""
-        return [*self.chosen.outputs(), self.layer_dd, self.trunc, self.rank, self.method,
-                self.reg, self.erase_n]
+        return [*self.chosen.outputs(), self.grid, self.layer_dd, self.trunc, self.rank,
+                self.method, self.reg, self.erase_n]
 
-    def page(self, session: ss.Session, start, shown, marks, r) -> list:
-        """The gallery page from `start`, edited or original, tinted where the context fires."""
+    def page(self, session: ss.Session, start, shown, marks, r) -> str:
+        """The grid's samples from `start`, edited or original, tinted where the context fires,
+        with the selections drawn on them."""
         numbers = list(range(page_start(start), page_start(start) + PAGE))
         images = ss.samples(session, numbers, shown != "Original")
         if marks:
             key, threshold = probe(session, ss.statistics(session), int(r))
             images = tint(images, matches(session, key, threshold, numbers), 0.45)
-        return tiles(numbers, images)
+        return grid_value(session, numbers, images)
 
     def edits(self, session: ss.Session) -> dict:
         """The edit history, the revert picker (on the latest edit) and the latest edit's
@@ -178,11 +179,7 @@ class Page:
             self.strength: deltas[-1].strength if deltas else DEFAULT_STRENGTH,
         }
 
-    def opened(self, session: ss.Session, n) -> dict:
-        """Open sample `n` in a fresh brush canvas."""
-        return {self.number: int(n), self.canvas_key: next(CANVAS_TICKETS)}
-
-    def everything(self, session: ss.Session, start, n) -> dict:
+    def everything(self, session: ss.Session, start) -> dict:
         """The whole page redrawn for a session (a new one, a loaded one, another model)."""
         g = session.generator
         return {
@@ -192,22 +189,24 @@ class Page:
             self.trunc: gr.update(visible=g.default_truncation is not None,
                                   value=session.truncation),
             self.note: ss.model_note(g),
-            self.gallery: self.page(session, start, "Edited", False, 1),
+            self.grid: self.page(session, start, "Edited", False, 1),
+            self.first: page_start(start), self.mode: "copy",
             self.view: "Edited", self.highlight: False,
-            **self.opened(session, n),
             self.result: NO_RESULT, self.comparison_img: gr.update(value=None, visible=False),
+            self.pictures: gr.Tabs(selected="paint"),
             self.compared: None, self.pending: None, self.search_gal: None, self.found: [],
         }
 
-    def edited_page(self, st, start) -> list:
-        """The gallery page from `start` of the session's edited model (after an Execute)."""
+    def edited_page(self, st, start) -> str:
+        """The grid from `start` on the session's edited model (after an Execute)."""
         return self.page(current(st), start, "Edited", False, 1)
 
     def after_executing(self, event: gr.events.Dependency) -> list[gr.events.Dependency]:
-        """Once an Execute's result is on screen, draw the gallery behind its tab and measure
-        how far the rule reaches; the steps from the event to its measures kept."""
-        event.success(self.edited_page, [self.state, self.first], self.gallery, **PRIVATE,
-                      **AFTER)
+        """Once an Execute's result is on screen (brought into view), redraw the grid on the
+        edited model and measure how far the rule reaches; the steps from the event to its
+        measures kept."""
+        event.success(self.edited_page, [self.state, self.first], self.grid,
+                      js=show_result("#pictures"), **PRIVATE, **AFTER)
         return [event, *self.after_changing(event)]
 
     def after_changing(self, event: gr.events.Dependency) -> list[gr.events.Dependency]:
@@ -220,36 +219,47 @@ class Page:
         return [measure, measure.success(keep_measures, [self.state, self.measured],
                                          self.state, **PRIVATE)]
 
-    def loaded(self, session: ss.Session, request) -> dict:
-        """A loaded request's selections and settings, ready to Execute."""
+    def loaded(self, session: ss.Session, request, start) -> dict:
+        """A loaded request's selections (drawn on the grid from `start`) and settings, ready
+        to Execute."""
         return {
-            **self.chosen.show(session), self.layer_dd: session.layer, self.rank: request.rank,
+            **self.chosen.show(session), self.grid: self.page(session, start, "Edited", False, 1),
+            self.layer_dd: session.layer, self.rank: request.rank,
             self.method: request.method,
             self.reg: request.regularization or DEFAULT_REGULARIZATION,
             self.erase_n: request.erase or DEFAULT_ERASE_CHANNELS,
             self.trunc: gr.skip() if session.truncation is None else session.truncation,
         }
 
-    def executed(self, session: ss.Session, request, progress) -> dict:
-        """Apply the request and show its result: history, numbers, before/after (on screen);
-        `edited_page` then draws the gallery (behind its tab) for the new edits."""
-        applied = [i + 1 for i, d in enumerate(session.stack.deltas)
-                   if d.request == request.to_json()]
-        if applied:
-            gr.Warning(f"the same edit as edit {applied[-1]}: it is now applied twice "
-                       "(Revert undoes either)")
+    def executed(self, session: ss.Session, request, progress, note: str = "") -> dict:
+        """Apply the request and show its result (`note` before it): history, numbers,
+        before/after; `edited_page` then redraws the grid for the new edits. The latest edit
+        again (a second click, the same example twice) is refused: it would stack twice."""
+        deltas = session.stack.deltas
+        if deltas and same_edit(deltas[-1].request, request.to_json()):
+            raise RewritingError(f"this edit is already applied (edit {len(deltas)}): change "
+                                 "the selections first, or move its strength slider")
         done, shown, pending = apply_edit(session, request, progress)
         progress(1.0, desc="Rendering before and after")
         with one_thread():
             picture = ss.comparison(done, shown)
         return {
             self.state: done, **self.edits(done), self.view: "Edited", self.highlight: False,
-            self.result: solved_text(len(done.stack.deltas), done.stack.deltas[-1].metrics,
-                                         len(shown.numbers)),
+            self.result: note + solved_text(len(done.stack.deltas), done.stack.deltas[-1].metrics,
+                                            len(shown.numbers)),
             self.pending: pending,
-            self.canvas_key: next(CANVAS_TICKETS),
             self.comparison_img: gr.update(value=image_file(np.asarray(picture)), visible=True),
             self.compared: shown,
-            self.tabs: gr.Tabs(selected="result"), self.search_gal: None, self.found: [],
-            self.advice_b: gr.update(visible=False),
+            self.pictures: gr.Tabs(selected="compare"), self.tabs: gr.Tabs(selected="result"),
+            self.search_gal: None, self.found: [], self.advice_b: gr.update(visible=False),
         }
+
+
+#: What makes two requests the same edit whatever settings the search chose for them.
+SELECTION_KEYS = ("model", "copy", "paste", "context", "erase", "method", "object", "key")
+
+
+def same_edit(applied: dict, asked: dict) -> bool:
+    """Whether a request asks for the edit already applied from `applied` (the same selections
+    and method; layer, rank and strength may have been chosen for it)."""
+    return all(applied.get(k) == asked.get(k) for k in SELECTION_KEYS)

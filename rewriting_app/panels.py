@@ -8,9 +8,8 @@ from rewriting.request import DEFAULT_ERASE_CHANNELS, MAX_STRENGTH
 from rewriting.rewrite import DEFAULT_STRENGTH
 from rewriting.solve import DEFAULT_REGULARIZATION
 
-from .brush_events import store
-from .handlers import canvas
 from .page import Selections
+from .paint_grid import CSS_TEMPLATE, MODES, SCRIPT, TEMPLATE
 from .publish_policy import ON_SPACE, publish_help, publishing_allowed
 from .sentences import model_choices
 from .settings import (
@@ -19,7 +18,6 @@ from .settings import (
     DEFAULT_MODEL,
     EXAMPLES,
     NO_RESULT,
-    PRIVATE,
     SEARCH_SAMPLES,
 )
 
@@ -42,22 +40,28 @@ def action_bar() -> tuple[list[gr.Button], gr.Button, gr.Button]:
             for i, label in enumerate(EXAMPLES)
         ]
         execute_b = gr.Button("Execute", variant="primary", elem_id="execute", min_width=120)
-        erase_b = gr.Button("Erase what is under Paste", elem_id="erase", min_width=120)
+        erase_b = gr.Button("Erase what is marked green", elem_id="erase", min_width=120)
     return examples, execute_b, erase_b
 
 
-def result_panel() -> tuple[gr.Markdown, gr.Image, gr.Slider, gr.Button]:
-    """What the latest edit did: its verdict and numbers, the before/after picture, its
-    strength, and the button that redoes it as the verdict advises."""
-    picture = gr.Image(label="Where the rule fires most: before, after, change x4, zoomed",
-                       show_label=False, interactive=False, format="png", elem_id="comparison",
-                       buttons=["download", "fullscreen"], visible=False)
+def result_panel() -> tuple[gr.Markdown, gr.Slider, gr.Button]:
+    """What the latest edit did: its verdict in words (exact figures folded), its strength and
+    the button that redoes it as the verdict advises."""
     result = gr.Markdown(NO_RESULT, elem_id="result", container=True, min_height=60)
-    advice = gr.Button("Try the advice", elem_id="apply-advice", visible=False)
-    strength = gr.Slider(0, MAX_STRENGTH / 2, value=DEFAULT_STRENGTH, step=0.1,
-                         elem_id="strength",
-                         label="Strength of the latest edit (re-renders without solving)")
-    return result, picture, strength, advice
+    with gr.Row(equal_height=True):
+        strength = gr.Slider(0, MAX_STRENGTH / 2, value=DEFAULT_STRENGTH, step=0.1,
+                             elem_id="strength", scale=3,
+                             label="Strength of the latest edit (0 turns it off; nothing is "
+                                   "solved again)")
+        advice = gr.Button("Try the advice", elem_id="apply-advice", visible=False, scale=1)
+    return result, strength, advice
+
+
+def comparison_picture() -> gr.Image:
+    """The latest edit's before/after picture, beside its verdict."""
+    return gr.Image(label="The samples where the rule applies most, before and after",
+                    show_label=False, interactive=False, format="png", elem_id="comparison",
+                    buttons=["download", "fullscreen"], visible=False)
 
 
 def advanced_settings() -> tuple[gr.Slider, gr.Radio, gr.Number, gr.Slider, gr.Checkbox]:
@@ -66,13 +70,13 @@ def advanced_settings() -> tuple[gr.Slider, gr.Radio, gr.Number, gr.Slider, gr.C
     with gr.Accordion("Advanced", open=False), gr.Row():
         auto = gr.Checkbox(True, label="Choose layer, rank and strength for each edit (tries a "
                            "few on samples of their own, about 5 s)", elem_id="auto")
-        rank = gr.Slider(1, 16, value=1, step=1, label="Rank of the update")
+        rank = gr.Slider(1, 16, value=1, step=1, label="Rank of the update", elem_id="rank")
         method = gr.Radio([("rank-r (the paper)", "rank"), ("dense (whole layer)",
                           "dense")], value="rank", label="Method")
         reg = gr.Number(DEFAULT_REGULARIZATION, label="Regularization",
                         elem_id="regularization")
         erase_n = gr.Slider(1, 128, value=DEFAULT_ERASE_CHANNELS, step=1,
-                            label="Channels to erase")
+                            label="Channels to erase", elem_id="erase-channels")
     return rank, method, reg, erase_n, auto
 
 
@@ -91,58 +95,50 @@ def model_pickers() -> tuple[gr.Dropdown, gr.Dropdown, gr.Slider, gr.Markdown]:
 
 
 @dataclass(eq=False)
-class SamplesTab:
-    """The gallery of samples, its paging, the sample to open and how samples are shown."""
+class PaintPanel:
+    """The brush's mode, the grid of samples it paints on, paging and how samples are shown."""
 
-    gallery: gr.Gallery
+    mode: gr.Radio
+    grid: gr.HTML
     prev_b: gr.Button
     first: gr.Number
     next_b: gr.Button
-    number: gr.Number
     view: gr.Radio
     highlight: gr.Checkbox
 
 
-def samples_tab() -> SamplesTab:
-    """The Samples tab: a page of samples, paging and the view options."""
-    gallery = gr.Gallery(
-        label="Samples: click one to open it in the brush canvas",
-        columns=6, height="auto", allow_preview=False, format="png",
-        elem_id="gallery", fit_columns=False, elem_classes="thumb",
-        show_label=False,
-    )
-    with gr.Row():
-        prev_b = gr.Button("< Previous page", size="sm", min_width=80)
-        first = gr.Number(0, label="Page starts at sample", precision=0,
-                          elem_id="page-start", min_width=80)
-        next_b = gr.Button("Next page >", size="sm", min_width=80)
-        number = gr.Number(0, label="Open sample # in the canvas",
-                           precision=0, elem_id="open-number", min_width=80)
-    with gr.Row():
-        view = gr.Radio(["Edited", "Original"], value="Edited",
-                        label="Show the model", elem_id="view")
-        highlight = gr.Checkbox(
-            False, label="Highlight context matches",
-            info="where the context key fires (99th percentile)",
-            elem_id="highlight",
-        )
-    return SamplesTab(gallery, prev_b, first, next_b, number, view, highlight)
+def paint_panel() -> PaintPanel:
+    """The grid of samples a visitor paints on, the brush's mode above it, paging below."""
+    mode = gr.Radio([(label, key) for key, (label, _) in MODES.items()], value="copy",
+                    label="The brush marks (it moves on by itself after each stroke)",
+                    elem_id="mode", container=False)
+    grid = gr.HTML(None, html_template=TEMPLATE, css_template=CSS_TEMPLATE, js_on_load=SCRIPT,
+                   elem_id="paint")
+    with gr.Row(equal_height=True):
+        prev_b = gr.Button("< Previous", size="sm", min_width=70, elem_id="previous")
+        first = gr.Number(0, label="Samples from #", precision=0, elem_id="page-start",
+                          min_width=90)
+        next_b = gr.Button("Next >", size="sm", min_width=70, elem_id="next")
+        view = gr.Radio([("Your model", "Edited"), ("The original", "Original")],
+                        value="Edited", label="Show", elem_id="view", min_width=150)
+        highlight = gr.Checkbox(False, label="Show where the rule applies",
+                                elem_id="highlight", min_width=150)
+    return PaintPanel(mode, grid, prev_b, first, next_b, view, highlight)
 
 
 def found_gallery() -> gr.Gallery:
-    """The Best matches tab: the samples where the context key fires most."""
+    """The Best matches tab: the samples where the context fires most."""
     return gr.Gallery(
-        label="Best context matches (click one to open it)", columns=6,
+        label="Where the rule applies most (click one to paint on it)", columns=4,
         height="auto", allow_preview=False, format="png", elem_id="found",
         elem_classes="thumb",
     )
 
 
 @dataclass(eq=False)
-class BrushColumn:
-    """The brush canvas's ticket, the selections and the column's buttons."""
+class SelectionsTab:
+    """The selections, and the buttons that remove them, search and suggest a layer."""
 
-    canvas_key: gr.State
     chosen: Selections
     remove_b: gr.Button
     clear_b: gr.Button
@@ -150,51 +146,27 @@ class BrushColumn:
     suggest_b: gr.Button
 
 
-def brush_column(state: gr.State, number: gr.Number, view: gr.Radio,
-                 tray_pick: gr.State) -> BrushColumn:
-    """The brush canvas (redrawn on each new ticket), the selections and their buttons."""
-    with gr.Column(scale=2, min_width=300, elem_id="brush-column"):
-        canvas_key = gr.State("")
-
-        @gr.render(inputs=[state, number, view], triggers=[canvas_key.change])
-        def brush_panel(session, n, shown):
-            # A fresh canvas per opened sample: Gradio's ImageEditor can hang when its
-            # value is replaced while it still uploads the visitor's last strokes.
-            if session is None:
-                return
-            n = int(n or 0)
-            edited = shown != "Original"
-            gr.Markdown(f"**Sample #{n}** ({'edited' if edited else 'original'} model): "
-                        "paint over a region, then press **Copy**, **Paste** or "
-                        "**Context**.", elem_id="canvas-title")
-            editor = brush_editor("Brush canvas", "editor", canvas(session, n, edited))
-            with gr.Row():
-                for label, role, elem_id in (("Copy", "copy", "copy"),
-                                             ("Paste", "paste", "paste"),
-                                             ("Context", "context", "context-add")):
-                    gr.Button(label, elem_id=elem_id, min_width=60).click(
-                        store(chosen, role, n), [editor, state], chosen.outputs(), **PRIVATE
-                    )
-
-        with gr.Row():
-            copy_img = gr.Image(label="Copied", interactive=False, height=130,
-                                elem_classes="thumb", elem_id="copied", min_width=80)
-            paste_img = gr.Image(label="Paste here", interactive=False, height=130,
-                                 elem_classes="thumb", elem_id="pasted", min_width=80)
-            preview_img = gr.Image(label="Goal preview", interactive=False, height=130,
-                                   elem_classes="thumb", elem_id="preview", min_width=80)
-        tray = gr.Gallery(label="Context: where the rule applies (click one, then Remove)",
-                          columns=6, height=130, allow_preview=False, format="png",
-                          fit_columns=False, elem_id="tray", elem_classes="thumb")
-        chosen = Selections(state, copy_img, paste_img, preview_img, tray, tray_pick)
-        with gr.Row():
-            remove_b = gr.Button("Remove selected context", size="sm")
-            clear_b = gr.Button("Clear all selections", size="sm")
-        with gr.Row():
-            search_b = gr.Button(f"Search {len(SEARCH_SAMPLES)} samples for the context",
-                                 elem_id="search", size="sm")
-            suggest_b = gr.Button("Suggest a layer", elem_id="suggest", size="sm")
-    return BrushColumn(canvas_key, chosen, remove_b, clear_b, search_b, suggest_b)
+def selections_tab(state: gr.State, tray_pick: gr.State) -> SelectionsTab:
+    """What the brush has marked so far, as thumbnails, and what to do with it."""
+    with gr.Row():
+        copy_img = gr.Image(label="Copied", interactive=False, height=120,
+                            elem_classes="thumb", elem_id="copied", min_width=80)
+        paste_img = gr.Image(label="Where it goes", interactive=False, height=120,
+                             elem_classes="thumb", elem_id="pasted", min_width=80)
+        preview_img = gr.Image(label="What the rule should make", interactive=False,
+                               height=120, elem_classes="thumb", elem_id="preview", min_width=80)
+    tray = gr.Gallery(label="Where the rule applies (click one, then Remove)", columns=4,
+                      height=130, allow_preview=False, format="png", fit_columns=False,
+                      elem_id="tray", elem_classes="thumb")
+    chosen = Selections(state, copy_img, paste_img, preview_img, tray, tray_pick)
+    with gr.Row():
+        remove_b = gr.Button("Remove the picked place", size="sm", elem_id="remove")
+        clear_b = gr.Button("Clear everything marked", size="sm", elem_id="clear")
+    with gr.Row():
+        search_b = gr.Button(f"Find more places like these ({len(SEARCH_SAMPLES)} samples)",
+                             elem_id="search", size="sm")
+        suggest_b = gr.Button("Suggest a layer", elem_id="suggest", size="sm")
+    return SelectionsTab(chosen, remove_b, clear_b, search_b, suggest_b)
 
 
 def history_panel() -> tuple[gr.Markdown, gr.Dropdown, gr.Button]:
@@ -229,10 +201,11 @@ def files_panel() -> FilesPanel:
             save_stack_b = gr.Button("Save all edits (one file)", elem_id="save-edits")
             load_stack_b = gr.UploadButton("Load an edits file", elem_id="load-edits",
                                            file_types=[".safetensors"])
-            save_b = gr.Button("Save the selections as a request (JSON)")
+            save_b = gr.Button("Save what you marked as a request (JSON)",
+                               elem_id="save-request")
             load_b = gr.UploadButton("Load a request JSON (ours or the paper's)",
                                      file_types=[".json"], elem_id="load-request")
-            delta_b = gr.Button("Download last edit's delta")
+            delta_b = gr.Button("Download the latest edit's change", elem_id="download-delta")
             weights_b = gr.Button("Download full edited weights", elem_id="download-weights")
         files = gr.File(label="Files", interactive=False, height=120, elem_id="files")
     return FilesPanel(save_stack_b, load_stack_b, save_b, load_b, delta_b, weights_b, files)

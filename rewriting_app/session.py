@@ -24,7 +24,7 @@ from rewriting import __version__
 from rewriting.atomic import safe_name, write_atomically
 from rewriting.choose import Search, search
 from rewriting.delta import Delta, EditStack, save_stack
-from rewriting.editdir import before_after, before_after_picture, write_edit_dir
+from rewriting.editdir import before_after, write_edit_dir
 from rewriting.efficacy import MEASURES, RuleProbe
 from rewriting.errors import RewritingError
 from rewriting.features import read_layer
@@ -34,6 +34,7 @@ from rewriting.latents import NamedLatent, Sample, check_sample_latent, distinct
 from rewriting.masks import mask_image, to_grid
 from rewriting.metrics import held_out_samples
 from rewriting.nethook import replace_output
+from rewriting.problem import EditProblem
 from rewriting.render import render, render_z
 from rewriting.request import (
     AUTO_SETTINGS,
@@ -46,6 +47,7 @@ from rewriting.request import (
     selection_json,
 )
 from rewriting.rewrite import execute, prepare_problem
+from rewriting.solve import measured
 from rewriting.stats import KeyStats, key_stats
 from rewriting.suggest import LayerSuggestion, suggest_layer
 from rewriting.threads import one_thread
@@ -55,6 +57,7 @@ from zoo.hub import HUB_PREFIX, MAX_STACK, load_any_stack
 from zoo.publish import check_repo_id, publish
 from zoo.registry import list_models, model_entry
 
+from .comparison_picture import COLUMNS, labelled_rows
 from .pictures import tint
 from .renders import keep, render_identity, rendered
 from .snapshots import (
@@ -70,6 +73,8 @@ from .snapshots import (
 PHOTO = "photo"
 #: Held-out samples on which an executed edit is measured and shown before and after.
 HELD_OUT = tuple(held_out_samples(32))
+#: What `measure` takes again at the latest edit's strength (`at_strength`).
+AT_STRENGTH = frozenset({"residual_at_strength", "delta_norm_ratio_at_strength"})
 #: Key statistics kept in memory (the oldest are dropped; the disk cache keeps them all).
 STATS_KEPT = 8
 
@@ -200,7 +205,7 @@ class Session:
         check_method_strength(last.method, check_strength(strength))
         # What was measured at the old strength no longer holds: `measure` makes it again.
         solved = {k: v for k, v in last.metrics.items()
-                  if k not in MEASURES and k not in VERDICT_KEYS}
+                  if k not in MEASURES and k not in VERDICT_KEYS and k not in AT_STRENGTH}
         scaled = replace(last, strength=float(strength),
                          request={**last.request, "strength": float(strength)},
                          metrics={**solved, "strength": float(strength)})
@@ -477,7 +482,20 @@ def measure(pending: Pending) -> dict:
     for kept, images in ((pending.before, probe.original), (after, passes.held_out)):
         keep(render_identity(kept.stack, probe.problem.truncation), HELD_OUT, images.numpy())
     return {**pending.delta.metrics, **change, "random_floor": floor, **verdict.record(),
-            **({"search": found.record()} if found else {}), "layer": probe.problem.spec.name}
+            **({"search": found.record()} if found else {}), "layer": probe.problem.spec.name,
+            **at_strength(probe.problem, pending.delta)}
+
+
+def at_strength(problem: EditProblem, delta: Delta) -> dict:
+    """The goal residual and ||dW||/||W|| of `delta` at its current strength, measured as the
+    solve measures them (whose own `residual` and `delta_norm_ratio` are at strength 1)."""
+    weight = problem.weight
+    solution = measured(problem.module, problem.spec, weight,
+                        delta.strength * delta.lam.to(weight.device),
+                        delta.directions.to(weight.device), problem.keys, problem.inputs,
+                        problem.goal, 0.0, delta.metrics.get("solver", ""))
+    return {"residual_at_strength": solution.residual,
+            "delta_norm_ratio_at_strength": solution.delta_norm_ratio}
 
 
 def probe_again(pending: Pending) -> RuleProbe:
@@ -510,15 +528,25 @@ def run_edit_shown(
     return with_measures(edited, pending, metrics), metrics, shown
 
 
-def comparison(session: Session, shown: Shown, scale: int = 2) -> Image.Image:
-    """The latest edit on the shown samples: before, after, the change x4, and both zoomed on
-    where the rule's goal lies."""
+def comparison(session: Session, shown: Shown) -> Image.Image:
+    """The latest edit on the first COLUMNS shown samples (columns), in rows: the original
+    model, the model before this edit (only when earlier edits change it), after this edit and
+    what it changed (x4): short enough to fit beside the verdict."""
     if not session.stack.deltas:
         raise RewritingError("there is no edit to show: Execute one first")
-    before = EditStack(session.generator, session.stack.deltas[:-1])
-    images = [torch.from_numpy(stack_samples(s, session.truncation, shown.numbers))
-              for s in (before, session.stack)]
-    return before_after_picture(*images, scale, shown.boxes)
+    numbers = shown.numbers[:COLUMNS]
+    earlier = EditStack(session.generator, session.stack.deltas[:-1])
+
+    def images(stack: EditStack) -> np.ndarray:
+        return stack_samples(stack, session.truncation, numbers)
+
+    before, after = images(earlier), images(session.stack)
+    rows = [("original model", images(EditStack(session.generator)))]
+    if any(d.strength != 0 for d in earlier.deltas):
+        rows.append(("before this edit", before))
+    changed = np.clip(np.abs(after.astype(np.int16) - before) * 4, 0, 255).astype(np.uint8)
+    rows += [("after this edit", after), ("what this edit changed (x4)", changed)]
+    return labelled_rows(rows)
 
 
 def suggest(session: Session, request: EditRequest) -> LayerSuggestion:
@@ -542,15 +570,19 @@ def history(session: Session) -> list[str]:
 
 
 def edit_label(delta: Delta) -> str:
-    """One line describing an executed edit (its request, in either format, was checked when
-    the edit joined a session)."""
+    """One line describing an executed edit at its current strength (its request, in either
+    format, was checked when the edit joined a session)."""
     request = parse_request(delta.request, latents=delta.latents)
     if request.copy is None:
         what = f"erase on #{request.paste.sample}"
     else:
         what = f"copy #{request.copy.sample} → paste #{request.paste.sample}"
-    return (f"{what}, {len(request.context)} context, layer {delta.layer}, rank {delta.rank} "
-            f"({delta.method})")
+    marks = len(request.context)
+    words = [what, f"{marks} context mark{'s' * (marks != 1)}", f"layer {delta.layer}",
+             f"strength {delta.strength:g}"]
+    words += [f"rank {delta.rank}"] * (delta.rank != 1)
+    words += [f"{delta.method} method"] * (delta.method != "rank")
+    return ", ".join(words)
 
 
 def save_delta(session: Session, index: int, folder: Path) -> Path:

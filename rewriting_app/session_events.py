@@ -14,15 +14,15 @@ from .settings import PRIVATE
 #: MAX_JSON_DEPTH levels deep is handed over as a note instead, which the server refuses with a
 #: warning (too deep for the server to read at all, it would fail the whole call and every
 #: component would show an error).
-SHALLOW_KEPT = f"""(st, start, n, kept) => {{
+SHALLOW_KEPT = f"""(st, start, kept) => {{
   const open = [[kept, 1]];
   while (open.length) {{
     const [item, depth] = open.pop();
     if (item === null || typeof item !== 'object') continue;
-    if (depth > {MAX_JSON_DEPTH}) return [st, start, n, 'nested too deep'];
+    if (depth > {MAX_JSON_DEPTH}) return [st, start, 'nested too deep'];
     for (const value of Object.values(item)) open.push([value, depth + 1]);
   }}
-  return [st, start, n, kept];
+  return [st, start, kept];
 }}"""
 #: Most characters of a reason quoted in a warning (it may quote an untrusted value).
 REASON_CHARS = 240
@@ -49,14 +49,14 @@ def session_events(demo: gr.Blocks, p: Page, saved: gr.BrowserState) -> None:
     """Open the page on the session kept in this browser; keep every change there."""
 
     @friendly
-    def on_load(st, start, n, kept):
+    def on_load(st, start, kept):
         if st is None and kept:
             st = restored(kept)
-        return p.everything(current(st), start, n)
+        return p.everything(current(st), start)
 
     def keep(st):
         return gr.skip() if st is None else ss.snapshot(st)
 
-    demo.load(on_load, [p.state, p.first, p.number, saved], p.every(), js=SHALLOW_KEPT,
+    demo.load(on_load, [p.state, p.first, saved], p.every(), js=SHALLOW_KEPT,
               **PRIVATE)
     p.state.change(keep, p.state, saved, **PRIVATE)

@@ -9,12 +9,17 @@ from .opening import opening_model
 EMBEDDED_MODEL = "dcgan-digiface"
 #: The model the page opens on (`opening`: REWRITING_DEFAULT_MODEL, a GPU and the Hub, or not).
 DEFAULT_MODEL = opening_model(EMBEDDED_MODEL)
-PAGE = 24
+#: Samples in the grid the visitor paints on (one page).
+PAGE = 6
 SEARCH_SAMPLES = range(256)
 SEARCH_SHOWN = 12
 COMPARE_SHOWN = 6
 CANVAS_PX = 256
 TILE_PX = 128
+#: The most steps a photo's projection may take (the Steps field clamps to 1 to this).
+MAX_PHOTO_STEPS = 2000
+#: Transparent pixels between the copied part and the goal in an example's picture.
+EXAMPLE_GAP_PX = 4
 BRUSH_COLOR = "rgba(255, 0, 200, 0.55)"
 
 # Concurrency on a 2-core CPU: torch already uses both cores for one large forward pass, so
@@ -37,10 +42,9 @@ PRIVATE = {"api_visibility": "private"}
 
 INTRO = """
 # Rewriting a Deep Generative Model
-Change a *rule* of a pretrained image generator by example (Bau et al., ECCV 2020). Try an
-example, or make your own: click a sample, paint a part of it and press **Copy**; paint where it
-should go on another sample, **Paste**; paint a few places where the rule applies, **Context**
-each; then **Execute**. The generator's weights change, so *every* such place follows the rule.
+Teach a pretrained image generator a new rule by example (Bau et al., ECCV 2020): paint **what to
+copy** on one sample, **where it goes** on another, and a few **places where the rule applies**,
+then **Execute**. The generator itself changes, so *every* image it makes follows the new rule.
 """
 
 #: The checkout's examples folder (the Space runs app.py from the checkout).
@@ -51,24 +55,36 @@ EXAMPLES = json.loads((EXAMPLES_DIR / "buttons.json").read_text())
 NO_RESULT = "Execute or Erase to change the model; what the edit did is reported here."
 
 CSS = """
-#editor canvas { cursor: crosshair; }
 .thumb img { image-rendering: pixelated; }
 #model input, #layer input { text-overflow: ellipsis; }
-#comparison img { max-height: 470px; object-fit: contain; }
+#comparison img { object-fit: contain; }
+#intro h1 { margin: 0 0 2px 0; font-size: 1.6rem; }
+#intro p { margin: 0; font-size: 0.95rem; }
+#note { font-size: 0.8rem; }
+#note p { margin: 0; }
+#result { max-height: 300px; overflow-y: auto; }
 .thumb .grid-container {
   grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important;
 }
+#actions button img { width: 44px; height: 44px; image-rendering: pixelated; }
+/* Messages appear at the bottom left, clear of Execute and the brush. */
+.toast-wrap { top: auto !important; bottom: 12px !important; right: auto !important;
+  left: 12px !important; }
 @media (max-width: 640px) {
-  #gallery .grid-container, #found .grid-container { --grid-cols: 4 !important; }
+  #found .grid-container { --grid-cols: 4 !important; }
 }
 """
 #: Where the visitor's session is kept in the browser (localStorage), and the key Gradio
 #: scrambles it with: not a secret (the page holds it), fixed so that a restart keeps it readable.
 BROWSER_KEY = "rewriting-session"
 BROWSER_SECRET = "rewriting-a-deep-generative-model"
-#: On a narrow screen the brush canvas is below the gallery: bring it into view on a click.
-SHOW_CANVAS = """(...inputs) => { if (window.innerWidth < 700)
-  document.querySelector('#brush-column')?.scrollIntoView({behavior: 'smooth'});
-  return inputs; }"""
 
 
+def show_result(selector: str) -> str:
+    """JavaScript that brings an element showing a result into view when its top is not on
+    screen (on a narrow screen it is below the grid), otherwise moves nothing; the event's
+    inputs pass through unchanged."""
+    return (f"(...inputs) => {{ const shown = document.querySelector({selector!r});"
+            " const top = shown ? shown.getBoundingClientRect().top : 0;"
+            " if (top < 0 || top > window.innerHeight - 200)"
+            " shown.scrollIntoView({behavior: 'instant', block: 'start'}); return inputs; }")

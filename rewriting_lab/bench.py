@@ -297,4 +297,21 @@ def app_rows(app: dict) -> list[str]:
         for action, name in names.items():
             rows.append(f"| app | {name}, {who} | {app[f'{action}_p50_s{suffix}']:.3g} s | "
                         f"p95 {app[f'{action}_p95_s{suffix}']:.3g} s |")
-    return rows
+    return rows + first_execute_rows(app.get("first_execute"))
+
+
+def first_execute_rows(first: dict | None) -> list[str]:
+    """Table rows of the first example's Execute on a fresh server, and of its warm-up."""
+    if first is None:
+        return []
+    runs = first["execute_runs_s"]
+    return [
+        f"| app | first example Execute on a fresh server process (warm-up done, statistics "
+        f"cached; {first['starts']} starts) | {first['execute_s']:.3g} s | "
+        f"{min(runs):.3g} to {max(runs):.3g} s |",
+        f"| app | fresh server: serving, then warm-up done (statistics cached) | "
+        f"{first['served_s']:.3g} s, {first['warm_up_s']:.3g} s | |",
+        f"| app | first start ever: warm-up done (statistics computed), then its first "
+        f"Execute | {first['first_start']['warm_up_s']:.3g} s, "
+        f"{first['first_start']['execute_s']:.3g} s | |",
+    ]

@@ -92,11 +92,13 @@ APP_NEEDS = ("the app benchmark needs app.py and gradio_client ({}): run from th
 
 def app_latency(visitors: int, rounds: int) -> dict:
     """The running app's latencies (`app_bench`, which needs the checkout's app.py and the test
-    requirement gradio_client, so it is imported only when asked for)."""
+    requirement gradio_client, so it is imported only when asked for), and the first example's
+    Execute on fresh servers (`first_execute`)."""
     if not (ROOT / "app.py").is_file():
         raise RewritingError(APP_NEEDS.format(f"no app.py in {ROOT}"))
     try:
-        from . import app_bench
+        from . import app_bench, first_execute
     except ImportError as err:
         raise RewritingError(APP_NEEDS.format(err)) from None
-    return app_bench.app_latency(visitors, rounds, default_cache_dir().parent)
+    return {**app_bench.app_latency(visitors, rounds, default_cache_dir().parent),
+            "first_execute": first_execute.first_execute()}

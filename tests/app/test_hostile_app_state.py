@@ -102,7 +102,7 @@ def opened(handlers: dict, kept: object) -> tuple[ss.Session, list[str]]:
     load = handlers["on_load"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        shown = load.fn(None, 0, 0, kept)
+        shown = load.fn(None, 0, kept)
     assert isinstance(shown, dict), shown
     return shown[load.inputs[0]], shown_warnings(caught)
 
@@ -339,7 +339,9 @@ def test_a_paper_format_request_in_an_edit_restores_and_reads(handlers, good, ed
     session, said = opened(handlers, {**good, "edits": stack_text(
         [delta_with(edited, request=paper)])})
     assert said == []
-    assert ss.history(session) == ["1. copy #1 → paste #7, 1 context, layer main.6, rank 1 (rank)"]
+    strength = session.stack.deltas[0].strength
+    assert ss.history(session) == [
+        f"1. copy #1 → paste #7, 1 context mark, layer main.6, strength {strength:g}"]
 
 
 def test_a_session_never_holds_more_than_the_stack_limit(edited):
@@ -526,9 +528,9 @@ def chromium(served):
 
 
 def page_opened(tab) -> None:
-    """Wait until the page shows its gallery and has kept its session in the browser (a later
+    """Wait until the page shows its grid and has kept its session in the browser (a later
     write would replace a forged one)."""
-    tab.wait_for_selector("#gallery button.thumbnail-item img")
+    tab.wait_for_selector("#paint .cell img")
     tab.wait_for_function(f"localStorage.getItem({app.BROWSER_KEY!r})")
 
 

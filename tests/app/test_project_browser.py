@@ -27,6 +27,33 @@ app = test_app_browser.app  # the app and a Chromium, as the other browser tests
 page = test_app_browser.page
 
 
+def settled(tab, editor: str) -> None:
+    """Wait until a brush canvas has finished loading or uploading."""
+    tab.wait_for_function(
+        f"!document.querySelector('#{editor}').innerText.includes('processing')"
+    )
+    tab.wait_for_timeout(200)
+
+
+def brush(tab, box: tuple[int, int, int, int], editor: str) -> None:
+    """Paint the box (canvas pixels) of the photo's brush canvas with horizontal strokes."""
+    zoom = float(re.search(r"(\d+)%", tab.inner_text(f"#{editor}")).group(1)) / 100
+    frame = tab.query_selector(f"#{editor} canvas").bounding_box()
+    cx, cy = frame["x"] + frame["width"] / 2, frame["y"] + frame["height"] / 2
+    top, left, bottom, right = box
+    side = test_app_browser.CELL
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return cx + (x - side / 2) * zoom, cy + (y - side / 2) * zoom
+
+    for y in range(top + 12, bottom - 8, 20):
+        tab.mouse.move(*at(left + 8, y))
+        tab.mouse.down()
+        tab.mouse.move(*at(right - 8, y), steps=5)
+        tab.mouse.up()
+    settled(tab, editor)
+
+
 def picture(tab, elem_id: str) -> np.ndarray:
     """The image an Image component shows, at the model's 64 px (the panel enlarges 4x)."""
     src = tab.get_attribute(f"#{elem_id} img", "src")
@@ -100,18 +127,19 @@ def test_portrait_projected_and_shown_under_the_edit(page, tmp_path):
         assert np.array_equal(picture(tab, "photo-edited"), original)
 
         # The photo as the paste and a context sample, eyes copied from sample 1: an edit.
-        tab.get_by_text("Clear all selections").click()
+        test_app_browser.show_tab(tab, "What you marked")
+        tab.click("#clear")
         tab.wait_for_function("document.querySelectorAll('#tray img').length === 0")
         tab.locator("#photo-editor").scroll_into_view_if_needed()
-        test_app_browser.brush(tab, test_app_browser.MOUTH, "photo-editor")
+        brush(tab, test_app_browser.MOUTH, "photo-editor")
         tab.click("#photo-use-paste")
         tab.wait_for_selector("#pasted img")
         tab.click("#photo-add-context")
         tab.wait_for_function("document.querySelector('#tray')?.innerText.includes('#photo')")
-        test_app_browser.show_tab(tab, "Samples")
-        test_app_browser.open_sample(tab, 1)
-        test_app_browser.brush(tab, test_app_browser.EYES)
-        test_app_browser.press(tab, "copy", "#copied img")
+        tab.locator("#mode").get_by_text("What to copy").click()
+        tab.locator("#paint").scroll_into_view_if_needed()
+        test_app_browser.paint(tab, 1, test_app_browser.EYES, "copy")
+        tab.wait_for_selector("#copied img")
         tab.click("#execute")
         tab.wait_for_function(
             "document.querySelector('#result')?.innerText.includes('Edit 1 applied')")

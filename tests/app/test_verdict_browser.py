@@ -35,7 +35,7 @@ def test_an_edit_that_did_not_take_says_why_and_the_advice_redoes_it(app, tmp_pa
             "() => document.querySelector('#result')?.innerText.includes('did not take')",
             timeout=180_000)
         said = tab.inner_text("#result")
-        assert "Likely reason" in said and "goal residual" in said
+        assert "Likely reason" in said and "Exact figures" in said
         advice = tab.locator("#apply-advice")
         advice.wait_for(state="visible")
         label = advice.inner_text()

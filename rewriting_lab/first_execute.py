@@ -1,0 +1,85 @@
+"""The first Execute of an example on a fresh server: what a visitor waits for who clicks the
+first example button on an app that has just started (and finished its warm-up).
+
+Each start runs `python app.py` in a child process on a statistics cache of its own: the first
+start on an empty cache (the app computes its statistics during the warm-up, as on its first
+start ever), the others on the cache it left. The app's warm-up ends with a line on stderr
+(`WARM_DONE`); then the page is opened in a new session, untimed, and the first example button
+clicked: the figure is the seconds from the click to its result on screen (its before/after
+picture fetched), the measures that follow it not included.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from .app_bench import BUTTONS, TLS, Browser, clicked
+from .app_process import running_app
+
+#: The line the app's warm-up ends with (`rewriting_app.warm.WARM_DONE`: the lab imports no
+#: part of the app, so the text is repeated here, and a test checks that both agree).
+WARM_DONE = "warm-up done"
+#: What the warm-up logs of each layer's statistics.
+STATISTICS_LINE = re.compile(r"^statistics for .*$", re.MULTILINE)
+
+
+def warmed_up(log: Path, timeout: float = 600.0) -> None:
+    """Wait until the app's log says that its warm-up is done."""
+    deadline = time.monotonic() + timeout
+    while WARM_DONE not in log.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the app's warm-up did not end in {timeout:g} s")
+        time.sleep(0.1)
+
+
+def opened(url: str) -> Browser:
+    """The page opened in a new session: the page, its config, and its load event and all
+    that follows it."""
+    with httpx.Client(timeout=120, verify=TLS) as http:
+        http.get(url).raise_for_status()
+        config = http.get(url.rstrip("/") + "/config").json()
+    browser = Browser(url, config, uuid.uuid4().hex)
+    browser.run(next(i for i, d in enumerate(browser.deps)
+                     if any(t[1] == "load" for t in d["targets"])))
+    return browser
+
+
+def one_start(cache: Path) -> dict:
+    """Start the app on the statistics cache `cache`: seconds until it serves, until its
+    warm-up is done, and of the first example's Execute; the warm-up's statistics lines."""
+    with tempfile.TemporaryDirectory(prefix="app-first-") as folder:
+        log = Path(folder) / "app.log"
+        started = time.perf_counter()
+        with running_app(Path(folder), env={"REWRITING_CACHE": str(cache)}) as url:
+            served = time.perf_counter() - started
+            warmed_up(log)
+            warm = time.perf_counter() - started
+            browser = opened(url)
+            click = clicked(browser.config, BUTTONS[0][0])
+            execute = browser.run(click)[click]
+        lines = STATISTICS_LINE.findall(log.read_text(errors="replace"))
+    return {"served_s": served, "warm_up_s": warm, "execute_s": execute, "statistics": lines}
+
+
+def first_execute(starts: int = 3) -> dict:
+    """The first example's first Execute on `starts` fresh servers whose statistics are cached
+    (median and each), after one first start on an empty cache (its figures apart)."""
+    with tempfile.TemporaryDirectory(prefix="app-first-cache-") as cache:
+        first = one_start(Path(cache))
+        again = [one_start(Path(cache)) for _ in range(starts)]
+    runs = [a["execute_s"] for a in again]
+    return {
+        "button": BUTTONS[0][0], "starts": starts,
+        "execute_s": statistics.median(runs), "execute_runs_s": runs,
+        "served_s": statistics.median(a["served_s"] for a in again),
+        "warm_up_s": statistics.median(a["warm_up_s"] for a in again),
+        "statistics": again[-1]["statistics"],
+        "first_start": first,
+    }
