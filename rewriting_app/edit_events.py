@@ -148,14 +148,15 @@ def strength_events(p: Page) -> None:
                    if shown else {})
         return {
             p.state: session, p.grid: p.page(session, start, "Edited", False, 1),
-            p.view: "Edited", p.highlight: False,
+            p.view: "Edited", p.highlight: False, p.strength: strength,
             p.result: strength_text(len(session.stack.deltas), strength, latest),
             p.pending: pending.rescaled(session) if latest else None, **picture,
         }
 
     p.after_changing(p.strength.release(
         rescale, [p.state, p.strength, p.first, p.compared, p.pending],
-        [p.state, p.grid, p.view, p.highlight, p.result, p.comparison_img, p.pending],
+        [p.state, p.grid, p.view, p.highlight, p.strength, p.result, p.comparison_img,
+         p.pending],
         **PRIVATE))
 
 

@@ -1,32 +1,20 @@
 """Small pictures of what each example does: the copied part beside the goal, as button icons."""
 
-import atexit
 import functools
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from rewriting.atomic import write_atomically
 from rewriting.errors import RewritingError
 from rewriting.limits import read_json_file
 from rewriting.masks import mask_image
 
 from . import session as ss
+from .file_cache import image_file
 from .settings import EMBEDDED_MODEL, EXAMPLE_GAP_PX
 
 #: Brightness left outside the copied part, so that the part itself stands out.
 DIMMED = 0.3
-
-
-@functools.cache
-def pictures_dir() -> Path:
-    """This process's folder of example pictures, removed when the app exits."""
-    folder = Path(tempfile.mkdtemp(prefix="rewriting-examples-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder
 
 
 def copied_part(session: ss.Session) -> np.ndarray:
@@ -38,9 +26,11 @@ def copied_part(session: ss.Session) -> np.ndarray:
     return (image * light).round().astype(np.uint8)
 
 
+@functools.cache
 def example_picture(request_file: Path) -> np.ndarray:
-    """RGBA [H, 2W + gap, 4] on the embedded model: the example's copied part, a transparent
-    gap, then its goal (the copied part pasted where it should go)."""
+    """RGBA [H, 2W + gap, 4] on the embedded model, made once per process (read-only): the
+    example's copied part, a transparent gap, then its goal (the copied part pasted where it
+    should go)."""
     data = read_json_file(request_file, "example")
     session, _ = ss.Session.start(EMBEDDED_MODEL).loaded(data)
     if session.copy is None:
@@ -51,13 +41,12 @@ def example_picture(request_file: Path) -> np.ndarray:
     opaque = [np.concatenate([h, np.full((height, h.shape[1], 1), 255, np.uint8)], -1)
               for h in halves]
     gap = np.zeros((height, EXAMPLE_GAP_PX, 4), np.uint8)
-    return np.concatenate([opaque[0], gap, opaque[1]], axis=1)
+    picture = np.concatenate([opaque[0], gap, opaque[1]], axis=1)
+    picture.setflags(write=False)
+    return picture
 
 
-@functools.cache
 def example_thumbnail(request_file: Path) -> Path:
-    """A PNG of what the example request does (`example_picture`), made once per process."""
-    path = pictures_dir() / f"{request_file.stem}.png"
-    image = Image.fromarray(example_picture(request_file))
-    write_atomically(path, lambda tmp: image.save(tmp, format="PNG"))
-    return path
+    """A PNG of what the example request does (`example_picture`), in this process's folder of
+    Gradio's cache (written again should the folder have lost it)."""
+    return Path(image_file(example_picture(request_file)))

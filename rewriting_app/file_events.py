@@ -37,8 +37,9 @@ def edit_file_events(p: Page, f: FilesPanel) -> None:
         if session.generator.name != deltas[0].model:
             session = ss.Session.start(deltas[0].model)
         session = session.with_edits(deltas)
+        shown = p.everything(session, start)  # said once it is ready: a click may follow
         gr.Info(f"Loaded {len(deltas)} edit(s) on {session.generator.name}.")
-        return p.everything(session, start)
+        return shown
 
     f.save_stack_b.click(save_edits, [p.state], f.files, **PRIVATE)
     f.load_stack_b.upload(load_edits, [f.load_stack_b, p.state, p.first], p.every(),
@@ -64,9 +65,10 @@ def request_file_events(p: Page, f: FilesPanel) -> None:
     @friendly
     def load_json(path, st, start):
         session, request = current(st).loaded(read_json_file(path, "edit file"))
-        gr.Info(f"Loaded the edit's selections ({len(session.context)} context); "
-                "press Execute to apply it.")
-        return p.loaded(session, request, start)
+        shown = p.loaded(session, request, start)  # said once it is ready: a click may follow
+        gr.Info(f"Loaded the edit's marks ({len(session.context)} places where the rule "
+                "applies); press Execute to apply it.")
+        return shown
 
     f.save_b.click(save_json, [p.state, p.rank, p.method, p.reg], f.files, **PRIVATE)
     f.load_b.upload(load_json, [f.load_b, p.state, p.first], p.loaded_outputs(), **PRIVATE)

@@ -8,6 +8,8 @@ from rewriting.request import DEFAULT_ERASE_CHANNELS, MAX_STRENGTH
 from rewriting.rewrite import DEFAULT_STRENGTH
 from rewriting.solve import DEFAULT_REGULARIZATION
 
+from .example_pictures import example_thumbnail
+from .fields import WordedSlider
 from .page import Selections
 from .paint_grid import CSS_TEMPLATE, MODES, SCRIPT, TEMPLATE
 from .publish_policy import ON_SPACE, publish_help, publishing_allowed
@@ -17,6 +19,7 @@ from .settings import (
     CANVAS_PX,
     DEFAULT_MODEL,
     EXAMPLES,
+    EXAMPLES_DIR,
     NO_RESULT,
     SEARCH_SAMPLES,
 )
@@ -36,7 +39,8 @@ def action_bar() -> tuple[list[gr.Button], gr.Button, gr.Button]:
     """The top row: one button per example (loads and executes it), Execute and Erase."""
     with gr.Row(elem_id="actions", equal_height=True):
         examples = [
-            gr.Button(label, elem_id=f"example-{i}", size="md", min_width=120)
+            gr.Button(label, elem_id=f"example-{i}", size="md", min_width=120,
+                      icon=str(example_thumbnail(EXAMPLES_DIR / EXAMPLES[label])))
             for i, label in enumerate(EXAMPLES)
         ]
         execute_b = gr.Button("Execute", variant="primary", elem_id="execute", min_width=120)
@@ -49,10 +53,10 @@ def result_panel() -> tuple[gr.Markdown, gr.Slider, gr.Button]:
     the button that redoes it as the verdict advises."""
     result = gr.Markdown(NO_RESULT, elem_id="result", container=True, min_height=60)
     with gr.Row(equal_height=True):
-        strength = gr.Slider(0, MAX_STRENGTH / 2, value=DEFAULT_STRENGTH, step=0.1,
-                             elem_id="strength", scale=3,
-                             label="Strength of the latest edit (0 turns it off; nothing is "
-                                   "solved again)")
+        strength = WordedSlider(0, MAX_STRENGTH / 2, value=DEFAULT_STRENGTH, step=0.1,
+                                elem_id="strength", scale=3,
+                                label="Strength of the latest edit (0 turns it off; nothing "
+                                      "is solved again)")
         advice = gr.Button("Try the advice", elem_id="apply-advice", visible=False, scale=1)
     return result, strength, advice
 
@@ -70,13 +74,13 @@ def advanced_settings() -> tuple[gr.Slider, gr.Radio, gr.Number, gr.Slider, gr.C
     with gr.Accordion("Advanced", open=False), gr.Row():
         auto = gr.Checkbox(True, label="Choose layer, rank and strength for each edit (tries a "
                            "few on samples of their own, about 5 s)", elem_id="auto")
-        rank = gr.Slider(1, 16, value=1, step=1, label="Rank of the update", elem_id="rank")
+        rank = WordedSlider(1, 16, value=1, step=1, label="Rank of the update", elem_id="rank")
         method = gr.Radio([("rank-r (the paper)", "rank"), ("dense (whole layer)",
                           "dense")], value="rank", label="Method")
         reg = gr.Number(DEFAULT_REGULARIZATION, label="Regularization",
                         elem_id="regularization")
-        erase_n = gr.Slider(1, 128, value=DEFAULT_ERASE_CHANNELS, step=1,
-                            label="Channels to erase", elem_id="erase-channels")
+        erase_n = WordedSlider(1, 128, value=DEFAULT_ERASE_CHANNELS, step=1,
+                               label="Channels to erase", elem_id="erase-channels")
     return rank, method, reg, erase_n, auto
 
 
@@ -114,7 +118,7 @@ def paint_panel() -> PaintPanel:
                     elem_id="mode", container=False)
     grid = gr.HTML(None, html_template=TEMPLATE, css_template=CSS_TEMPLATE, js_on_load=SCRIPT,
                    elem_id="paint")
-    with gr.Row(equal_height=True):
+    with gr.Row():
         prev_b = gr.Button("< Previous", size="sm", min_width=70, elem_id="previous")
         first = gr.Number(0, label="Samples from #", precision=0, elem_id="page-start",
                           min_width=90)

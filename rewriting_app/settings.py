@@ -66,7 +66,7 @@ CSS = """
 .thumb .grid-container {
   grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important;
 }
-#actions button img { width: 44px; height: 44px; image-rendering: pixelated; }
+#actions button img { width: auto; height: 48px; image-rendering: pixelated; }
 /* Messages appear at the bottom left, clear of Execute and the brush. */
 .toast-wrap { top: auto !important; bottom: 12px !important; right: auto !important;
   left: 12px !important; }

@@ -107,7 +107,7 @@ def warm_layers(default_model: str) -> None:
     """The statistics of the default model's default layer, then of each example's layer, once
     each (opened one by one: a model that fails to load stops no other)."""
     seen: set[Layer] = set()
-    step("statistics", lambda: once_per_layer(
+    step("the default model's statistics", lambda: once_per_layer(
         lambda: (ss.Session.start(default_model),), seen, warm_statistics))
     for request_file in example_files():
         step(f"the statistics of {request_file.name}", lambda f=request_file: once_per_layer(

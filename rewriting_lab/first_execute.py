@@ -11,6 +11,7 @@ picture fetched), the measures that follow it not included.
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import tempfile
@@ -20,8 +21,9 @@ from pathlib import Path
 
 import httpx
 
-from .app_bench import BUTTONS, TLS, Browser, clicked
+from .app_bench import BUTTONS, TLS, Browser, clicked, open_page
 from .app_process import running_app
+from .machine import machine
 
 #: The line the app's warm-up ends with (`rewriting_app.warm.WARM_DONE`: the lab imports no
 #: part of the app, so the text is repeated here, and a test checks that both agree).
@@ -39,18 +41,6 @@ def warmed_up(log: Path, timeout: float = 600.0) -> None:
         time.sleep(0.1)
 
 
-def opened(url: str) -> Browser:
-    """The page opened in a new session: the page, its config, and its load event and all
-    that follows it."""
-    with httpx.Client(timeout=120, verify=TLS) as http:
-        http.get(url).raise_for_status()
-        config = http.get(url.rstrip("/") + "/config").json()
-    browser = Browser(url, config, uuid.uuid4().hex)
-    browser.run(next(i for i, d in enumerate(browser.deps)
-                     if any(t[1] == "load" for t in d["targets"])))
-    return browser
-
-
 def one_start(cache: Path) -> dict:
     """Start the app on the statistics cache `cache`: seconds until it serves, until its
     warm-up is done, and of the first example's Execute; the warm-up's statistics lines."""
@@ -61,8 +51,11 @@ def one_start(cache: Path) -> dict:
             served = time.perf_counter() - started
             warmed_up(log)
             warm = time.perf_counter() - started
-            browser = opened(url)
-            click = clicked(browser.config, BUTTONS[0][0])
+            config = httpx.get(url.rstrip("/") + "/config", timeout=120, verify=TLS).json()
+            session = uuid.uuid4().hex
+            open_page(url, session)
+            browser = Browser(url, config, session)
+            click = clicked(config, BUTTONS[0][0])
             execute = browser.run(click)[click]
         lines = STATISTICS_LINE.findall(log.read_text(errors="replace"))
     return {"served_s": served, "warm_up_s": warm, "execute_s": execute, "statistics": lines}
@@ -70,7 +63,8 @@ def one_start(cache: Path) -> dict:
 
 def first_execute(starts: int = 3) -> dict:
     """The first example's first Execute on `starts` fresh servers whose statistics are cached
-    (median and each), after one first start on an empty cache (its figures apart)."""
+    (median and each), after one first start on an empty cache (its figures apart); the
+    machine, and its load average at the end (on a shared machine the figures vary with it)."""
     with tempfile.TemporaryDirectory(prefix="app-first-cache-") as cache:
         first = one_start(Path(cache))
         again = [one_start(Path(cache)) for _ in range(starts)]
@@ -81,5 +75,5 @@ def first_execute(starts: int = 3) -> dict:
         "served_s": statistics.median(a["served_s"] for a in again),
         "warm_up_s": statistics.median(a["warm_up_s"] for a in again),
         "statistics": again[-1]["statistics"],
-        "first_start": first,
+        "first_start": first, "machine": machine(), "load_average": os.getloadavg(),
     }

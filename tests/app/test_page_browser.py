@@ -62,10 +62,14 @@ def test_suggest_and_search_results_are_in_view(app, viewport, name):
         tab.context.close()
 
 
-def typed(elem_id: str, value: str) -> Callable:
-    """Type `value` in a number field (a slider's box too) and press Enter."""
+def typed(elem_id: str, value: str, shown_in: str | None = None) -> Callable:
+    """Type `value` in a number field (a slider's box too; on the tab `shown_in`) and press
+    Enter."""
     def act(tab):
+        if shown_in:
+            show_tab(tab, shown_in)
         field = tab.locator(f"#{elem_id} input[type=number]")
+        field.scroll_into_view_if_needed()
         field.fill(value)
         field.press("Enter")
     return act
@@ -78,8 +82,10 @@ def then_click(first: Callable, elem_id: str) -> Callable:
     return act
 
 
-def click(elem_id: str, count: int = 1) -> Callable:
+def click(elem_id: str, count: int = 1, shown_in: str = "What you marked") -> Callable:
+    """Click a button (`count` times at once; buttons of the marks' tab shown first)."""
     def act(tab):
+        show_tab(tab, shown_in)
         tab.locator(f"#{elem_id}").scroll_into_view_if_needed()
         tab.click(f"#{elem_id}", click_count=count)
     return act
@@ -109,14 +115,14 @@ HOSTILE = [
     ("rank 99, execute", then_click(typed("rank", "99"), "execute")),
     ("channels 0, erase", then_click(typed("erase-channels", "0"), "erase")),
     ("channels 9999, erase", then_click(typed("erase-channels", "9999"), "erase")),
-    ("strength 99 with no edit", typed("strength", "99")),
-    ("strength -3 with no edit", typed("strength", "-3")),
+    ("strength 99 with no edit", typed("strength", "99", "Result")),
+    ("strength -3 with no edit", typed("strength", "-3", "Result")),
     ("photo steps 0, project", then_click(typed("photo-steps", "0"), "photo-project")),
     ("photo steps 99999, project", then_click(typed("photo-steps", "99999"), "photo-project")),
     ("cancel with no projection", click("photo-cancel")),
     ("an example twice at once", click("example-0", 2)),
     ("execute the example's edit again, twice", click("execute", 2)),
-    ("strength 99 on the edit", typed("strength", "99")),
+    ("strength 99 on the edit", typed("strength", "99", "Result")),
 ]
 
 

@@ -32,7 +32,7 @@ def test_an_edit_that_did_not_take_says_why_and_the_advice_redoes_it(app, tmp_pa
         warned(tab, "press Execute")  # and closed, as it covers Execute
         tab.click("#execute")
         tab.wait_for_function(  # the verdict comes after the picture, its search included
-            "() => document.querySelector('#result')?.innerText.includes('did not take')",
+            "() => document.querySelector('#result')?.innerText.includes('Likely reason')",
             timeout=180_000)
         said = tab.inner_text("#result")
         assert "Likely reason" in said and "Exact figures" in said
