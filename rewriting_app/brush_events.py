@@ -108,14 +108,14 @@ def suggest_events(p: Page, suggest_b: gr.Button) -> None:
         if best is None or best <= 0 or suggestion.layer == session.layer or (
                 here is not None and best <= here):
             return {p.result: f"**Keep the current layer ({session.layer}).** No other layer "
-                    "carries this rule further on held-out samples." + "\n\n" + table,
+                    "carries this rule further on other samples." + "\n\n" + table,
                     p.tabs: gr.Tabs(selected="result")}
         session = session.with_layer(suggestion.layer)
         return {
             **p.chosen.show(session), p.layer_dd: suggestion.layer,
             p.grid: p.page(session, start, "Edited", False, 1),
             p.result: f"**Switched to layer {suggestion.layer}:** there the rule reaches "
-            f"furthest ({best:.0%} of the way on held-out samples, against "
+            f"furthest ({best:.0%} of the way on other samples, against "
             f"{'nothing' if here is None else f'{here:.0%}'} at {current(st).layer}) without "
             "changing much else. Press Execute to apply it there.\n\n" + table,
             p.tabs: gr.Tabs(selected="result"),

@@ -107,8 +107,8 @@ def publish_events(p: Page, pub: PublishPanel) -> None:
             )
         name, count = repo.strip(), len(current(st).stack.deltas)
         return (f"Published {count} edit{'s' if count > 1 else ''} in one commit: "
-                f"[{url}]({url}). Load it here by typing `hub:{name}` as the model, or "
-                f"`python -m rewriting sample --model hub:{name}`.")
+                f"[{url}]({url}). Anyone can open it here by typing `hub:{name}` as the "
+                "model.")
 
     pub.publish_b.click(publish_now,
                         [p.state, pub.repo_tb, pub.private_cb, pub.delta_cb, pub.exist_cb],

@@ -12,8 +12,8 @@ ON_SPACE = bool(os.environ.get("SPACE_ID"))
 #: Elsewhere every visitor would publish with this machine's token: off unless this is "1".
 ALLOW_PUBLISH = "REWRITING_ALLOW_PUBLISH"
 PUBLISH_OFF = (
-    "publishing is off in this app: outside a Space it would upload with this machine's Hub "
-    f"token for any visitor; whoever starts the app can allow it with {ALLOW_PUBLISH}=1"
+    "publishing is off in this app: outside a Space it would upload with this server's own Hub "
+    "token for any visitor; only whoever runs the server can allow it"
 )
 
 
@@ -37,9 +37,9 @@ def publish_help() -> str:
     if publishing_allowed():
         return what + "Uses the token of `HF_TOKEN` or of `hf auth login` on this machine."
     return (
-        f"**Publishing is off.** Outside a Space it would upload with this machine's Hub token "
-        f"for any visitor, so it must be allowed by whoever starts the app: "
-        f"`{ALLOW_PUBLISH}=1 python app.py`. `python -m rewriting push` publishes from a shell."
+        "**Publishing is off.** Outside a Space it would upload with this server's own Hub "
+        "token for any visitor, so only whoever runs the server can allow it (the README "
+        "says how)."
     )
 
 

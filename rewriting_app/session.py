@@ -79,6 +79,11 @@ AT_STRENGTH = frozenset({"residual_at_strength", "delta_norm_ratio_at_strength"}
 STATS_KEPT = 8
 
 _stats: dict[tuple, KeyStats] = {}
+#: Settings searches kept in memory, by what they depend on (the oldest are dropped): the same
+#: request on the same edits (an example, clicked by every visitor) is searched once. The
+#: searches are shared read-only.
+SEARCHES_KEPT = 32
+_searches: dict[tuple, Search] = {}
 _stats_lock = threading.Lock()
 _computing: dict[tuple, threading.Lock] = {}
 
@@ -434,8 +439,23 @@ def choose_settings(
     session: Session, request: EditRequest, progress: Callable[[int, int], None] | None = None
 ) -> tuple[EditRequest, Search]:
     """The request with the settings it leaves to the search chosen (on top of the session's
-    edits), and the search; first-time statistics of a layer reported to `progress`."""
-    found = search(session.generator, request, session.stack, layer_statistics(session, progress))
+    edits), and the search (kept: the same request on the same edits is searched once);
+    first-time statistics of a layer reported to `progress`."""
+    ident = (*render_identity(session.stack, session.truncation), session.layer,
+             json.dumps(request.to_json(), sort_keys=True))
+    with _stats_lock:
+        searching = _computing.setdefault(ident, threading.Lock())
+    with searching:  # visitors asking at once wait for one search
+        with _stats_lock:
+            found = _searches.get(ident)
+        if found is None:
+            found = search(session.generator, request, session.stack,
+                           layer_statistics(session, progress))
+            with _stats_lock:
+                _searches[ident] = found
+                _computing.pop(ident, None)  # later callers find the search itself
+                while len(_searches) > SEARCHES_KEPT:
+                    _searches.pop(next(iter(_searches)))
     return found.chosen.setting.apply(request), found
 
 

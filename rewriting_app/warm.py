@@ -4,9 +4,9 @@ It runs in a daemon thread, so the page is served at once. First the key statist
 default model at its default layer and of the examples at theirs, through `session.statistics`
 (a visitor who clicks meanwhile waits on the same computation, never a second one); computed,
 they land in the digest-checked disk cache, which the next start loads in well under a second.
-Then the examples' pictures, and at each layer the examples use, the first of them executed
-once on one thread, its result thrown away: the base model's readings and renders that every
-edit at that layer reads are then kept in memory. One line per layer and per edit goes to
+Then the examples' pictures, and each example executed once on one thread, its result thrown
+away: the base model's readings and renders that every edit at that layer reads, and each
+example's settings search, are then kept in memory. One line per layer and per edit goes to
 stderr, one per failed step (the warm-up goes on), and `WARM_DONE` last. On ZeroGPU nothing
 is warmed: there each computation borrows a GPU in a worker of its own.
 """
@@ -116,15 +116,13 @@ def warm_layers(default_model: str) -> None:
 
 def warm_examples() -> None:
     """The examples' pictures (on one thread, as an example button draws its selections), then
-    the first example at each layer they use, executed."""
+    each example executed (its settings search is then kept for the visitors' first click)."""
     with one_thread():
         for request_file in example_files():
             step(f"the picture of {request_file.name}",
                  lambda f=request_file: example_thumbnail(f))
-    seen: set[Layer] = set()
     for request_file in example_files():
-        step(f"the edit of {request_file.name}", lambda f=request_file: once_per_layer(
-            lambda: example(f), seen, warm_edit))
+        step(f"the edit of {request_file.name}", lambda f=request_file: warm_edit(*example(f)))
 
 
 def warm_up(default_model: str) -> None:
