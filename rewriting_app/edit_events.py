@@ -103,11 +103,8 @@ def example_events(p: Page, example_bs: list[gr.Button],
                 session, start = ss.Session.start(EMBEDDED_MODEL), 0
                 switched = p.everything(session, start)
             data = read_json_file(EXAMPLES_DIR / EXAMPLES[name], "example")
-            earlier = len(session.stack.deltas)
             session, request = session.loaded(data)
-            note = (f"*Added on top of your {earlier} earlier edit{'s' * (earlier > 1)}: Revert "
-                    "removes any of them.*\n\n" if earlier else "")
-            done = p.executed(session, request, progress, note)
+            done = p.executed(session, request, progress)
             with one_thread():
                 selections = p.loaded(session, request, start)
             return {**switched, **selections, **done}

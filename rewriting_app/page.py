@@ -52,8 +52,17 @@ def measure_pending(pending: ss.Pending | None, shown: ss.Shown | None) -> tuple
     advice = metrics.get("advice")
     button = (gr.update(visible=True, value=f"Try {advice['label']}") if advice
               else gr.update(visible=False))
-    return (result_text(len(pending.after.stack.deltas), metrics, count), button,
-            (pending, metrics))
+    return (stacked_note(pending.before) + result_text(len(pending.after.stack.deltas), metrics,
+                                                       count), button, (pending, metrics))
+
+
+def stacked_note(before: ss.Session) -> str:
+    """What the result says first when an edit joins earlier ones (Markdown, or nothing)."""
+    earlier = len(before.stack.deltas)
+    if not earlier:
+        return ""
+    return (f"*Added on top of your {earlier} earlier edit{'s' * (earlier > 1)}: Revert "
+            "removes any of them.*\n\n")
 
 
 def keep_measures(st: ss.Session | None, measured: tuple | None) -> ss.Session:
@@ -231,10 +240,10 @@ class Page:
             self.trunc: gr.skip() if session.truncation is None else session.truncation,
         }
 
-    def executed(self, session: ss.Session, request, progress, note: str = "") -> dict:
-        """Apply the request and show its result (`note` before it): history, numbers,
-        before/after; `edited_page` then redraws the grid for the new edits. The latest edit
-        again (a second click, the same example twice) is refused: it would stack twice."""
+    def executed(self, session: ss.Session, request, progress) -> dict:
+        """Apply the request and show its result: history, numbers, before/after;
+        `edited_page` then redraws the grid for the new edits. The latest edit again (a second
+        click, the same example twice) is refused: it would stack twice."""
         deltas = session.stack.deltas
         if deltas and same_edit(deltas[-1].request, request.to_json()):
             raise RewritingError(f"this edit is already applied (edit {len(deltas)}): change "
@@ -245,8 +254,8 @@ class Page:
             picture = ss.comparison(done, shown)
         return {
             self.state: done, **self.edits(done), self.view: "Edited", self.highlight: False,
-            self.result: note + solved_text(len(done.stack.deltas), done.stack.deltas[-1].metrics,
-                                            len(shown.numbers)),
+            self.result: stacked_note(session) + solved_text(
+                len(done.stack.deltas), done.stack.deltas[-1].metrics, len(shown.numbers)),
             self.pending: pending,
             self.comparison_img: gr.update(value=image_file(np.asarray(picture)), visible=True),
             self.compared: shown,

@@ -341,8 +341,9 @@ def test_edits_survive_a_reload_and_a_saved_file(app, tmp_path):
 
 
 def test_phone_width_two_columns_and_the_result_in_view(app):
-    """At 420 px the page fits the width, the grid has two columns a brush paints on, and an
-    example's result is brought into view."""
+    """At 420 px the page fits the width and the grid has two columns a brush paints on: a
+    by-hand edit (its copied part moved once before executing) and then an example, each with
+    its result brought into view; the example says that it joins an earlier edit."""
     tab = visitor(app, PHONE)
 
     def steps(tab):
@@ -351,13 +352,32 @@ def test_phone_width_two_columns_and_the_result_in_view(app):
         assert tab.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         lefts = {round(tab.locator("#paint .cell").nth(i).bounding_box()["x"]) for i in range(6)}
         assert len(lefts) == 2, lefts
-        tab.locator("#paint .cell").nth(3).scroll_into_view_if_needed()
-        paint(tab, 3, EYES, "copy")
-        tab.locator("#example-0").scroll_into_view_if_needed()
-        tab.click("#example-0")
+        tab.locator("#paint .cell").nth(0).scroll_into_view_if_needed()
+        paint(tab, 0, EYES, "copy")
+        paint(tab, 1, EYES, "paste")
+        goal = tab.eval_on_selector("#preview img", "img => img.src")
+        # Moved: the brush on "where it goes" again, lower; the goal follows.
+        tab.locator("#mode").get_by_text("Where it goes").click()
+        paint(tab, 1, MOUTH, "paste")
+        tab.wait_for_function(
+            "old => document.querySelector('#preview img')?.src !== old", arg=goal)
+        mode_is(tab, "context")
+        for cell in (1, 3):
+            tab.locator("#paint .cell").nth(cell).scroll_into_view_if_needed()
+            paint(tab, cell, MOUTH, "context")
+        tab.locator("#execute").scroll_into_view_if_needed()
+        tab.click("#execute")
         result_says(tab, "Edit 1 applied")
         tab.wait_for_timeout(500)
         assert in_view(tab, "#comparison img", PHONE) and in_view(tab, "#result", PHONE)
+        tab.screenshot(path=str(ARTIFACTS / "app-phone-execute.png"))
+
+        tab.locator("#example-0").scroll_into_view_if_needed()
+        tab.click("#example-0")
+        result_says(tab, "Edit 2 applied")
+        tab.wait_for_timeout(500)
+        assert in_view(tab, "#comparison img", PHONE) and in_view(tab, "#result", PHONE)
+        assert "on top of your 1 earlier edit" in tab.inner_text("#result")
         tab.screenshot(path=str(ARTIFACTS / "app-phone-result.png"))
         assert tab.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 

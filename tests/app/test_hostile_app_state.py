@@ -464,7 +464,7 @@ def test_the_running_app_opens_on_a_forged_state(served, good, edited, name):
         "a field nested 200 deep": {**good, "layer": nested(200)},
         "garbage": {**good, "edits": [None, {"x": 1}], "context": "all"},
     }[name]
-    messages = queue_call(url, load_index(url), [None, 0, 0, kept], uuid.uuid4().hex)
+    messages = queue_call(url, load_index(url), [None, 0, kept], uuid.uuid4().hex)
     done = messages[-1]
     assert done["msg"] == "process_completed" and done["success"], (done, app_log(folder))
     logs = [m for m in messages if m["msg"] == "log"]
@@ -571,7 +571,9 @@ def test_a_hostile_local_storage_then_reloads(served, chromium, good, edited):
 
 @pytest.mark.slow
 def test_clicks_while_an_edit_runs_do_nothing(served, chromium):
-    """Execute pressed again and again while an edit runs (and is measured) applies it once."""
+    """Erase pressed, then every edit button again and again while that edit runs (and is
+    measured), applies it once (Execute again on the example's own marks would be refused:
+    that edit is already applied)."""
     tab = chromium.new_context().new_page()
     tab.set_default_timeout(120_000)
     try:
@@ -581,7 +583,7 @@ def test_clicks_while_an_edit_runs_do_nothing(served, chromium):
         tab.wait_for_function("document.querySelectorAll('#history li').length === 1")
         tab.wait_for_function("!document.querySelector('#execute').disabled")
         locked = tab.evaluate("""async () => {
-          const button = document.querySelector('#execute');
+          const button = document.querySelector('#erase');
           button.click();
           let presses = 0;
           await new Promise(r => setTimeout(r, 50));
