@@ -50,7 +50,7 @@ def api_errors(fn: Callable) -> Callable:
 
 
 def page_start(start: float | None) -> int:
-    """The first sample of a gallery page: `start` clamped so that the whole page exists."""
+    """The first sample of a grid page: `start` clamped so that the whole page exists."""
     return min(max(0, int(start or 0)), MAX_SAMPLE_NUMBER + 1 - PAGE)
 
 
