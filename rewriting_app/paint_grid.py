@@ -23,7 +23,7 @@ from rewriting.request import Selection
 
 from . import session as ss
 from .file_cache import image_file
-from .pictures import enlarge, mask_url
+from .pictures import enlarge, mask_url, tint
 
 #: The brush's modes: what a stroke marks, in the visitor's words, and its colour.
 MODES = {
@@ -122,11 +122,11 @@ def cell_size(session: ss.Session) -> tuple[int, int]:
 
 def cell_picture(session: ss.Session, image: np.ndarray, sample: int) -> np.ndarray:
     """A sample enlarged to a cell, with the session's selections on it tinted by role."""
-    picture = enlarge(image, CELL_PX).astype(np.float32)
+    picture = enlarge(image, CELL_PX)
     for role, selection in roles(session, sample):
-        cover = selection_cover(selection, session, picture.shape[:2])[..., None] * 0.5
-        picture = picture * (1 - cover) + np.array(MODES[role][1], np.float32) * cover
-    return picture.round().astype(np.uint8)
+        cover = selection_cover(selection, session, picture.shape[:2])
+        picture = tint(picture, cover, 0.5, MODES[role][1])
+    return picture
 
 
 def roles(session: ss.Session, sample: int) -> list[tuple[str, Selection]]:

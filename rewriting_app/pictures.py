@@ -41,9 +41,10 @@ def enlarge(image: np.ndarray, at_least: int) -> np.ndarray:
 
 
 def tint(
-    images: np.ndarray, masks: np.ndarray | torch.Tensor, strength: float = 0.6
+    images: np.ndarray, masks: np.ndarray | torch.Tensor, strength: float = 0.6,
+    color: tuple[int, int, int] = MASK_COLOR,
 ) -> np.ndarray:
-    """Images [..., H, W, 3] with coverage `masks` [..., H, W] blended towards the mask colour."""
+    """Images [..., H, W, 3] with coverage `masks` [..., H, W] blended towards `color`."""
     alpha = np.asarray(masks, dtype=np.float32)[..., None] * strength
-    mixed = images.astype(np.float32) * (1 - alpha) + np.array(MASK_COLOR) * alpha
+    mixed = images.astype(np.float32) * (1 - alpha) + np.array(color) * alpha
     return mixed.round().astype(np.uint8)
